@@ -1,0 +1,1 @@
+"""seckill: a high-concurrency flash-sale backend."""

@@ -1,0 +1,84 @@
+"""JWT (HS256) verification and the CurrentUser / AdminUser dependencies."""
+
+import time
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import jwt
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from app.config import Settings
+from app.errors import Forbidden, Unauthorized
+
+ADMIN_ROLE = "admin"
+MAX_USER_ID_LENGTH = 128
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    member: bool = False
+    is_admin: bool = False
+
+
+def mint_token(
+    settings: Settings,
+    *,
+    user_id: str,
+    member: bool = False,
+    admin: bool = False,
+    ttl_seconds: int = 24 * 3600,
+) -> str:
+    now = int(time.time())
+    claims: dict[str, Any] = {"sub": user_id, "iat": now, "exp": now + ttl_seconds}
+    if member:
+        claims["member"] = True
+    if admin:
+        claims["role"] = ADMIN_ROLE
+    return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm="HS256")
+
+
+def verify_token(settings: Settings, token: str) -> User:
+    try:
+        claims = jwt.decode(
+            token,
+            settings.jwt_secret.get_secret_value(),
+            algorithms=["HS256"],
+            options={"require": ["sub", "exp"]},
+            leeway=settings.jwt_leeway_seconds,
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise Unauthorized("The token has expired.") from exc
+    except jwt.InvalidTokenError as exc:
+        raise Unauthorized(f"The token is invalid: {exc}.") from exc
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub or len(sub) > MAX_USER_ID_LENGTH:
+        raise Unauthorized("The token's `sub` must be a non-empty user id string.")
+    member = claims.get("member", False)
+    if not isinstance(member, bool):
+        raise Unauthorized("The token's `member` claim must be a boolean.")
+    return User(id=sub, member=member, is_admin=claims.get("role") == ADMIN_ROLE)
+
+
+_bearer = HTTPBearer(auto_error=False, description="HS256 JWT; see shared/CONTRACT.md")
+
+
+def current_user(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("Send `Authorization: Bearer <token>`.")
+    settings: Settings = request.app.state.services.settings
+    return verify_token(settings, credentials.credentials)
+
+
+def admin_user(user: Annotated[User, Depends(current_user)]) -> User:
+    if not user.is_admin:
+        raise Forbidden("This endpoint is for operators (role=admin).")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+AdminUser = Annotated[User, Depends(admin_user)]

@@ -1,0 +1,1 @@
+"""Coupons: templates, claims and redemption (arrives with the coupons issue)."""

@@ -1,0 +1,1 @@
+"""Flash-sale events and their items: windows, prices, allocations."""

@@ -1,0 +1,65 @@
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Integer,
+    Numeric,
+    String,
+    UniqueConstraint,
+    false,
+    func,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db import Base
+
+MONEY = Numeric(12, 2)
+
+
+class Event(Base):
+    __tablename__ = "events"
+    __table_args__ = (
+        CheckConstraint("starts_at < ends_at", name="window_ordered"),
+        CheckConstraint("member_early_access_seconds >= 0", name="early_access_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    member_early_access_seconds: Mapped[int] = mapped_column(Integer, server_default="0")
+    paused: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    items: Mapped[list["EventItem"]] = relationship(
+        back_populates="event", order_by="EventItem.id", lazy="selectin"
+    )
+
+
+class EventItem(Base):
+    __tablename__ = "event_items"
+    __table_args__ = (
+        UniqueConstraint("event_id", "sku"),
+        CheckConstraint("list_price > 0", name="list_price_positive"),
+        CheckConstraint("seckill_price > 0", name="seckill_price_positive"),
+        CheckConstraint("seckill_price <= list_price", name="seckill_price_not_above_list"),
+        CheckConstraint("stock > 0", name="stock_positive"),
+        CheckConstraint("per_user_limit >= 1", name="per_user_limit_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), index=True)
+    sku: Mapped[str] = mapped_column(ForeignKey("skus.sku"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    list_price: Mapped[Decimal] = mapped_column(MONEY)
+    seckill_price: Mapped[Decimal] = mapped_column(MONEY)
+    # Units allocated from the SKU to this sale; the live remainder is in Redis.
+    stock: Mapped[int] = mapped_column(Integer)
+    per_user_limit: Mapped[int] = mapped_column(Integer)
+
+    event: Mapped[Event] = relationship(back_populates="items", lazy="joined")

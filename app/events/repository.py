@@ -1,0 +1,105 @@
+"""Every SQL statement of the events domain."""
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from app.events.models import Event, EventItem
+from app.events.schemas import EventState
+
+
+async def insert_event(
+    session: AsyncSession,
+    *,
+    name: str,
+    starts_at: datetime,
+    ends_at: datetime,
+    member_early_access_seconds: int,
+) -> Event:
+    event = Event(
+        name=name,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        member_early_access_seconds=member_early_access_seconds,
+        paused=False,
+    )
+    session.add(event)
+    await session.flush()
+    return event
+
+
+async def insert_item(
+    session: AsyncSession,
+    *,
+    event_id: int,
+    sku: str,
+    name: str,
+    list_price: Decimal,
+    seckill_price: Decimal,
+    stock: int,
+    per_user_limit: int,
+) -> EventItem:
+    item = EventItem(
+        event_id=event_id,
+        sku=sku,
+        name=name,
+        list_price=list_price,
+        seckill_price=seckill_price,
+        stock=stock,
+        per_user_limit=per_user_limit,
+    )
+    session.add(item)
+    await session.flush()
+    return item
+
+
+async def get_event(session: AsyncSession, event_id: int) -> Event | None:
+    return await session.scalar(
+        select(Event)
+        .where(Event.id == event_id)
+        .options(selectinload(Event.items))
+        .execution_options(populate_existing=True)
+    )
+
+
+async def get_item(session: AsyncSession, item_id: int) -> EventItem | None:
+    return await session.scalar(select(EventItem).where(EventItem.id == item_id))
+
+
+async def list_events(
+    session: AsyncSession,
+    *,
+    state: EventState | None,
+    now: datetime,
+    limit: int,
+    offset: int,
+) -> Sequence[Event]:
+    query = select(Event).options(selectinload(Event.items))
+    if state is EventState.UPCOMING:
+        query = query.where(Event.starts_at > now)
+    elif state is EventState.LIVE:
+        query = query.where(Event.starts_at <= now, Event.ends_at > now)
+    elif state is EventState.ENDED:
+        query = query.where(Event.ends_at <= now)
+    rows = await session.scalars(
+        query.order_by(Event.starts_at, Event.id).limit(limit).offset(offset)
+    )
+    return rows.all()
+
+
+async def items_not_ended(session: AsyncSession, *, now: datetime) -> Sequence[EventItem]:
+    rows = await session.scalars(
+        select(EventItem).join(EventItem.event).where(Event.ends_at > now).order_by(EventItem.id)
+    )
+    return rows.all()
+
+
+async def set_paused(session: AsyncSession, *, event_id: int, paused: bool) -> bool:
+    result = await session.execute(
+        update(Event).where(Event.id == event_id).values(paused=paused).returning(Event.id)
+    )
+    return result.scalar_one_or_none() is not None

@@ -1,0 +1,210 @@
+"""Flash-sale events: creation with allocation, public reads with live stock, warm-up.
+Never commits: the router owns the transaction."""
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.events import repository
+from app.events.errors import EventNotFound, ItemNotFound
+from app.events.models import Event, EventItem
+from app.events.schemas import EventCreate, EventRead, EventState, ItemRead, ItemState
+from app.inventory import service as inventory
+from app.orders import repository as orders
+from app.seckill.sale_state import SaleTerms, load_sale, remaining_stock
+from app.state import Services
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def create_event(*, session: AsyncSession, data: EventCreate) -> Event:
+    event = await repository.insert_event(
+        session,
+        name=data.name,
+        starts_at=data.starts_at,
+        ends_at=data.ends_at,
+        member_early_access_seconds=data.member_early_access_seconds,
+    )
+    # Allocate in SKU order so two events sharing SKUs lock them in the same order.
+    for spec in sorted(data.items, key=lambda i: i.sku):
+        await inventory.receive_if_unknown(
+            session=session, sku=spec.sku, name=spec.name, units=spec.stock
+        )
+        item = await repository.insert_item(
+            session,
+            event_id=event.id,
+            sku=spec.sku,
+            name=spec.name,
+            list_price=spec.list_price,
+            seckill_price=spec.seckill_price,
+            stock=spec.stock,
+            per_user_limit=spec.per_user_limit,
+        )
+        await inventory.allocate_to_item(
+            session=session, sku=spec.sku, item_id=item.id, units=spec.stock
+        )
+    return await get_event_row(session=session, event_id=event.id)
+
+
+async def get_event_row(*, session: AsyncSession, event_id: int) -> Event:
+    event = await repository.get_event(session, event_id)
+    if event is None:
+        raise EventNotFound(f"No event {event_id}.")
+    return event
+
+
+def _terms(item: EventItem) -> SaleTerms:
+    return SaleTerms(
+        item_id=item.id,
+        event_id=item.event_id,
+        starts_at=item.event.starts_at,
+        ends_at=item.event.ends_at,
+        member_early_access_seconds=item.event.member_early_access_seconds,
+        per_user_limit=item.per_user_limit,
+        paused=item.event.paused,
+        unit_price=item.seckill_price,
+        allocated=item.stock,
+    )
+
+
+async def publish_sale(
+    *, session: AsyncSession, services: Services, items: Sequence[EventItem]
+) -> int:
+    """Load (or refresh) the items' sale state in Redis from Postgres; returns how many
+    items had their live counters built (the rest were already live and kept)."""
+    sold = await orders.units_sold_by_item(session, [i.id for i in items])
+    loaded = 0
+    for item in items:
+        bought = await orders.units_bought_by_user(session, item.id)
+        loaded += await load_sale(
+            redis=services.redis,
+            scripts=services.scripts,
+            prefix=services.settings.redis_key_prefix,
+            group=services.settings.worker_group,
+            terms=_terms(item),
+            units_sold=sold[item.id],
+            bought_by_user=bought,
+        )
+    return loaded
+
+
+async def warm_up(*, session: AsyncSession, services: Services) -> int:
+    """At start-up: make sure every live or upcoming item is in Redis."""
+    items = await repository.items_not_ended(session, now=utc_now())
+    return await publish_sale(session=session, services=services, items=items)
+
+
+def _event_state(event: Event, now: datetime) -> EventState:
+    if now >= event.ends_at:
+        return EventState.ENDED
+    if now < event.starts_at:
+        return EventState.UPCOMING
+    return EventState.LIVE
+
+
+def _item_state(event: Event, remaining: int, now: datetime) -> ItemState:
+    if now >= event.ends_at:
+        return ItemState.ENDED
+    if event.paused:
+        return ItemState.PAUSED
+    if now < event.starts_at:
+        return ItemState.UPCOMING
+    if remaining <= 0:
+        return ItemState.SOLD_OUT
+    return ItemState.LIVE
+
+
+async def _remaining(
+    *, session: AsyncSession, services: Services, items: Sequence[EventItem]
+) -> dict[int, int]:
+    live = await remaining_stock(
+        redis=services.redis,
+        prefix=services.settings.redis_key_prefix,
+        item_ids=[i.id for i in items],
+    )
+    missing = [i for i in items if live.get(i.id) is None]
+    # Items not in Redis (an old sale, or Redis rebuilt): the truth is in Postgres.
+    sold = await orders.units_sold_by_item(session, [i.id for i in missing])
+    result = {item_id: stock for item_id, stock in live.items() if stock is not None}
+    for item in missing:
+        result[item.id] = item.stock - sold[item.id]
+    return result
+
+
+def _item_read(item: EventItem, event: Event, remaining: int, now: datetime) -> ItemRead:
+    return ItemRead(
+        id=item.id,
+        event_id=item.event_id,
+        sku=item.sku,
+        name=item.name,
+        list_price=item.list_price,
+        seckill_price=item.seckill_price,
+        stock=item.stock,
+        per_user_limit=item.per_user_limit,
+        remaining=max(remaining, 0),
+        state=_item_state(event, remaining, now),
+        starts_at=event.starts_at,
+        ends_at=event.ends_at,
+    )
+
+
+async def read_events(
+    *, session: AsyncSession, services: Services, events: Sequence[Event]
+) -> list[EventRead]:
+    now = utc_now()
+    all_items = [item for event in events for item in event.items]
+    remaining = await _remaining(session=session, services=services, items=all_items)
+    return [
+        EventRead(
+            id=event.id,
+            name=event.name,
+            starts_at=event.starts_at,
+            ends_at=event.ends_at,
+            member_early_access_seconds=event.member_early_access_seconds,
+            paused=event.paused,
+            state=_event_state(event, now),
+            items=[_item_read(i, event, remaining[i.id], now) for i in event.items],
+        )
+        for event in events
+    ]
+
+
+async def get_event(*, session: AsyncSession, services: Services, event_id: int) -> EventRead:
+    event = await get_event_row(session=session, event_id=event_id)
+    return (await read_events(session=session, services=services, events=[event]))[0]
+
+
+async def list_events(
+    *,
+    session: AsyncSession,
+    services: Services,
+    state: EventState | None,
+    limit: int,
+    offset: int,
+) -> list[EventRead]:
+    events = await repository.list_events(
+        session, state=state, now=utc_now(), limit=limit, offset=offset
+    )
+    return await read_events(session=session, services=services, events=events)
+
+
+async def get_item_row(*, session: AsyncSession, item_id: int) -> EventItem:
+    item = await repository.get_item(session, item_id)
+    if item is None:
+        raise ItemNotFound(f"No item {item_id}.")
+    return item
+
+
+async def get_item(*, session: AsyncSession, services: Services, item_id: int) -> ItemRead:
+    item = await get_item_row(session=session, item_id=item_id)
+    remaining = await _remaining(session=session, services=services, items=[item])
+    return _item_read(item, item.event, remaining[item.id], utc_now())
+
+
+async def set_paused(*, session: AsyncSession, event_id: int, paused: bool) -> Event:
+    if not await repository.set_paused(session, event_id=event_id, paused=paused):
+        raise EventNotFound(f"No event {event_id}.")
+    return await get_event_row(session=session, event_id=event_id)

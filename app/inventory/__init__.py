@@ -1,0 +1,1 @@
+"""SKUs, on-hand stock and the inventory ledger of every stock movement."""

@@ -1,0 +1,1 @@
+"""Orders once they reach Postgres: reads, and (later) payment and cancellation."""

@@ -1,0 +1,1 @@
+"""The flash-sale hot path: atomic purchase in Lua, order stream, order writer."""

@@ -1,0 +1,35 @@
+"""The typed application state built by the lifespan, and its dependency aliases."""
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.redis import Scripts
+from app.seckill.keys import GlobalKeys
+from app.seckill.sold_out import SoldOutMarks
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    redis: Redis
+    scripts: Scripts
+    sold_out: SoldOutMarks
+
+    @property
+    def keys(self) -> GlobalKeys:
+        return GlobalKeys(self.settings.redis_key_prefix)
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
