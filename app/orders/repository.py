@@ -23,7 +23,7 @@ async def units_sold_by_item(session: AsyncSession, item_ids: Iterable[int]) -> 
         .where(Order.item_id.in_(ids), Order.status.in_(LIVE_STATUSES))
         .group_by(Order.item_id)
     )
-    sold = {item_id: int(units) for item_id, units in rows.tuples()}
+    sold = {item_id: int(units) for item_id, units in rows}
     return {item_id: sold.get(item_id, 0) for item_id in ids}
 
 
@@ -33,7 +33,7 @@ async def units_bought_by_user(session: AsyncSession, item_id: int) -> dict[str,
         .where(Order.item_id == item_id, Order.status.in_(LIVE_STATUSES))
         .group_by(Order.user_id)
     )
-    return {user_id: int(units) for user_id, units in rows.tuples()}
+    return {user_id: int(units) for user_id, units in rows}
 
 
 async def get_order(session: AsyncSession, order_id: str) -> Order | None:

@@ -1,0 +1,161 @@
+"""Fixtures: real Postgres and Redis, each test isolated.
+
+Every test that touches Postgres gets its own database, copied from a template that was
+migrated once per run; every test gets its own Redis key prefix. Servers come from
+SECKILL_TEST_DATABASE_URL (a database on the server to administer from) and
+SECKILL_TEST_REDIS_URL, defaulting to the local servers.
+"""
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from redis.asyncio import Redis
+from sqlalchemy.engine import make_url
+
+from app.config import Settings
+from app.db import migrate
+from app.embedded import embedded_redis
+from app.main import build_services, create_app
+from app.state import Services
+from tests.factories import Auth
+
+ADMIN_DATABASE_URL = os.environ.get(
+    "SECKILL_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("SECKILL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+TEST_JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
+
+
+def database_url(name: str) -> str:
+    return make_url(ADMIN_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
+
+
+async def _admin(statement: str) -> None:
+    connection = await asyncpg.connect(
+        ADMIN_DATABASE_URL.replace("postgresql+asyncpg", "postgresql")
+    )
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+async def template_database() -> AsyncIterator[str]:
+    """A database migrated to head once per run; each test copies it."""
+    name = f"seckill_tmpl_{os.getpid()}"
+    await _admin(f'DROP DATABASE IF EXISTS "{name}"')
+    await _admin(f'CREATE DATABASE "{name}"')
+    await asyncio.to_thread(migrate, database_url(name))
+    yield name
+    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def empty_database() -> AsyncIterator[str]:
+    """A fresh database with no schema (for migration tests); yields its URL."""
+    name = f"seckill_t_{uuid.uuid4().hex[:12]}"
+    await _admin(f'CREATE DATABASE "{name}"')
+    yield database_url(name)
+    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def database(template_database: str) -> AsyncIterator[str]:
+    """This test's own migrated database; yields its URL."""
+    name = f"seckill_t_{uuid.uuid4().hex[:12]}"
+    await _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+    yield database_url(name)
+    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def key_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def redis(key_prefix: str) -> AsyncIterator[Redis]:
+    """A client on the test Redis; every key under this test's prefix is removed after."""
+    client = Redis.from_url(REDIS_URL, decode_responses=True)
+    yield client
+    keys = [k async for k in client.scan_iter(match=f"{key_prefix}:*", count=1000)]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def embedded_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A second Redis: the embedded 6.2 server, so scripts are proven on both versions."""
+    with embedded_redis(Path(tmp_path_factory.mktemp("redis62"))) as url:
+        yield url
+
+
+@pytest.fixture(params=["redis7", "redis62"])
+async def any_redis(
+    request: pytest.FixtureRequest, key_prefix: str, embedded_redis_url: str
+) -> AsyncIterator[Redis]:
+    """The test Redis and the embedded Redis 6.2 in turn."""
+    url = REDIS_URL if request.param == "redis7" else embedded_redis_url
+    client = Redis.from_url(url, decode_responses=True)
+    yield client
+    keys = [k async for k in client.scan_iter(match=f"{key_prefix}:*", count=1000)]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+@pytest.fixture
+def settings(database: str, key_prefix: str, redis: Redis) -> Settings:
+    return Settings(
+        database_url=database,
+        redis_url=REDIS_URL,
+        redis_key_prefix=key_prefix,
+        jwt_secret=TEST_JWT_SECRET,
+        worker_consumer=f"test-{key_prefix}",
+        worker_reclaim_idle_seconds=1.0,
+        worker_idle_sleep_seconds=0.01,
+        worker_registry_refresh_seconds=0.05,
+        db_pool_size=20,
+        redis_max_connections=1000,
+    )
+
+
+@pytest.fixture
+async def services(settings: Settings) -> AsyncIterator[Services]:
+    async with build_services(settings) as built:
+        yield built
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://seckill.test") as c:
+        yield c
+
+
+@pytest.fixture
+def auth(settings: Settings) -> Auth:
+    return Auth(settings)
+
+
+@pytest.fixture
+def app_services(app: FastAPI) -> Services:
+    """The running app's own services (its Redis, scripts and sold-out marks)."""
+    services: Services = app.state.services
+    return services
