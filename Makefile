@@ -31,8 +31,9 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 ## bench: purchase throughput/latency vs in-run baselines, and the writer's drain rate
+##        (flags through BENCH_ARGS, e.g. `make bench BENCH_ARGS=--quick`; needs wrk)
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 ## loadtest: a headless flash-crowd run against a running service, then the audit
 loadtest: $(STAMP)

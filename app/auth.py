@@ -53,7 +53,8 @@ def verify_token(settings: Settings, token: str) -> User:
     except jwt.InvalidTokenError as exc:
         raise Unauthorized(f"The token is invalid: {exc}.") from exc
     sub = claims.get("sub")
-    if not isinstance(sub, str) or not sub or len(sub) > MAX_USER_ID_LENGTH:
+    # NUL would pass here and in Redis, then fail as the order is stored in Postgres.
+    if not isinstance(sub, str) or not sub or len(sub) > MAX_USER_ID_LENGTH or "\x00" in sub:
         raise Unauthorized("The token's `sub` must be a non-empty user id string.")
     member = claims.get("member", False)
     if not isinstance(member, bool):

@@ -1,4 +1,4 @@
-"""The `seckill` command: serve, worker, dev, migrate, token."""
+"""The `seckill` command: serve, worker, dev, migrate, token, audit."""
 
 import asyncio
 import contextlib
@@ -7,8 +7,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
-from typing import Annotated
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 import uvicorn
@@ -17,6 +19,9 @@ from app import embedded
 from app.auth import mint_token
 from app.config import ConfigurationError, Settings, get_settings
 from app.db import migrate as run_migrations
+
+if TYPE_CHECKING:
+    from app.seckill.audit import AuditReport
 
 cli = typer.Typer(help="seckill: a high-concurrency flash-sale backend.", no_args_is_help=True)
 logger = logging.getLogger("seckill")
@@ -35,10 +40,19 @@ def _settings() -> Settings:
     return settings
 
 
+def _exit_on_sigterm(signum: int, _frame: FrameType | None) -> None:
+    # uvicorn re-raises the SIGTERM it handled once the app is down. The default action
+    # would end the process on the spot, leaving the embedded servers running; SystemExit
+    # unwinds `_servers`, which stops them.
+    raise SystemExit(128 + signum)
+
+
 @contextlib.contextmanager
 def _servers(settings: Settings) -> Iterator[Settings]:
     """Resolve the servers (starting embedded ones if unconfigured) and expose their URLs
     to this process and its children through the environment."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     embedded_mode = not (settings.database_url and settings.redis_url)
     with embedded.ensure_servers(settings) as urls:
         os.environ["SECKILL_DATABASE_URL"] = urls.database_url
@@ -60,6 +74,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
             port=port,
             workers=workers,
             access_log=settings.access_log,
+            timeout_keep_alive=settings.http_keep_alive_seconds,
             log_level=settings.log_level.lower(),
         )
     else:
@@ -70,6 +85,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
             host=host,
             port=port,
             access_log=settings.access_log,
+            timeout_keep_alive=settings.http_keep_alive_seconds,
             log_level=settings.log_level.lower(),
         )
 
@@ -98,6 +114,7 @@ def worker() -> None:
 
 async def _run_worker(settings: Settings) -> None:
     from app.main import build_services
+    from app.orders.timeouts import TimeoutSweeper
     from app.seckill.worker import OrderWriter
 
     stop = asyncio.Event()
@@ -108,7 +125,11 @@ async def _run_worker(settings: Settings) -> None:
         writer = OrderWriter(
             redis=services.redis, sessionmaker=services.sessionmaker, settings=settings
         )
-        await writer.run(stop)
+        # Both finish the batch in hand when `stop` is set; if one fails, the other is
+        # cancelled and the worker exits with the error (its supervisor restarts it).
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(writer.run(stop))
+            tasks.create_task(TimeoutSweeper(services=services).run(stop))
 
 
 @cli.command()
@@ -135,6 +156,35 @@ def token(
 ) -> None:
     """Mint a development token signed with SECKILL_JWT_SECRET."""
     typer.echo(mint_token(_settings(), user_id=user, member=member, admin=admin, ttl_seconds=ttl))
+
+
+@cli.command()
+def audit(
+    event_id: Annotated[
+        int | None, typer.Argument(help="Event to audit (default: every event).")
+    ] = None,
+) -> None:
+    """Check a sale's books at a quiet moment: stock, per-user limits, duplicate orders,
+    the ledger, dead letters. Exit code 0 if everything holds, 1 if not, 2 if no such event."""
+    from app.events.errors import EventNotFound
+    from app.seckill.audit import format_report
+
+    with _servers(_settings()) as settings:
+        try:
+            report = asyncio.run(_audit(settings, event_id))
+        except EventNotFound as exc:
+            typer.secho(str(exc), fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from exc
+    print(format_report(report))
+    raise typer.Exit(0 if report.ok else 1)
+
+
+async def _audit(settings: Settings, event_id: int | None) -> "AuditReport":
+    from app.main import build_services
+    from app.seckill import audit as sale_audit
+
+    async with build_services(settings) as services:
+        return await sale_audit.audit(services=services, event_id=event_id)
 
 
 @cli.command()

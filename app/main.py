@@ -12,13 +12,16 @@ from fastapi.openapi.utils import get_openapi
 from app import embedded
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
-from app.errors import install_error_handlers
+from app.errors import document_validation_problems, install_error_handlers
 from app.events import service as events
 from app.events.router import admin as events_admin
 from app.events.router import public as events_public
 from app.inventory.router import router as inventory_router
 from app.ops import router as ops_router
+from app.orders.router import admin as orders_admin
 from app.orders.router import router as orders_router
+from app.payments.gateway import SimulatedGateway
+from app.payments.router import router as payments_router
 from app.redis import Scripts, create_redis
 from app.seckill.router import router as seckill_router
 from app.seckill.sold_out import SoldOutMarks
@@ -65,6 +68,7 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
             redis=redis,
             scripts=await Scripts.load(redis),
             sold_out=SoldOutMarks(ttl_seconds=settings.sold_out_mark_seconds),
+            gateway=SimulatedGateway(),
         )
         yield services
 
@@ -104,6 +108,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         inventory_router,
         seckill_router,
         orders_router,
+        orders_admin,
+        payments_router,
     ):
         app.include_router(router)
 
@@ -118,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = (
                 PROBLEM_SCHEMA
             )
+            document_validation_problems(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -5,19 +5,23 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.commands.core import AsyncScript
 
 from app.config import Settings
 
 
 def create_redis(settings: Settings, url: str) -> Redis:
-    return Redis.from_url(
+    # A blocking pool makes a burst wait briefly for a free connection instead of failing
+    # with "Too many connections" the moment the pool is full.
+    pool = BlockingConnectionPool.from_url(
         url,
         decode_responses=True,
         max_connections=settings.redis_max_connections,
+        timeout=settings.redis_pool_timeout_seconds,
         health_check_interval=30,
     )
+    return Redis.from_pool(pool)
 
 
 def lua_dir() -> Path:

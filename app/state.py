@@ -1,6 +1,6 @@
 """The typed application state built by the lifespan, and its dependency aliases."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.payments.gateway import PaymentGateway, SimulatedGateway
 from app.redis import Scripts
 from app.seckill.keys import GlobalKeys
 from app.seckill.sold_out import SoldOutMarks
@@ -21,6 +22,8 @@ class Services:
     redis: Redis
     scripts: Scripts
     sold_out: SoldOutMarks
+    # Charges and refunds; the simulated gateway until a real one is plugged in.
+    gateway: PaymentGateway = field(default_factory=SimulatedGateway)
 
     @property
     def keys(self) -> GlobalKeys:

@@ -26,7 +26,13 @@
     5 ended
     6 limit exceeded   quantity would take the user over the per-user limit
     7 sold out         stock < quantity
-    8 bad quantity     quantity above the per-user limit: a malformed request
+    8 bad quantity     quantity not a positive integer, or above the per-user limit
+
+  The checks run in this order, and the first that fails answers: 2, 8, 1, 3, 4 and 5
+  (the window), 6, 7. A retry with a known Idempotency-Key is replayed before anything
+  else is looked at: the client's first answer stands even if the sale was paused, closed
+  or sold out since (the contract: a repeat "returns the first answer"), and a replay
+  takes nothing.
 
   The clock is Redis's own (TIME), so no API process's clock can open a sale early.
 ]]
@@ -36,9 +42,20 @@ local stock = tonumber(sale[1])
 if stock == nil then
   return {2, 0, ''}
 end
-if tonumber(ARGV[2]) > tonumber(sale[5]) then
+local quantity = tonumber(ARGV[2])
+if quantity == nil or quantity < 1 or quantity ~= math.floor(quantity)
+    or quantity > tonumber(sale[5]) then
   return {8, stock, ''}
 end
+
+local idem_key = ARGV[5]
+if idem_key ~= '' then
+  local first = redis.call('GET', KEYS[3])
+  if first then
+    return {1, stock, first}
+  end
+end
+
 if sale[6] == '1' then
   return {3, stock, ''}
 end
@@ -56,16 +73,7 @@ if now_ms >= tonumber(sale[3]) then
   return {5, stock, ''}
 end
 
-local idem_key = ARGV[5]
-if idem_key ~= '' then
-  local first = redis.call('GET', KEYS[3])
-  if first then
-    return {1, stock, first}
-  end
-end
-
 local user = ARGV[1]
-local quantity = tonumber(ARGV[2])
 local bought = tonumber(redis.call('HGET', KEYS[2], user) or '0')
 if bought + quantity > tonumber(sale[5]) then
   return {6, stock, ''}

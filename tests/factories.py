@@ -77,6 +77,24 @@ async def create_live_item(client: httpx.AsyncClient, auth: Auth, **item: Any) -
     return first
 
 
+def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The response is an RFC 9457 problem with this status and code; returns its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["code"] == code, body
+    assert body["status"] == status
+    assert body["type"].endswith(code)
+    assert body["title"]
+    assert body["detail"]
+    return body
+
+
+def problem_fields(body: dict[str, Any]) -> set[str]:
+    """The fields a validation problem names in `errors`."""
+    return {str(error["field"]) for error in body["errors"]}
+
+
 async def buy(
     client: httpx.AsyncClient,
     auth: Auth,

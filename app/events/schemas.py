@@ -1,4 +1,4 @@
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
@@ -13,13 +13,17 @@ from pydantic import (
     field_validator,
 )
 
-from app.inventory.schemas import MAX_UNITS, SkuCode
+from app.inventory.schemas import MAX_UNITS, Name, SkuCode
 
 Price = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2)]
 # A day is far beyond any early-access campaign and keeps typos from opening sales weeks early.
 MAX_EARLY_ACCESS_SECONDS = 24 * 3600
 MAX_ITEMS_PER_EVENT = 100
 MAX_PER_USER_LIMIT = 1000
+# A window travels to Redis as Unix milliseconds and through asyncpg as UTC; moments
+# outside these years are typos that some layer cannot represent.
+EARLIEST_MOMENT = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_MOMENT = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 class ItemState(StrEnum):
@@ -40,7 +44,7 @@ class EventItemCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sku: SkuCode
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     list_price: Price
     seckill_price: Price
     stock: StrictInt = Field(gt=0, le=MAX_UNITS, description="Units allocated to this sale.")
@@ -58,11 +62,24 @@ class EventItemCreate(BaseModel):
 class EventCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     starts_at: AwareDatetime
     ends_at: AwareDatetime
     member_early_access_seconds: StrictInt = Field(default=0, ge=0, le=MAX_EARLY_ACCESS_SECONDS)
     items: list[EventItemCreate] = Field(min_length=1, max_length=MAX_ITEMS_PER_EVENT)
+
+    @field_validator("starts_at", "ends_at")
+    @classmethod
+    def _representable(cls, value: datetime) -> datetime:
+        try:
+            utc = value.astimezone(UTC)
+        except OverflowError:
+            utc = None
+        if utc is None or not EARLIEST_MOMENT <= utc < LATEST_MOMENT:
+            raise ValueError(
+                f"must be between {EARLIEST_MOMENT.isoformat()} and {LATEST_MOMENT.isoformat()}"
+            )
+        return utc
 
     @field_validator("ends_at")
     @classmethod

@@ -6,6 +6,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 SkuCode = Annotated[
     str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 ]
+# Postgres text cannot hold NUL; refused here, it is a 422 instead of a driver error.
+STORABLE_TEXT = r"^[^\x00]*$"
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=STORABLE_TEXT)]
 # Far beyond any warehouse, small enough that sums never overflow a Postgres integer.
 MAX_UNITS = 100_000_000
 
@@ -14,7 +17,7 @@ class SkuCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sku: SkuCode
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     on_hand: StrictInt = Field(default=0, ge=0, le=MAX_UNITS)
 
 
@@ -22,7 +25,7 @@ class StockAdjustmentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     delta: StrictInt = Field(ge=-MAX_UNITS, le=MAX_UNITS, description="Units in (+) or out (-).")
-    note: str | None = Field(default=None, max_length=500)
+    note: str | None = Field(default=None, max_length=500, pattern=STORABLE_TEXT)
 
 
 class SkuRead(BaseModel):

@@ -4,10 +4,11 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.errors import ValidationFailed
 from app.inventory import repository
 from app.inventory.errors import InsufficientStock, SkuExists, SkuNotFound
 from app.inventory.models import MovementReason, Sku, StockMovement
-from app.inventory.schemas import SkuCreate, StockAdjustmentCreate
+from app.inventory.schemas import MAX_UNITS, SkuCreate, StockAdjustmentCreate
 
 
 async def create_sku(*, session: AsyncSession, data: SkuCreate) -> Sku:
@@ -39,6 +40,12 @@ async def adjust_stock(*, session: AsyncSession, sku: str, data: StockAdjustment
     level = await repository.change_on_hand(session, sku=sku, delta=data.delta)
     if level is None:
         current = await get_sku(session=session, sku=sku)
+        if data.delta > 0:
+            raise ValidationFailed(
+                f"SKU {sku!r} has {current.on_hand} on hand; adding {data.delta} would pass "
+                f"the ceiling of {MAX_UNITS} units.",
+                field="delta",
+            )
         raise InsufficientStock(
             f"SKU {sku!r} has {current.on_hand} on hand; cannot remove {-data.delta}."
         )

@@ -29,6 +29,19 @@ class OrderStatus(StrEnum):
 
 
 STORED_STATUSES = ", ".join(f"'{s}'" for s in OrderStatus if s is not OrderStatus.QUEUED)
+# Orders whose units must come back (to the sale or on hand) exactly once.
+RETURNING_STATUSES = "'cancelled', 'refunded'"
+
+
+class TransitionCause(StrEnum):
+    """Why an order changed status (order_transitions.cause)."""
+
+    PAYMENT = "payment"  # the owner paid through POST /orders/{id}/pay
+    PAYMENT_CALLBACK = "payment_callback"  # the gateway's signed notification
+    USER_CANCEL = "user_cancel"
+    OPERATOR_CANCEL = "operator_cancel"
+    PAYMENT_TIMEOUT = "payment_timeout"  # the worker's sweep
+    REFUND = "refund"  # an operator refunded a paid order
 
 
 class Order(Base):
@@ -43,6 +56,15 @@ class Order(Base):
             "ix_orders_payment_deadline_pending",
             "payment_deadline",
             postgresql_where=text("status = 'pending_payment'"),
+        ),
+        # The stock-return outbox: cancelled or refunded orders whose units are not back
+        # yet. Nearly always empty, so the worker's retry query costs nothing.
+        Index(
+            "ix_orders_stock_return_due",
+            "id",
+            postgresql_where=text(
+                f"status IN ({RETURNING_STATUSES}) AND stock_returned_at IS NULL"
+            ),
         ),
     )
 
@@ -67,6 +89,9 @@ class Order(Base):
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     refunded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     payment_reference: Mapped[str | None] = mapped_column(String(128))
+    # When a cancelled or refunded order's units were back (on sale or on hand), set in
+    # the transaction that writes its `released` or `restocked` ledger row.
+    stock_returned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class OrderTransition(Base):

@@ -22,3 +22,4 @@ class OrderRead(BaseModel):
     paid_at: datetime | None = None
     cancelled_at: datetime | None = None
     refunded_at: datetime | None = None
+    payment_reference: str | None = None

@@ -1,0 +1,45 @@
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.payments.gateway import DECLINED_TOKEN
+
+
+class PaymentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    payment_token: str = Field(
+        default="tok_simulated",
+        min_length=1,
+        max_length=256,
+        description=(
+            "The payment method as the gateway's client-side SDK tokenised it. The "
+            f"simulated gateway accepts anything but {DECLINED_TOKEN!r}."
+        ),
+    )
+
+
+class PaymentNotification(BaseModel):
+    """The gateway's notification that a charge settled (or failed). Signed: see
+    app/payments/signatures.py. Unknown fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    order_id: str = Field(min_length=1, max_length=64)
+    reference: str = Field(min_length=1, max_length=128, description="The gateway's charge id.")
+    amount: Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2)] = Field(
+        description='Decimal string in the major unit ("19.90"); must equal the order amount.'
+    )
+    status: Literal["succeeded", "failed"]
+
+
+class NotificationOutcome(StrEnum):
+    RECORDED = "recorded"  # the order is now paid
+    DUPLICATE = "duplicate"  # this payment was recorded before: nothing changed
+    IGNORED = "ignored"  # a failed charge: the order waits for another payment
+
+
+class NotificationAck(BaseModel):
+    outcome: NotificationOutcome

@@ -1,0 +1,141 @@
+"""Paying, payment notifications and refunds. Never commits: the router does, and then
+gives a refunded order's stock back.
+
+Money and status can disagree only for a moment: when the gateway has charged but the
+order's conditional update loses (the payment timeout or a cancellation got there first),
+the charge is given back through the gateway before answering 409.
+"""
+
+import logging
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth import User
+from app.orders import service as orders
+from app.orders.errors import WrongOrderState
+from app.orders.models import Order, OrderStatus, TransitionCause
+from app.payments.errors import AmountMismatch
+from app.payments.schemas import NotificationOutcome, PaymentNotification
+from app.state import Services
+
+logger = logging.getLogger(__name__)
+
+
+async def pay(
+    *,
+    session: AsyncSession,
+    services: Services,
+    user: User,
+    order_id: str,
+    payment_token: str,
+) -> Order:
+    """Charge the owner's pending order through the gateway and mark it paid."""
+    order = await orders.find_stored_order(
+        session=session, services=services, user=user, order_id=order_id, operator=False
+    )
+    orders.ensure_status(order, OrderStatus.PAID)
+    await orders.end_read(session, order)
+    charge = await services.gateway.charge(
+        order_id=order.id, amount=order.amount, payment_token=payment_token
+    )
+    paid = await _settle(
+        session=session,
+        services=services,
+        order=order,
+        reference=charge.reference,
+        cause=TransitionCause.PAYMENT,
+    )
+    if paid is None:
+        # A double click: the other request, with the same (idempotent) charge, won.
+        raise WrongOrderState(order.id, OrderStatus.PAID.value, "paid", "pending_payment")
+    return paid
+
+
+async def record_notification(
+    *, session: AsyncSession, services: Services, notification: PaymentNotification
+) -> NotificationOutcome:
+    """Apply a (verified) gateway notification; the same notification twice changes
+    nothing the second time."""
+    order = await orders.find_stored_order(
+        session=session,
+        services=services,
+        user=_GATEWAY,
+        order_id=notification.order_id,
+        operator=True,
+    )
+    if notification.status == "failed":
+        logger.info("payment %s for order %s failed", notification.reference, order.id)
+        return NotificationOutcome.IGNORED
+    if notification.amount != order.amount:
+        logger.error(
+            "payment %s for order %s: %s paid, %s due; not recorded",
+            notification.reference,
+            order.id,
+            notification.amount,
+            order.amount,
+        )
+        raise AmountMismatch(
+            f"Order {order.id!r} costs {order.amount}; the notification says "
+            f"{notification.amount}. Nothing was recorded."
+        )
+    if order.payment_reference == notification.reference:
+        return NotificationOutcome.DUPLICATE
+    paid = await _settle(
+        session=session,
+        services=services,
+        order=order,
+        reference=notification.reference,
+        cause=TransitionCause.PAYMENT_CALLBACK,
+    )
+    # None: the same notification, delivered twice at once, was recorded by the other.
+    return NotificationOutcome.RECORDED if paid else NotificationOutcome.DUPLICATE
+
+
+async def refund(*, session: AsyncSession, services: Services, user: User, order_id: str) -> Order:
+    """Give a paid order's money back (operators). The caller commits, then returns the
+    stock (app/orders/release.py)."""
+    order = await orders.find_stored_order(
+        session=session, services=services, user=user, order_id=order_id, operator=True
+    )
+    orders.ensure_status(order, OrderStatus.REFUNDED)
+    assert order.payment_reference is not None, "a paid order has a payment reference"
+    await orders.end_read(session, order)
+    # Money first: a refund the gateway has not made must never show as `refunded`. A
+    # racing second refund reaches the gateway with the same reference (idempotent) and
+    # then loses the conditional update below.
+    await services.gateway.refund(reference=order.payment_reference, amount=order.amount)
+    return await orders.move_or_refuse(
+        session=session, order=order, to_status=OrderStatus.REFUNDED, cause=TransitionCause.REFUND
+    )
+
+
+# The gateway acts on any order, as an operator would.
+_GATEWAY = User(id="payment-gateway", is_admin=True)
+
+
+async def _settle(
+    *,
+    session: AsyncSession,
+    services: Services,
+    order: Order,
+    reference: str,
+    cause: TransitionCause,
+) -> Order | None:
+    """Mark the order paid by this charge and return it; None if this very charge had
+    already paid it. If another change won, give the money back and refuse."""
+    if await orders.move(
+        session=session,
+        order=order,
+        to_status=OrderStatus.PAID,
+        cause=cause,
+        payment_reference=reference,
+    ):
+        return await orders.reload_order(session=session, order_id=order.id)
+    current = await orders.reload_order(session=session, order_id=order.id)
+    if current.payment_reference == reference:
+        return None
+    # Charged for an order that timed out, was cancelled, or was paid by another charge
+    # meanwhile: the customer must not pay for nothing.
+    logger.warning("order %s is %s: giving back charge %s", order.id, current.status, reference)
+    await services.gateway.refund(reference=reference, amount=order.amount)
+    raise WrongOrderState(order.id, current.status, "paid", OrderStatus.PENDING_PAYMENT.value)

@@ -1,0 +1,618 @@
+"""The audit: do Redis, the order streams and Postgres tell the same story about a sale?
+
+Run it at a quiet moment (no purchases coming in; the order writer may still be
+draining). For every item it checks:
+
+- stock: allocated == remaining in Redis + units of live orders in Postgres + units of
+  orders still in the item's stream + units of cancelled or refunded orders still owed a
+  return + units sent back on hand (`restocked`) instead of on sale;
+- per-user limit: no user holds more than the item's limit (stored + queued orders), and
+  Redis's buyer counts, which enforce the limit, agree with those orders;
+- no order twice: no order id twice in a stream, no Idempotency-Key accepted twice, and
+  every queued order has its `queued` mark (GET /orders/{id} reads it) and no other does;
+- ledger: the allocation is booked, every stored order has exactly its movements (one
+  `sold`; plus one `released` or `restocked` once its units are back), and the item's
+  ledger stock, less what is still in the stream, plus what Redis released but the
+  ledger has yet to book, is what Redis has left;
+- and that the dead-letter stream holds nothing.
+
+Orders in flight are not problems: accepted but not yet written (in the stream), and
+cancelled but not yet given back (the stock-return outbox, app/orders/release.py), even
+half way (released in Redis, ledger row not yet booked).
+
+Redis is read before Postgres on purpose: the writer commits an order before it deletes
+the stream entry, so an order written while the audit runs is found in Postgres (and its
+stream copy skipped), never missed by both reads.
+"""
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from redis.asyncio import Redis
+from redis.typing import StreamRangeResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.events import repository as events
+from app.events.errors import EventNotFound
+from app.events.models import Event, EventItem
+from app.inventory import repository as inventory
+from app.orders import repository as orders
+from app.orders.repository import NewOrder, StockReturn
+from app.redis import as_text
+from app.seckill.keys import GlobalKeys, ItemKeys
+from app.seckill.worker import parse_order
+from app.state import Services
+
+# Enough examples to act on; the counts in each problem tell the full size.
+EXAMPLES = 10
+EVENTS_PAGE = 100
+STREAM_PAGE = 10_000
+
+
+class Check(StrEnum):
+    STOCK = "stock"
+    SALE_STATE = "sale_state"
+    PER_USER_LIMIT = "per_user_limit"
+    BUYER_COUNTS = "buyer_counts"
+    DUPLICATE_ORDER = "duplicate_order"
+    STREAM = "stream"
+    QUEUED_MARKS = "queued_marks"
+    LEDGER = "ledger"
+    DEAD_LETTER = "dead_letter"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    check: Check
+    detail: str
+    item_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemAudit:
+    item_id: int
+    event_id: int
+    sku: str
+    allocated: int
+    remaining: int | None  # None: the sale is not in Redis, so nothing there was checked
+    sold: int  # units in pending_payment/paid orders in Postgres
+    in_stream: int  # units of accepted orders not yet in Postgres
+    owed: int  # units of cancelled or refunded orders not given back yet
+    restocked: int  # units of cancelled or refunded orders sent back on hand, not on sale
+    ledger_stock: int
+    problems: tuple[Problem, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    entry_id: str
+    order_id: str | None
+    item_id: int | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditReport:
+    event_ids: tuple[int, ...]
+    items: tuple[ItemAudit, ...]
+    dead_letters: tuple[DeadLetter, ...]  # those of the audited items (or unattributable)
+    dead_letters_total: int  # in the whole dead-letter stream, other events' included
+
+    @property
+    def problems(self) -> list[Problem]:
+        found = [p for item in self.items for p in item.problems]
+        if self.dead_letters:
+            listed = "; ".join(
+                f"{d.entry_id} order {d.order_id or '?'} item {d.item_id or '?'}: {d.reason}"
+                for d in self.dead_letters[:EXAMPLES]
+            )
+            found.append(
+                Problem(
+                    Check.DEAD_LETTER,
+                    f"{len(self.dead_letters)} order entr(y/ies) in the dead-letter stream "
+                    f"(stock taken, no order row): {listed}",
+                )
+            )
+        return found
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+# -- reading ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _RedisSide:
+    """One item's state in Redis, read in one MULTI (all its keys share a slot)."""
+
+    remaining: int | None
+    buyers: dict[str, int]
+    entries: list[tuple[str, dict[str, str]]]
+    queued: set[str]
+    released: set[str]  # orders release.lua gave back to the sale
+
+
+async def _read_redis(redis: Redis, keys: ItemKeys) -> _RedisSide:
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.hget(keys.sale, "stock")
+        pipe.hgetall(keys.buyers)
+        pipe.xrange(keys.orders)
+        pipe.hkeys(keys.queued)
+        pipe.smembers(keys.released)
+        stock, buyers, entries, queued, released = await pipe.execute()
+    return _RedisSide(
+        remaining=int(stock) if stock is not None else None,
+        buyers={user: int(units) for user, units in buyers.items()},
+        entries=_entries(entries),
+        queued=set(queued),
+        released=set(released),
+    )
+
+
+def _entries(reply: StreamRangeResponse | None) -> list[tuple[str, dict[str, str]]]:
+    """XRANGE's reply as text (the client decodes; this narrows the types)."""
+    found = []
+    for entry_id, fields in reply or []:
+        text = {as_text(k) or "": as_text(v) or "" for k, v in (fields or {}).items()}
+        found.append((as_text(entry_id) or "", text))
+    return found
+
+
+async def _read_dead_letters(redis: Redis, prefix: str) -> list[DeadLetter]:
+    stream = GlobalKeys(prefix).dead_orders
+    found: list[DeadLetter] = []
+    start = "-"
+    while page := _entries(await redis.xrange(stream, min=start, count=STREAM_PAGE)):
+        for entry_id, fields in page:
+            item = fields.get("item_id", "")
+            found.append(
+                DeadLetter(
+                    entry_id=entry_id,
+                    order_id=fields.get("order_id"),
+                    item_id=int(item) if item.isdigit() else None,
+                    reason=fields.get("reason", "?"),
+                )
+            )
+        start = f"({page[-1][0]}"
+    return found
+
+
+async def _events(session: AsyncSession, event_id: int | None) -> list[Event]:
+    if event_id is not None:
+        event = await events.get_event(session, event_id)
+        if event is None:
+            raise EventNotFound(f"No event {event_id}.")
+        return [event]
+    found: list[Event] = []
+    now = datetime.now(UTC)
+    while page := await events.list_events(
+        session, state=None, now=now, limit=EVENTS_PAGE, offset=len(found)
+    ):
+        found += page
+    return found
+
+
+# -- checking one item -----------------------------------------------------------------
+
+
+@dataclass
+class _Stream:
+    """The item's stream, parsed: orders not yet in Postgres, and what is wrong in it."""
+
+    waiting: dict[str, NewOrder] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def units(self) -> int:
+        return sum(o.quantity for o in self.waiting.values())
+
+    def units_by_user(self) -> Counter[str]:
+        counts = Counter[str]()
+        for order in self.waiting.values():
+            counts[order.user_id] += order.quantity
+        return counts
+
+
+def _examples(values: Iterable[object]) -> str:
+    listed = list(values)
+    shown = ", ".join(str(v) for v in listed[:EXAMPLES])
+    return shown + (f", ... ({len(listed)} in all)" if len(listed) > EXAMPLES else "")
+
+
+async def _read_stream(session: AsyncSession, item_id: int, redis_side: _RedisSide) -> _Stream:
+    result = _Stream()
+    parsed: list[NewOrder] = []
+    unreadable: list[str] = []
+    for entry_id, fields in redis_side.entries:
+        order = parse_order(fields)
+        if order is None:
+            unreadable.append(entry_id)
+        else:
+            parsed.append(order)
+    if unreadable:
+        result.problems.append(
+            Problem(Check.STREAM, f"unreadable stream entries: {_examples(unreadable)}", item_id)
+        )
+    foreign = [o.id for o in parsed if o.item_id != item_id]
+    if foreign:
+        result.problems.append(
+            Problem(
+                Check.STREAM,
+                f"orders of another item in this stream: {_examples(foreign)}",
+                item_id,
+            )
+        )
+    repeated = [i for i, n in Counter(o.id for o in parsed).items() if n > 1]
+    if repeated:
+        result.problems.append(
+            Problem(
+                Check.DUPLICATE_ORDER,
+                f"order ids more than once in the stream: {_examples(repeated)}",
+                item_id,
+            )
+        )
+    stored = await orders.stored_order_ids(session, {o.id for o in parsed})
+    for order in parsed:
+        if order.id not in stored:
+            result.waiting.setdefault(order.id, order)
+    return result
+
+
+async def _check_idempotency(session: AsyncSession, item_id: int, stream: _Stream) -> list[Problem]:
+    """One Idempotency-Key of one user must never have taken stock twice."""
+    by_key: dict[tuple[str, str], set[str]] = {}
+    for order in stream.waiting.values():
+        if order.idempotency_key:
+            by_key.setdefault((order.user_id, order.idempotency_key), set()).add(order.id)
+    stored = await orders.orders_by_idempotency_key(session, item_id=item_id, keys=by_key)
+    for key, order_id in stored.items():
+        by_key[key].add(order_id)
+    twice = [f"{user}/{key}: {sorted(ids)}" for (user, key), ids in by_key.items() if len(ids) > 1]
+    if not twice:
+        return []
+    detail = f"an Idempotency-Key accepted more than once: {_examples(twice)}"
+    return [Problem(Check.DUPLICATE_ORDER, detail, item_id)]
+
+
+def _check_queued_marks(item_id: int, stream: _Stream, queued: set[str]) -> list[Problem]:
+    problems = []
+    unmarked = sorted(set(stream.waiting) - queued)
+    if unmarked:
+        problems.append(
+            Problem(
+                Check.QUEUED_MARKS,
+                f"queued orders without a `queued` mark (GET /orders answers 404): "
+                f"{_examples(unmarked)}",
+                item_id,
+            )
+        )
+    stale = sorted(queued - set(stream.waiting))
+    if stale:
+        problems.append(
+            Problem(
+                Check.QUEUED_MARKS,
+                f"`queued` marks of orders not waiting in the stream: {_examples(stale)}",
+                item_id,
+            )
+        )
+    return problems
+
+
+@dataclass(frozen=True, slots=True)
+class _Returns:
+    """An item's cancelled or refunded orders whose units are not back yet."""
+
+    owed: list[StockReturn]  # nothing given back yet: units neither on sale nor on hand
+    released: list[StockReturn]  # back on sale in Redis; the ledger row is not booked yet
+
+    @classmethod
+    def split(cls, due: Iterable[StockReturn], released_in_redis: set[str]) -> "_Returns":
+        owed: list[StockReturn] = []
+        released: list[StockReturn] = []
+        for order in due:
+            (released if order.order_id in released_in_redis else owed).append(order)
+        return cls(owed=owed, released=released)
+
+    @property
+    def owed_units(self) -> int:
+        return sum(o.quantity for o in self.owed)
+
+    @property
+    def released_units(self) -> int:
+        return sum(o.quantity for o in self.released)
+
+    def owed_by_user(self) -> Counter[str]:
+        counts = Counter[str]()
+        for order in self.owed:
+            counts[order.user_id] += order.quantity
+        return counts
+
+
+@dataclass(frozen=True, slots=True)
+class _ItemBooks:
+    """What Postgres says about one item, read in the audit's snapshot."""
+
+    sold: int
+    ledger: inventory.ItemLedger
+    returns: _Returns
+    unbalanced: list[inventory.OrderMovements]
+    orphans: list[str]
+
+
+def _check_limits(
+    item: EventItem,
+    holdings: Mapping[str, int],
+    redis_side: _RedisSide,
+    owed_by_user: Mapping[str, int],
+    restocked_by_user: Mapping[str, int],
+) -> list[Problem]:
+    problems = []
+    over = sorted(f"{u} holds {n}" for u, n in holdings.items() if n > item.per_user_limit)
+    if over:
+        problems.append(
+            Problem(
+                Check.PER_USER_LIMIT,
+                f"users above the limit of {item.per_user_limit}: {_examples(over)}",
+                item.id,
+            )
+        )
+    if redis_side.remaining is None:
+        return problems
+    # Redis still counts units owed a return (release.lua lowers the count when it gives
+    # them back). Units sent back on hand after the sale never pass through release.lua,
+    # so they may stay counted: the sale is over either way.
+    wrong = []
+    for user in sorted(set(holdings) | set(redis_side.buyers) | set(owed_by_user)):
+        least = holdings.get(user, 0) + owed_by_user.get(user, 0)
+        most = least + restocked_by_user.get(user, 0)
+        counted = redis_side.buyers.get(user, 0)
+        if not least <= counted <= most:
+            held = f"{least}" if least == most else f"{least}..{most}"
+            wrong.append(f"{user}: Redis {counted}, orders {held}")
+    if wrong:
+        problems.append(
+            Problem(
+                Check.BUYER_COUNTS,
+                f"Redis buyer counts disagree with the orders: {_examples(wrong)}",
+                item.id,
+            )
+        )
+    return problems
+
+
+def _check_ledger(
+    item: EventItem, books: _ItemBooks, in_stream: int, remaining: int | None
+) -> list[Problem]:
+    problems = []
+    booked = books.ledger
+    if booked.allocated != item.stock:
+        problems.append(
+            Problem(
+                Check.LEDGER,
+                f"allocation booked {booked.allocated}, item allocated {item.stock}",
+                item.id,
+            )
+        )
+    released = books.returns.released_units
+    if remaining is not None and booked.item_stock - in_stream + released != remaining:
+        problems.append(
+            Problem(
+                Check.LEDGER,
+                f"ledger stock {booked.item_stock} - in-stream {in_stream} + released, not "
+                f"booked {released} != remaining {remaining}",
+                item.id,
+            )
+        )
+    if books.unbalanced:
+        listed = [
+            f"{o.order_id} ({o.status}, {o.quantity} unit(s): sold rows {o.sold_rows} "
+            f"for {o.sold_units}, returns {o.returned_rows} for {o.returned_units}"
+            + (f", {o.misplaced_rows} on another item" if o.misplaced_rows else "")
+            + ")"
+            for o in books.unbalanced
+        ]
+        problems.append(
+            Problem(
+                Check.LEDGER,
+                f"orders whose movements do not match their status: {_examples(listed)}",
+                item.id,
+            )
+        )
+    if books.orphans:
+        problems.append(
+            Problem(
+                Check.LEDGER,
+                f"movements naming no stored order: {_examples(books.orphans)}",
+                item.id,
+            )
+        )
+    return problems
+
+
+def _check_stock(
+    item: EventItem, books: _ItemBooks, in_stream: int, remaining: int | None
+) -> list[Problem]:
+    if remaining is None:
+        return []
+    owed, restocked = books.returns.owed_units, books.ledger.restocked
+    accounted = remaining + books.sold + in_stream + owed + restocked
+    if accounted == item.stock:
+        return []
+    return [
+        Problem(
+            Check.STOCK,
+            f"allocated {item.stock} != remaining {remaining} + sold {books.sold} + "
+            f"in-stream {in_stream} + owed {owed} + restocked {restocked} = {accounted} "
+            f"({accounted - item.stock:+d} unit(s))",
+            item.id,
+        )
+    ]
+
+
+async def _audit_item(
+    session: AsyncSession, item: EventItem, redis_side: _RedisSide, books: _ItemBooks
+) -> ItemAudit:
+    problems: list[Problem] = []
+    if redis_side.remaining is None and datetime.now(UTC) < item.event.ends_at:
+        problems.append(
+            Problem(Check.SALE_STATE, "the sale is not loaded in Redis (restart the API)", item.id)
+        )
+    stream = await _read_stream(session, item.id, redis_side)
+    problems += stream.problems
+    problems += await _check_idempotency(session, item.id, stream)
+    if redis_side.remaining is not None:
+        problems += _check_queued_marks(item.id, stream, redis_side.queued)
+    holdings = Counter(await orders.units_bought_by_user(session, item.id))
+    holdings.update(stream.units_by_user())
+    problems += _check_limits(
+        item,
+        holdings,
+        redis_side,
+        books.returns.owed_by_user(),
+        await inventory.restocked_units_by_user(session, item.id),
+    )
+    problems += _check_ledger(item, books, stream.units, redis_side.remaining)
+    problems += _check_stock(item, books, stream.units, redis_side.remaining)
+    return ItemAudit(
+        item_id=item.id,
+        event_id=item.event_id,
+        sku=item.sku,
+        allocated=item.stock,
+        remaining=redis_side.remaining,
+        sold=books.sold,
+        in_stream=stream.units,
+        owed=books.returns.owed_units,
+        restocked=books.ledger.restocked,
+        ledger_stock=books.ledger.item_stock,
+        problems=tuple(problems),
+    )
+
+
+async def _audit_items(
+    session: AsyncSession, items: Sequence[EventItem], redis_sides: Mapping[int, _RedisSide]
+) -> list[ItemAudit]:
+    ids = [i.id for i in items]
+    sold = await orders.units_sold_by_item(session, ids)
+    booked = await inventory.ledger_by_item(session, ids)
+    due = await orders.stock_returns_due(session, ids)
+    unbalanced = await inventory.unbalanced_orders(session, ids, limit=EXAMPLES * len(ids))
+    orphans = await inventory.movements_without_order(session, ids, limit=EXAMPLES * len(ids))
+    results = []
+    for item in items:
+        books = _ItemBooks(
+            sold=sold[item.id],
+            ledger=booked[item.id],
+            returns=_Returns.split(
+                (d for d in due if d.item_id == item.id), redis_sides[item.id].released
+            ),
+            unbalanced=[o for o in unbalanced if o.item_id == item.id],
+            orphans=[
+                f"ledger row {m.id} ({m.reason}, order {m.order_id})"
+                for m in orphans
+                if m.item_id == item.id
+            ],
+        )
+        results.append(await _audit_item(session, item, redis_sides[item.id], books))
+    return results
+
+
+async def audit(*, services: Services, event_id: int | None = None) -> AuditReport:
+    """Audit one event's items, or every event's; raises EventNotFound for an unknown id."""
+    prefix = services.settings.redis_key_prefix
+    async with services.sessionmaker() as session:
+        audited = await _events(session, event_id)
+    items = [item for event in audited for item in event.items]
+    redis_sides = {i.id: await _read_redis(services.redis, ItemKeys(prefix, i.id)) for i in items}
+    dead = await _read_dead_letters(services.redis, prefix)
+    dead_total = len(dead)
+    if event_id is not None:
+        ids = {i.id for i in items}
+        dead = [d for d in dead if d.item_id is None or d.item_id in ids]
+    async with services.sessionmaker() as session:
+        # One snapshot for every Postgres read of the audit.
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        results: list[ItemAudit] = []
+        for event in audited:
+            results += await _audit_items(session, event.items, redis_sides)
+    return AuditReport(
+        event_ids=tuple(e.id for e in audited),
+        items=tuple(results),
+        dead_letters=tuple(dead),
+        dead_letters_total=dead_total,
+    )
+
+
+# -- the report ------------------------------------------------------------------------
+
+_COLUMNS = (
+    "item",
+    "event",
+    "sku",
+    "allocated",
+    "remaining",
+    "sold",
+    "in-stream",
+    "owed",
+    "restocked",
+)
+
+
+def format_report(report: AuditReport) -> str:
+    """The report as a table (one line per item), then the problems, then the verdict."""
+    rows = [_COLUMNS + ("result",)]
+    for item in report.items:
+        remaining = "-" if item.remaining is None else str(item.remaining)
+        result = "ok" if item.ok else f"{len(item.problems)} problem(s)"
+        if item.ok and item.remaining is None:
+            result = "ok (sale not in Redis: Redis side unchecked)"
+        rows.append(
+            (
+                str(item.item_id),
+                str(item.event_id),
+                item.sku,
+                str(item.allocated),
+                remaining,
+                str(item.sold),
+                str(item.in_stream),
+                str(item.owed),
+                str(item.restocked),
+                result,
+            )
+        )
+    widths = [max(len(row[c]) for row in rows) for c in range(len(_COLUMNS))]
+    lines = [
+        "  ".join(
+            [
+                cell.ljust(w) if c < 3 else cell.rjust(w)
+                for c, (cell, w) in enumerate(zip(row[:-1], widths, strict=True))
+            ]
+            + [row[-1]]
+        )
+        for row in rows
+    ]
+    problems = report.problems
+    if problems:
+        lines += ["", "problems:"]
+        lines += [
+            f"  [{p.check}] " + (f"item {p.item_id}: " if p.item_id is not None else "") + p.detail
+            for p in problems
+        ]
+    others = report.dead_letters_total - len(report.dead_letters)
+    if others:
+        lines.append(f"note: {others} dead-letter entr(y/ies) belong to other events")
+    events_audited = len(report.event_ids)
+    scope = f"{len(report.items)} item(s) in {events_audited} event(s)"
+    verdict = (
+        f"audit ok: {scope}" if report.ok else f"audit FAILED: {len(problems)} problem(s), {scope}"
+    )
+    lines += ["", verdict]
+    return "\n".join(lines)

@@ -1,0 +1,129 @@
+"""`python -m bench` (`make bench`): purchase throughput and latency against in-run
+baselines, then the order writer's drain rate; a table on screen and JSON in
+bench/results/."""
+
+import argparse
+import asyncio
+import logging
+import os
+import tempfile
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.drain import DrainResult, measure_drain
+from bench.environment import bench_environment, machine_info
+from bench.load import require_wrk
+from bench.purchase import HttpOptions, HttpPhase, measure_http
+from bench.report import (
+    goals,
+    print_drain,
+    print_goals,
+    print_http,
+    results_document,
+    write_results,
+)
+
+# --quick: short runs for development (flags given explicitly still win).
+QUICK = {"seconds": 3.0, "warmup": 1.0, "rounds": 1, "drain_orders": 20_000}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="Servers: SECKILL_BENCH_DATABASE_URL (a database to administer from; default "
+        "postgresql://postgres@127.0.0.1:5432/postgres) and SECKILL_BENCH_REDIS_URL (default "
+        "redis://127.0.0.1:6379/0). Each run creates and drops its own seckill_bench_* "
+        "database and Redis key prefix.",
+    )
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured run per target")
+    parser.add_argument("--warmup", type=float, default=3.0, help="warm-up before each run")
+    parser.add_argument("--connections", type=int, default=64, help="wrk connections")
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds of all targets, interleaved (median)"
+    )
+    parser.add_argument("--users", type=int, default=20_000, help="distinct users (tokens)")
+    parser.add_argument("--drain-orders", type=int, default=100_000, help="backlog to drain")
+    parser.add_argument(
+        "--with-writer",
+        action="store_true",
+        help="run the order writer beside the API during the HTTP runs",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"short runs for development: {QUICK} unless given explicitly",
+    )
+    parser.add_argument("--skip-http", action="store_true", help="only the drain phase")
+    parser.add_argument("--skip-drain", action="store_true", help="only the HTTP phase")
+    if parser.parse_known_args()[0].quick:
+        parser.set_defaults(**QUICK)
+    return parser.parse_args()
+
+
+async def run(args: argparse.Namespace) -> None:
+    started_at = datetime.now(UTC)
+    http: HttpPhase | None = None
+    drain: DrainResult | None = None
+    options = HttpOptions(
+        connections=args.connections,
+        threads=args.threads,
+        seconds=args.seconds,
+        warmup_seconds=args.warmup,
+        rounds=args.rounds,
+        users=args.users,
+        with_writer=args.with_writer,
+    )
+    async with bench_environment() as env:
+        machine = await machine_info(env)
+        print(
+            f"bench on {machine['nproc']} CPUs, Python {machine['python']}, "
+            f"Redis {machine['redis']}, Postgres {machine['postgres']}, "
+            f"load average {machine['load_average'][0]:.2f}",
+            flush=True,
+        )
+        if not args.skip_http:
+            with tempfile.TemporaryDirectory(prefix="seckill-bench-") as workdir:
+                http = await measure_http(env, options, Path(workdir))
+        if not args.skip_drain:
+            print(f"draining {args.drain_orders:,} orders...", flush=True)
+            drain = await measure_drain(env, orders=args.drain_orders)
+        # Other work on the machine skews every figure: the load before and after says how much.
+        machine["load_average_after"] = list(os.getloadavg())
+
+    if http is not None:
+        print_http(http, connections=args.connections, seconds=args.seconds, rounds=args.rounds)
+    if drain is not None:
+        print_drain(drain)
+    found = goals(http, drain, args.connections)
+    print_goals(found)
+
+    document = results_document(
+        started_at=started_at,
+        machine=machine,
+        config={**asdict(options), "drain_orders": args.drain_orders, "quick": args.quick},
+        http=http,
+        drain=drain,
+        found=found,
+    )
+    path = write_results(started_at=started_at, document=document)
+    print(f"\nresults: {path} (and latest.json)")
+
+
+def main() -> None:
+    args = parse_args()
+    if not args.skip_http:
+        require_wrk()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(run(args))
+    except KeyboardInterrupt:
+        # The run's database, Redis keys and processes are gone by now (finally blocks).
+        raise SystemExit("interrupted; the bench's database and Redis keys were removed") from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""The load generator: wrk with bench/post.lua, and the tokens of many users."""
+
+import asyncio
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from app.auth import mint_token
+from app.config import Settings
+
+POST_SCRIPT = Path(__file__).with_name("post.lua")
+RESULT_MARK = "BENCH-RESULT "
+INSTALL_HINT = (
+    "wrk (the load generator) is not installed: `apt-get install -y wrk` on Debian/Ubuntu, "
+    "`brew install wrk` on macOS, or build it from https://github.com/wg/wrk"
+)
+
+
+class LoadError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """One wrk run. Latencies in milliseconds, as wrk measured them (per request, from
+    send to full response, on a keep-alive connection)."""
+
+    requests: int
+    seconds: float
+    requests_per_second: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    mean_ms: float
+    non_2xx: int
+    socket_errors: int
+    # The load generator's own CPU per request: far below the server's, or it is the limit.
+    wrk_cpu_us_per_request: float = 0.0
+
+    @property
+    def answered_2xx(self) -> int:
+        return self.requests - self.non_2xx
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def require_wrk() -> str:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit(INSTALL_HINT)
+    return wrk
+
+
+def write_tokens(settings: Settings, path: Path, *, users: int, ttl_seconds: int) -> Path:
+    """One token a line, for users bench-user-00000 ... (one per line of the file)."""
+    tokens = (
+        mint_token(settings, user_id=f"bench-user-{n:05d}", ttl_seconds=ttl_seconds)
+        for n in range(users)
+    )
+    path.write_text("\n".join(tokens) + "\n")
+    return path
+
+
+def parse_result(output: str) -> LoadResult:
+    line = next((x for x in output.splitlines() if x.startswith(RESULT_MARK)), None)
+    if line is None:
+        raise LoadError(f"wrk printed no result line:\n{output}")
+    raw = json.loads(line.removeprefix(RESULT_MARK))
+    seconds = raw["duration_us"] / 1e6
+    errors = raw["errors"]
+    return LoadResult(
+        requests=raw["requests"],
+        seconds=seconds,
+        requests_per_second=raw["requests"] / seconds,
+        p50_ms=raw["p50_us"] / 1000,
+        p90_ms=raw["p90_us"] / 1000,
+        p99_ms=raw["p99_us"] / 1000,
+        max_ms=raw["max_us"] / 1000,
+        mean_ms=raw["mean_us"] / 1000,
+        non_2xx=errors["status"],
+        socket_errors=errors["connect"] + errors["read"] + errors["write"] + errors["timeout"],
+    )
+
+
+async def run_wrk(
+    *,
+    base_url: str,
+    path: str,
+    body: str,
+    token_file: Path,
+    connections: int,
+    threads: int,
+    seconds: float,
+) -> tuple[LoadResult, str]:
+    """Load `path` for `seconds` at a fixed number of connections; returns the result and
+    wrk's own printout (with its --latency distribution)."""
+    process = await asyncio.create_subprocess_exec(
+        require_wrk(),
+        f"--threads={threads}",
+        f"--connections={connections}",
+        f"--duration={max(1, round(seconds))}s",
+        "--timeout=10s",
+        "--latency",
+        f"--script={POST_SCRIPT}",
+        base_url,
+        "--",
+        str(token_file),
+        path,
+        body,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    stdout, _ = await process.communicate()
+    output = stdout.decode(errors="replace")
+    if process.returncode != 0:
+        raise LoadError(f"wrk exited with {process.returncode}:\n{output}")
+    return parse_result(output), output

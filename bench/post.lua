@@ -1,0 +1,52 @@
+--[[
+  post.lua: the wrk script of the bench. POSTs a JSON body, each request as the next of
+  many users, so per-user limits and per-user Redis fields do not dominate.
+
+  Arguments (after `--`):
+    1  token file: one JWT a line (one user each)
+    2  request path
+    3  JSON body
+
+  Every request is built once per thread in init(), so request() costs a table lookup
+  and wrk stays far from being the bottleneck. At the end, done() prints one line
+    BENCH-RESULT {"requests": ..., "p50_us": ..., ...}
+  with wrk's exact counts and latency percentiles in microseconds.
+]]
+
+local threads = {}
+
+function setup(thread)
+  thread:set("thread_index", #threads)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  -- Format one request with a marker for the token, then splice each token in.
+  local template = wrk.format("POST", args[2], {
+    ["Content-Type"] = "application/json",
+    ["Authorization"] = "Bearer @TOKEN@",
+  }, args[3])
+  local head, tail = template:match("^(.-)@TOKEN@(.*)$")
+  prepared = {}
+  for token in io.lines(args[1]) do
+    prepared[#prepared + 1] = head .. token .. tail
+  end
+  -- Threads start far apart in the list, so no two send the same user at once.
+  position = (thread_index * 7919) % #prepared
+end
+
+function request()
+  position = position % #prepared + 1
+  return prepared[position]
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH-RESULT {"requests": %d, "duration_us": %d, "bytes": %d, "p50_us": %d, '
+      .. '"p90_us": %d, "p99_us": %d, "max_us": %d, "mean_us": %.1f, "errors": {'
+      .. '"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}}\n',
+    summary.requests, summary.duration, summary.bytes, latency:percentile(50),
+    latency:percentile(90), latency:percentile(99), latency.max, latency.mean,
+    e.connect, e.read, e.write, e.status, e.timeout))
+end

@@ -1,0 +1,239 @@
+"""The HTTP phase: the real purchase endpoint beside its two baselines, each warmed up
+and then loaded by wrk at a fixed concurrency, in rounds (targets interleaved, so a
+noisy neighbour on the machine hurts all of them alike)."""
+
+import contextlib
+import resource
+import statistics
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from app.auth import mint_token
+from app.events.schemas import MAX_PER_USER_LIMIT
+from app.main import build_services
+from app.seckill.sale_state import remaining_stock
+from app.state import Services
+from bench import naive
+from bench.apps import NAIVE_PATH, NOOP_PATH, PURCHASE_PATH
+from bench.environment import BenchEnvironment, connect
+from bench.load import LoadResult, run_wrk, write_tokens
+from bench.sales import open_sale
+from bench.server import ApiProcess, api_process, order_writer_process
+
+# Enough that no run sells out: the accept path is what is measured.
+ACCEPT_STOCK = 10_000_000
+NAIVE_ITEM_ID = 1
+BODY = '{"quantity": 1}'
+TOKEN_TTL_SECONDS = 12 * 3600
+
+
+@dataclass(frozen=True)
+class HttpOptions:
+    connections: int
+    threads: int
+    seconds: float
+    warmup_seconds: float
+    rounds: int
+    users: int
+    with_writer: bool
+
+
+@dataclass(frozen=True)
+class Target:
+    key: str
+    label: str
+    path: str
+    status: int  # what every request should get
+
+
+@dataclass
+class TargetRuns:
+    target: Target
+    measured: list[LoadResult] = field(default_factory=list)
+    warmups: list[LoadResult] = field(default_factory=list)
+    cpu_us_per_request: list[float] = field(default_factory=list)
+
+    def cpu_us(self) -> float | None:
+        """The API process's CPU time per request (median over rounds), if known."""
+        return statistics.median(self.cpu_us_per_request) if self.cpu_us_per_request else None
+
+    def summary(self) -> LoadResult:
+        """The median of each figure over the rounds."""
+        values: dict[str, Any] = {}
+        for f in fields(LoadResult):
+            median = statistics.median(getattr(r, f.name) for r in self.measured)
+            values[f.name] = int(median) if f.type in (int, "int") else float(median)
+        return LoadResult(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.target.label,
+            "path": self.target.path,
+            "expected_status": self.target.status,
+            "summary": self.summary().as_dict(),
+            "api_cpu_us_per_request": self.cpu_us(),
+            "api_cpu_us_per_request_rounds": self.cpu_us_per_request,
+            "rounds": [r.as_dict() for r in self.measured],
+            "warmups": [r.as_dict() for r in self.warmups],
+        }
+
+
+@dataclass
+class HttpPhase:
+    runs: dict[str, TargetRuns]
+    checks: dict[str, Any]
+    wrk_output: dict[str, str]
+
+
+def targets(*, accept_item: int, sold_out_item: int) -> list[Target]:
+    return [
+        Target("noop", "no-op (framework ceiling)", NOOP_PATH.format(item_id=accept_item), 202),
+        Target("naive", "naive (PG row lock)", NAIVE_PATH.format(item_id=NAIVE_ITEM_ID), 202),
+        Target("purchase", "purchase (accept)", PURCHASE_PATH.format(item_id=accept_item), 202),
+        Target(
+            "purchase_sold_out",
+            "purchase (sold out)",
+            PURCHASE_PATH.format(item_id=sold_out_item),
+            409,
+        ),
+    ]
+
+
+async def _open_sales(services: Services, env: BenchEnvironment) -> tuple[int, int]:
+    accept_item = await open_sale(
+        services, sku="BENCH-ACCEPT", stock=ACCEPT_STOCK, per_user_limit=MAX_PER_USER_LIMIT
+    )
+    sold_out_item = await open_sale(services, sku="BENCH-SOLD-OUT", stock=1, per_user_limit=1)
+    connection = await connect(env)
+    try:
+        await naive.create_tables(connection, item_id=NAIVE_ITEM_ID, stock=ACCEPT_STOCK)
+    finally:
+        await connection.close()
+    return accept_item, sold_out_item
+
+
+async def _probe(base_url: str, env: BenchEnvironment, all_targets: list[Target]) -> None:
+    """One request per target before loading it, so a misconfigured target (a 401, a
+    404) is never measured as if it were the real thing."""
+    token = mint_token(env.settings(), user_id="bench-probe")
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    async with httpx.AsyncClient(base_url=base_url, headers=headers) as client:
+        for target in all_targets:
+            if target.key == "purchase_sold_out":
+                # Buy the only unit: the API process marks the item sold out.
+                await client.post(target.path, content=BODY)
+            response = await client.post(target.path, content=BODY)
+            if response.status_code != target.status:
+                raise RuntimeError(
+                    f"{target.label}: expected {target.status}, got "
+                    f"{response.status_code} {response.text}"
+                )
+
+
+async def _stock(services: Services, env: BenchEnvironment, accept_item: int) -> dict[str, int]:
+    live = await remaining_stock(
+        redis=services.redis, prefix=env.key_prefix, item_ids=[accept_item]
+    )
+    connection = await connect(env)
+    try:
+        naive_left = await naive.stock_left(connection, NAIVE_ITEM_ID)
+        # Only grows when the order writer runs beside the API (--with-writer).
+        stored = await connection.fetchval(
+            "SELECT count(*) FROM orders WHERE item_id = $1", accept_item
+        )
+    finally:
+        await connection.close()
+    return {"purchase": live[accept_item] or 0, "naive": naive_left, "stored": int(stored)}
+
+
+def _taken_check(runs: TargetRuns, before: int, after: int, connections: int) -> dict[str, Any]:
+    """Stock taken on the server against 2xx answers wrk counted. Requests still in
+    flight when a wrk run stops are served but not counted: at most `connections` a run."""
+    results = runs.measured + runs.warmups
+    answered = sum(r.answered_2xx for r in results)
+    taken = before - after
+    return {
+        "stock_taken": taken,
+        "answered_2xx": answered,
+        "consistent": answered <= taken <= answered + connections * len(results) + 1,
+    }
+
+
+async def _load(
+    api: ApiProcess, target: Target, options: HttpOptions, token_file: Path, seconds: float
+) -> tuple[LoadResult, float | None, str]:
+    """One wrk run; also the API process's CPU time per request during it (µs)."""
+    cpu_before = api.cpu_seconds()
+    wrk_before = _children_cpu_seconds()
+    result, output = await run_wrk(
+        base_url=api.base_url,
+        path=target.path,
+        body=BODY,
+        token_file=token_file,
+        connections=options.connections,
+        threads=options.threads,
+        seconds=seconds,
+    )
+    cpu_after = api.cpu_seconds()
+    wrk_cpu_us = (_children_cpu_seconds() - wrk_before) / max(result.requests, 1) * 1e6
+    cpu_us = None
+    if cpu_before is not None and cpu_after is not None and result.requests:
+        cpu_us = (cpu_after - cpu_before) / result.requests * 1e6
+    return replace(result, wrk_cpu_us_per_request=wrk_cpu_us), cpu_us, output
+
+
+def _children_cpu_seconds() -> float:
+    """CPU used by this process's finished children: here, the wrk runs."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def _rounds(
+    api: ApiProcess, all_targets: list[Target], options: HttpOptions, token_file: Path
+) -> tuple[dict[str, TargetRuns], dict[str, str]]:
+    runs = {t.key: TargetRuns(t) for t in all_targets}
+    outputs: dict[str, str] = {}
+    for number in range(1, options.rounds + 1):
+        # Each round starts one target later, so none always follows the same neighbour.
+        shift = (number - 1) % len(all_targets)
+        for target in all_targets[shift:] + all_targets[:shift]:
+            warmup, _, _ = await _load(api, target, options, token_file, options.warmup_seconds)
+            result, cpu_us, output = await _load(api, target, options, token_file, options.seconds)
+            runs[target.key].warmups.append(warmup)
+            runs[target.key].measured.append(result)
+            if cpu_us is not None:
+                runs[target.key].cpu_us_per_request.append(cpu_us)
+            outputs[f"{target.key}#{number}"] = output
+            print(
+                f"  round {number}/{options.rounds} {target.label:<26} "
+                f"{result.requests_per_second:>9,.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
+                f"p99 {result.p99_ms:6.2f} ms  CPU µs/req: API {cpu_us or 0:4.0f}, "
+                f"wrk {result.wrk_cpu_us_per_request:3.0f}",
+                flush=True,
+            )
+    return runs, outputs
+
+
+async def measure_http(env: BenchEnvironment, options: HttpOptions, workdir: Path) -> HttpPhase:
+    token_file = write_tokens(
+        env.settings(), workdir / "tokens.txt", users=options.users, ttl_seconds=TOKEN_TTL_SECONDS
+    )
+    async with build_services(env.settings()) as services, contextlib.AsyncExitStack() as stack:
+        accept_item, sold_out_item = await _open_sales(services, env)
+        all_targets = targets(accept_item=accept_item, sold_out_item=sold_out_item)
+        api = await stack.enter_async_context(api_process(env, workdir / "api.log"))
+        if options.with_writer:
+            await stack.enter_async_context(order_writer_process(env, workdir / "writer.log"))
+        await _probe(api.base_url, env, all_targets)
+        before = await _stock(services, env, accept_item)
+        runs, outputs = await _rounds(api, all_targets, options, token_file)
+        after = await _stock(services, env, accept_item)
+    checks: dict[str, Any] = {
+        name: _taken_check(runs[name], before[name], after[name], options.connections)
+        for name in ("purchase", "naive")
+    }
+    checks["purchase"]["orders_in_postgres"] = after["stored"]
+    return HttpPhase(runs=runs, checks=checks, wrk_output=outputs)

@@ -1,0 +1,150 @@
+"""Warm-up: loading sales from Postgres (the truth) into Redis, without undoing live sales."""
+
+from datetime import timedelta
+
+import httpx
+from fastapi import FastAPI
+from redis.asyncio import Redis
+from sqlalchemy import update
+
+from app.config import Settings
+from app.events import service as events
+from app.main import create_app
+from app.orders.models import Order, OrderStatus
+from app.seckill.keys import ItemKeys
+from app.seckill.worker import OrderWriter
+from app.state import Services
+from tests.factories import Auth, assert_problem, buy, create_event, create_live_item, item_spec
+
+
+async def _warm_up(services: Services) -> int:
+    async with services.sessionmaker() as session:
+        return await events.warm_up(session=session, services=services)
+
+
+async def _store_queued_orders(services: Services) -> int:
+    writer = OrderWriter(
+        redis=services.redis, sessionmaker=services.sessionmaker, settings=services.settings
+    )
+    return await writer.drain()
+
+
+async def _remaining(client: httpx.AsyncClient, item_id: int) -> int:
+    remaining: int = (await client.get(f"/api/v1/items/{item_id}")).json()["remaining"]
+    return remaining
+
+
+def _keys(settings: Settings, item_id: int) -> ItemKeys:
+    return ItemKeys(settings.redis_key_prefix, item_id)
+
+
+async def test_warm_up_keeps_a_sale_in_progress(
+    client: httpx.AsyncClient, auth: Auth, app_services: Services, redis: Redis
+) -> None:
+    item = await create_live_item(client, auth, stock=10, per_user_limit=3)
+    assert (await buy(client, auth, item["id"], user_id="a", quantity=3)).status_code == 202
+    assert (await buy(client, auth, item["id"], user_id="b", quantity=1)).status_code == 202
+    keys = _keys(app_services.settings, item["id"])
+    buyers = await redis.hgetall(keys.buyers)
+
+    assert await _warm_up(app_services) == 0
+    assert await _warm_up(app_services) == 0
+
+    assert await _remaining(client, item["id"]) == 6
+    assert await redis.hgetall(keys.buyers) == buyers == {"a": "3", "b": "1"}
+    assert_problem(await buy(client, auth, item["id"], user_id="a"), 409, "limit_exceeded")
+
+
+async def test_warm_up_after_orders_are_stored_keeps_the_live_counters(
+    client: httpx.AsyncClient, auth: Auth, app_services: Services
+) -> None:
+    item = await create_live_item(client, auth, stock=10, per_user_limit=5)
+    assert (await buy(client, auth, item["id"], quantity=4)).status_code == 202
+    assert await _store_queued_orders(app_services) == 1
+    assert await _warm_up(app_services) == 0
+    assert await _remaining(client, item["id"]) == 6
+
+
+async def test_a_lost_sale_is_rebuilt_from_stored_orders(
+    client: httpx.AsyncClient, auth: Auth, app_services: Services, redis: Redis
+) -> None:
+    item = await create_live_item(client, auth, stock=20, per_user_limit=5)
+    item_id = item["id"]
+    for user_id, quantity in (("a", 2), ("b", 3), ("c", 1)):
+        response = await buy(client, auth, item_id, user_id=user_id, quantity=quantity)
+        assert response.status_code == 202, response.text
+    assert await _store_queued_orders(app_services) == 3
+    # c's order was cancelled: its unit is back in the sale.
+    async with app_services.sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Order)
+            .where(Order.item_id == item_id, Order.user_id == "c")
+            .values(status=OrderStatus.CANCELLED.value)
+        )
+    keys = _keys(app_services.settings, item_id)
+    await redis.delete(keys.sale, keys.buyers)
+
+    assert await _warm_up(app_services) == 1
+
+    assert await _remaining(client, item_id) == 20 - 2 - 3
+    assert await redis.hgetall(keys.buyers) == {"a": "2", "b": "3"}
+    assert_problem(await buy(client, auth, item_id, user_id="b", quantity=3), 409, "limit_exceeded")
+    assert (await buy(client, auth, item_id, user_id="b", quantity=2)).status_code == 202
+    # Had c's cancelled unit counted, five more would take c over the limit.
+    assert (await buy(client, auth, item_id, user_id="c", quantity=5)).status_code == 202
+    assert await _remaining(client, item_id) == 20 - 2 - 3 - 2 - 5
+
+
+async def test_warm_up_refreshes_the_terms_of_a_live_sale(
+    client: httpx.AsyncClient, auth: Auth, app_services: Services, redis: Redis
+) -> None:
+    event = await create_event(client, auth, items=[item_spec(stock=5)])
+    item_id = event["items"][0]["id"]
+    assert (await buy(client, auth, item_id)).status_code == 202
+    # An operator's change that reached Postgres but not Redis (a crash in between).
+    async with app_services.sessionmaker() as session, session.begin():
+        await events.set_paused(session=session, event_id=event["id"], paused=True)
+    assert await redis.hget(_keys(app_services.settings, item_id).sale, "paused") == "0"
+
+    assert await _warm_up(app_services) == 0
+
+    assert await redis.hget(_keys(app_services.settings, item_id).sale, "paused") == "1"
+    assert_problem(await buy(client, auth, item_id, user_id="late"), 409, "paused")
+    assert await _remaining(client, item_id) == 4
+
+
+async def test_start_up_reloads_live_and_upcoming_sales_but_not_ended_ones(
+    client: httpx.AsyncClient, auth: Auth, settings: Settings, redis: Redis
+) -> None:
+    live = await create_event(client, auth, items=[item_spec(sku="L-1", stock=5)])
+    upcoming = await create_event(
+        client, auth, starts_in=timedelta(hours=1), items=[item_spec(sku="U-1", stock=6)]
+    )
+    ended = await create_event(
+        client,
+        auth,
+        starts_in=timedelta(hours=-3),
+        lasts=timedelta(hours=1),
+        items=[item_spec(sku="E-1", stock=7)],
+    )
+    item_ids = {
+        name: event["items"][0]["id"]
+        for name, event in (("live", live), ("upcoming", upcoming), ("ended", ended))
+    }
+    for item_id in item_ids.values():
+        await redis.delete(*_keys(settings, item_id).all())
+
+    restarted: FastAPI = create_app(settings)
+    async with restarted.router.lifespan_context(restarted):
+        pass
+
+    def stock(name: str) -> str:
+        return _keys(settings, item_ids[name]).sale
+
+    assert await redis.hget(stock("live"), "stock") == "5"
+    assert await redis.hget(stock("upcoming"), "stock") == "6"
+    assert await redis.exists(stock("ended")) == 0
+    # The ended sale still reads from Postgres.
+    ended_item = (await client.get(f"/api/v1/items/{item_ids['ended']}")).json()
+    assert (ended_item["remaining"], ended_item["state"]) == (7, "ended")
+    assert (await buy(client, auth, item_ids["live"])).status_code == 202

@@ -1,0 +1,226 @@
+"""Helpers for the order-lifecycle tests: stored orders, overdue orders, and the books of
+an item (Redis, the orders and the ledger) to check the stock identities against."""
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+from sqlalchemy import func, select, text
+
+from app.inventory.models import MovementReason, Sku, StockMovement
+from app.orders.models import Order, OrderTransition
+from app.orders.repository import LIVE_STATUSES
+from app.orders.timeouts import TimeoutSweeper
+from app.redis import as_text
+from app.seckill.keys import ItemKeys
+from app.seckill.worker import OrderWriter
+from app.state import Services
+from tests.factories import Auth, buy
+
+# Only a guard against a hang; no test asserts how long anything takes.
+WAIT_SECONDS = 60.0
+POLL_SECONDS = 0.01
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait for something another task or process does (never a timing assertion)."""
+    async with asyncio.timeout(WAIT_SECONDS):
+        while True:
+            if condition():
+                return
+            await asyncio.sleep(POLL_SECONDS)
+
+
+async def wait_past(moment: datetime) -> None:
+    """Sleep until our clock has passed `moment` (a sale's end, say)."""
+    await asyncio.sleep(max((moment - datetime.now(UTC)).total_seconds(), 0) + 0.05)
+
+
+async def store_orders(services: Services) -> int:
+    """Move every accepted order from Redis into Postgres, as the worker would."""
+    writer = OrderWriter(
+        redis=services.redis, sessionmaker=services.sessionmaker, settings=services.settings
+    )
+    return await writer.drain()
+
+
+async def bought(
+    client: httpx.AsyncClient,
+    auth: Auth,
+    item_id: int,
+    *,
+    user_id: str = "shopper-1",
+    quantity: int = 1,
+) -> str:
+    """Buy through the API; the accepted order's id (still queued)."""
+    response = await buy(client, auth, item_id, user_id=user_id, quantity=quantity)
+    assert response.status_code == 202, response.text
+    order_id: str = response.json()["order_id"]
+    return order_id
+
+
+async def stored_order(
+    client: httpx.AsyncClient,
+    auth: Auth,
+    services: Services,
+    item_id: int,
+    *,
+    user_id: str = "shopper-1",
+    quantity: int = 1,
+) -> str:
+    """Buy through the API and store the order: it is `pending_payment`."""
+    order_id = await bought(client, auth, item_id, user_id=user_id, quantity=quantity)
+    await store_orders(services)
+    return order_id
+
+
+async def wait_until_overdue(services: Services) -> None:
+    """Until every pending order is past its payment deadline (by Postgres's clock)."""
+    async with asyncio.timeout(WAIT_SECONDS):
+        while True:
+            async with services.sessionmaker() as session:
+                waiting = await session.scalar(
+                    text(
+                        "SELECT count(*) FROM orders "
+                        "WHERE status = 'pending_payment' AND payment_deadline > now()"
+                    )
+                )
+            if not waiting:
+                return
+            await asyncio.sleep(0.05)
+
+
+def sweeper(services: Services) -> TimeoutSweeper:
+    return TimeoutSweeper(services=services)
+
+
+async def order_row(services: Services, order_id: str) -> Order:
+    async with services.sessionmaker() as session:
+        row = await session.get(Order, order_id)
+    assert row is not None, order_id
+    return row
+
+
+async def transitions(services: Services, order_id: str) -> list[tuple[str, str, str]]:
+    """(from, to, cause) of each status change of the order, in order."""
+    async with services.sessionmaker() as session:
+        rows = await session.execute(
+            select(OrderTransition.from_status, OrderTransition.to_status, OrderTransition.cause)
+            .where(OrderTransition.order_id == order_id)
+            .order_by(OrderTransition.id)
+        )
+    return [(f, t, c) for f, t, c in rows]
+
+
+async def returns_of(services: Services, order_id: str) -> list[tuple[str, int, int]]:
+    """(reason, on_hand_delta, item_stock_delta) of the order's released/restocked rows."""
+    async with services.sessionmaker() as session:
+        rows = await session.execute(
+            select(
+                StockMovement.reason, StockMovement.on_hand_delta, StockMovement.item_stock_delta
+            )
+            .where(
+                StockMovement.order_id == order_id,
+                StockMovement.reason.in_(
+                    [MovementReason.RELEASED.value, MovementReason.RESTOCKED.value]
+                ),
+            )
+            .order_by(StockMovement.id)
+        )
+    return [(r, h, s) for r, h, s in rows]
+
+
+async def redis_stock(services: Services, item_id: int) -> int:
+    stock = await services.redis.hget(
+        ItemKeys(services.settings.redis_key_prefix, item_id).sale, "stock"
+    )
+    assert stock is not None
+    return int(stock)
+
+
+async def redis_bought(services: Services, item_id: int) -> dict[str, int]:
+    keys = ItemKeys(services.settings.redis_key_prefix, item_id)
+    counts = await services.redis.hgetall(keys.buyers)
+    return {str(as_text(user)): int(units) for user, units in counts.items()}
+
+
+async def released_set(services: Services, item_id: int) -> set[str]:
+    keys = ItemKeys(services.settings.redis_key_prefix, item_id)
+    return {str(as_text(order_id)) for order_id in await services.redis.smembers(keys.released)}
+
+
+async def on_hand(services: Services, sku: str) -> int:
+    async with services.sessionmaker() as session:
+        level = await session.scalar(select(Sku.on_hand).where(Sku.sku == sku))
+    assert level is not None
+    return level
+
+
+@dataclass(frozen=True, slots=True)
+class Books:
+    """One item's stock as Redis, the orders and the ledger tell it."""
+
+    allocated: int  # the item's `allocated` ledger row
+    remaining: int  # Redis stock
+    live: int  # units of pending_payment and paid orders
+    restocked: int  # units of cancelled/refunded orders sent back on hand
+    owed: int  # units of cancelled/refunded orders whose return has not happened yet
+    ledger_stock: int  # sum(item_stock_delta) over the item's ledger rows
+    live_by_user: dict[str, int]
+    by_status: dict[str, int]  # order count per status
+
+    def assert_balanced(self) -> None:
+        """The identities the audit checks, with every return done."""
+        assert self.owed == 0, self
+        assert self.allocated == self.remaining + self.live + self.restocked, self
+        assert self.ledger_stock == self.remaining, self
+
+
+async def books(services: Services, item_id: int) -> Books:
+    async with services.sessionmaker() as session:
+        ledger = (
+            await session.execute(
+                select(
+                    func.coalesce(
+                        func.sum(StockMovement.item_stock_delta).filter(
+                            StockMovement.reason == MovementReason.ALLOCATED.value
+                        ),
+                        0,
+                    ),
+                    func.coalesce(
+                        func.sum(StockMovement.on_hand_delta).filter(
+                            StockMovement.reason == MovementReason.RESTOCKED.value
+                        ),
+                        0,
+                    ),
+                    func.coalesce(func.sum(StockMovement.item_stock_delta), 0),
+                ).where(StockMovement.item_id == item_id)
+            )
+        ).one()
+        orders = (
+            await session.execute(
+                select(Order.user_id, Order.status, Order.quantity, Order.stock_returned_at).where(
+                    Order.item_id == item_id
+                )
+            )
+        ).all()
+    live_by_user = Counter[str]()
+    owed = 0
+    for user_id, status, quantity, returned_at in orders:
+        if status in LIVE_STATUSES:
+            live_by_user[user_id] += quantity
+        elif returned_at is None:
+            owed += quantity
+    return Books(
+        allocated=int(ledger[0]),
+        remaining=await redis_stock(services, item_id),
+        live=sum(live_by_user.values()),
+        restocked=int(ledger[1]),
+        owed=owed,
+        ledger_stock=int(ledger[2]),
+        live_by_user=dict(live_by_user),
+        by_status=dict(Counter(status for _, status, _, _ in orders)),
+    )
