@@ -1,0 +1,38 @@
+"""Running `seckill` commands as real processes with a test's settings."""
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from app.config import Settings
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """The process environment that reproduces `settings` (every field, SECKILL_ names)."""
+    env = dict(os.environ)
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if value is None:
+            env.pop(f"SECKILL_{name.upper()}", None)
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        env[f"SECKILL_{name.upper()}"] = str(value.value if hasattr(value, "value") else value)
+    return env
+
+
+async def start_cli(settings: Settings, *args: str, log: Path) -> asyncio.subprocess.Process:
+    """Start `seckill <args>` with the test's settings; its output goes to `log`."""
+    with log.open("ab") as out:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "app.cli",
+            *args,
+            env=settings_environment(settings),
+            stdout=out,
+            stderr=asyncio.subprocess.STDOUT,
+        )
