@@ -191,10 +191,10 @@ async def _audit(settings: Settings, event_id: int | None) -> "AuditReport":
 def dev(host: HostOpt = "127.0.0.1", port: PortOpt = 8000) -> None:
     """API + order writer + (if unconfigured) embedded servers, with a demo sale."""
     with _servers(_settings()) as settings:
-        created = asyncio.run(_ensure_demo(settings))
+        created, item_id = asyncio.run(_ensure_demo(settings))
         worker_process = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"])
         try:
-            _print_welcome(settings, host, port, created)
+            _print_welcome(settings, host, port, created, item_id)
             _serve(settings, host, port, workers=1)
         finally:
             worker_process.send_signal(signal.SIGTERM)
@@ -204,15 +204,19 @@ def dev(host: HostOpt = "127.0.0.1", port: PortOpt = 8000) -> None:
                 worker_process.kill()
 
 
-async def _ensure_demo(settings: Settings) -> bool:
-    from app.events.demo import ensure_demo_event
+async def _ensure_demo(settings: Settings) -> tuple[bool, int | None]:
+    """Create the demo sale if nothing is on; returns (created, an item on sale)."""
+    from app.events.demo import ensure_demo_event, first_open_item_id
     from app.main import build_services
 
     async with build_services(settings) as services:
-        return await ensure_demo_event(services) is not None
+        created = await ensure_demo_event(services) is not None
+        return created, await first_open_item_id(services)
 
 
-def _print_welcome(settings: Settings, host: str, port: int, created: bool) -> None:
+def _print_welcome(
+    settings: Settings, host: str, port: int, created: bool, item_id: int | None
+) -> None:
     base = f"http://{host}:{port}"
     shopper = mint_token(settings, user_id="demo-shopper")
     operator = mint_token(settings, user_id="demo-operator", admin=True)
@@ -225,10 +229,12 @@ seckill is up at {base}   (API docs: {base}/docs)
 Shopper token:  {shopper}
 Operator token: {operator}
 
-Try:
-  curl -s {base}/api/v1/events?state=live
-  curl -s -X POST -H "Authorization: Bearer {shopper[:12]}..." \\
-       -H 'Content-Type: application/json' -d '{{"quantity": 1}}' {base}/api/v1/items/1/purchase
+Try (in another terminal):
+  export TOKEN={shopper}
+  curl -s {base}/api/v1/items/{item_id}
+  curl -s -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
+       -d '{{"quantity": 1}}' {base}/api/v1/items/{item_id}/purchase
+  curl -s -H "Authorization: Bearer $TOKEN" {base}/api/v1/orders
 """,
         flush=True,
     )

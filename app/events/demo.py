@@ -48,3 +48,10 @@ async def ensure_demo_event(services: Services) -> Event | None:
         await session.commit()
         await service.publish_sale(session=session, services=services, items=event.items)
         return event
+
+
+async def first_open_item_id(services: Services) -> int | None:
+    """An item of a live or upcoming sale, for the welcome message's example purchase."""
+    async with services.sessionmaker() as session:
+        items = await repository.items_not_ended(session, now=service.utc_now())
+    return items[0].id if items else None
