@@ -44,6 +44,8 @@ class Settings(BaseSettings):
 
     jwt_secret: SecretStr = SecretStr(DEVELOPMENT_JWT_SECRET)
     jwt_leeway_seconds: int = Field(default=5, ge=0)
+    # Verified tokens remembered per process (until they expire); bounds its memory.
+    token_cache_size: PositiveInt = 100_000
 
     db_pool_size: PositiveInt = 10
     db_max_overflow: int = Field(default=10, ge=0)

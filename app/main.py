@@ -101,12 +101,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # Routes are matched in order: the purchase route first, it takes the crowd.
     for router in (
+        seckill_router,
         ops_router,
         events_public,
         events_admin,
         inventory_router,
-        seckill_router,
         orders_router,
         orders_admin,
         payments_router,

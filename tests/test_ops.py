@@ -32,6 +32,8 @@ CONTRACT_PATHS = {
     "/api/v1/items/{item_id}/purchase": {"post"},
     "/api/v1/orders": {"get"},
     "/api/v1/orders/{order_id}": {"get"},
+    "/api/v1/orders/{order_id}/pay": {"post"},
+    "/api/v1/orders/{order_id}/cancel": {"post"},
     "/healthz": {"get"},
     "/readyz": {"get"},
     "/metrics": {"get"},

@@ -259,18 +259,20 @@ class StockReturn:
     back_on_sale: bool
 
 
-_LOCK_RETURNS = f"""
+_LOCK_RETURNS = text(
+    f"""
     SELECT o.id, o.user_id, o.item_id, o.quantity,
            coalesce(o.refunded_at, o.cancelled_at) < e.ends_at AS back_on_sale
     FROM orders AS o
     JOIN event_items AS i ON i.id = o.item_id
     JOIN events AS e ON e.id = i.event_id
     WHERE o.status IN ({RETURNING_STATUSES}) AND o.stock_returned_at IS NULL
-      {{only}}
+      AND (CAST(:ids AS text[]) IS NULL OR o.id = ANY(CAST(:ids AS text[])))
     ORDER BY o.id
     LIMIT :limit
     FOR UPDATE OF o SKIP LOCKED
-"""
+    """
+)
 
 
 async def lock_stock_returns(
@@ -279,11 +281,10 @@ async def lock_stock_returns(
     """Cancelled or refunded orders whose units are not back yet (these, or any when
     `order_ids` is None), locked for this transaction. An order another process is
     returning right now is skipped: that process finishes it, or its crash unlocks it."""
-    only = "" if order_ids is None else "AND o.id = ANY(CAST(:ids AS text[]))"
-    params: dict[str, object] = {"limit": limit}
-    if order_ids is not None:
-        params["ids"] = list(order_ids)
-    rows = await session.execute(text(_LOCK_RETURNS.format(only=only)), params)
+    rows = await session.execute(
+        _LOCK_RETURNS,
+        {"ids": None if order_ids is None else list(order_ids), "limit": limit},
+    )
     return [
         StockReturn(
             order_id=row.id,

@@ -1,8 +1,9 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Path
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import AdminUser, CurrentUser
+from app.auth import AdminUser, CurrentUser, User
 from app.db import SessionDep
 from app.errors import Forbidden, InvalidState, Unauthorized, ValidationFailed, problem_responses
 from app.orders import service
@@ -14,7 +15,7 @@ from app.pagination import PageDep
 from app.payments import service as payments
 from app.payments.errors import PaymentDeclined
 from app.payments.schemas import PaymentCreate
-from app.state import ServicesDep
+from app.state import Services, ServicesDep
 
 router = APIRouter(prefix="/api/v1/orders", tags=["orders"])
 admin = APIRouter(prefix="/api/v1/admin/orders", tags=["orders (admin)"])
@@ -68,11 +69,7 @@ async def pay_order(
 
 
 async def _cancel(
-    order_id: str,
-    session: SessionDep,
-    services: ServicesDep,
-    user: CurrentUser,
-    cause: TransitionCause,
+    order_id: str, session: AsyncSession, services: Services, user: User, cause: TransitionCause
 ) -> OrderRead:
     cancelled = await service.cancel(
         session=session, services=services, user=user, order_id=order_id, cause=cause

@@ -20,6 +20,9 @@ from app.state import Services
 
 logger = logging.getLogger(__name__)
 
+# The gateway's notifications may concern any order, as an operator's actions do.
+_GATEWAY = User(id="payment-gateway", is_admin=True)
+
 
 async def pay(
     *,
@@ -107,10 +110,6 @@ async def refund(*, session: AsyncSession, services: Services, user: User, order
     return await orders.move_or_refuse(
         session=session, order=order, to_status=OrderStatus.REFUNDED, cause=TransitionCause.REFUND
     )
-
-
-# The gateway acts on any order, as an operator would.
-_GATEWAY = User(id="payment-gateway", is_admin=True)
 
 
 async def _settle(

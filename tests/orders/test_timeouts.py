@@ -2,10 +2,11 @@
 once each, and their units come back, even across a worker killed mid-sweep."""
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
@@ -109,11 +110,12 @@ async def test_the_running_sweep_stops_when_told(
     stop = asyncio.Event()
     sweep = sweeper(app_services)
     running = asyncio.create_task(sweep.run(stop))
-
-    await wait_until_overdue(app_services)
-    await until(lambda: sweep.returned >= 1)
-    stop.set()
-    await running
+    try:
+        await wait_until_overdue(app_services)
+        await until(lambda: sweep.returned >= 1)
+    finally:
+        stop.set()
+        await running
 
     assert (await order_row(app_services, order_id)).status == "cancelled"
     assert await redis_stock(app_services, item["id"]) == 5
@@ -146,9 +148,13 @@ def worker_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
-async def start_worker(settings: Settings, log: Path) -> asyncio.subprocess.Process:
+@contextlib.asynccontextmanager
+async def worker_process(
+    settings: Settings, log: Path
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`seckill worker` as its own process; killed on the way out if still running."""
     with log.open("ab") as output:
-        return await asyncio.create_subprocess_exec(
+        process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "app.cli",
@@ -158,6 +164,12 @@ async def start_worker(settings: Settings, log: Path) -> asyncio.subprocess.Proc
             stdout=output,
             stderr=output,
         )
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
 
 
 async def count(services: Services, sql: str) -> int:
@@ -203,14 +215,14 @@ async def test_a_worker_killed_mid_sweep_is_finished_by_the_next_one(
     await wait_until_overdue(app_services)
     log = tmp_path / "worker.log"
 
-    first = await start_worker(settings, log)
-    at_kill = await wait_for(app_services, CANCELLED, lambda n: n >= RESTART_ORDERS // 4)
-    first.send_signal(signal.SIGKILL)
-    await first.wait()
-    second = await start_worker(settings, log)
-    await wait_for(app_services, UNSETTLED, lambda n: n == 0)
-    second.send_signal(signal.SIGTERM)
-    exit_code = await second.wait()
+    async with worker_process(settings, log) as first:
+        at_kill = await wait_for(app_services, CANCELLED, lambda n: n >= RESTART_ORDERS // 4)
+        first.send_signal(signal.SIGKILL)
+        await first.wait()
+    async with worker_process(settings, log) as second:
+        await wait_for(app_services, UNSETTLED, lambda n: n == 0)
+        second.send_signal(signal.SIGTERM)
+        exit_code = await second.wait()
 
     assert at_kill < RESTART_ORDERS, "the first worker was killed before it finished"
     assert exit_code == 0, log.read_text()

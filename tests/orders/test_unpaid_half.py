@@ -111,19 +111,27 @@ async def test_unpaid_units_return_and_sell_to_payers(
         asyncio.create_task(sweeper(app_services).run(stop)),
         asyncio.create_task(sample(app_services, item_id, tally, stop)),
     ]
-
     crowd = [
-        payer(client, auth, item_id, user, tally, done)
-        if user.startswith("payer")
-        else dawdler(client, auth, item_id, user, tally)
+        asyncio.create_task(
+            payer(client, auth, item_id, user, tally, done)
+            if user.startswith("payer")
+            else dawdler(client, auth, item_id, user, tally)
+        )
         for user in shoppers
     ]
-    shopping = asyncio.gather(*crowd)
-    await until(lambda: len(tally.paid) == STOCK)
-    done.set()
-    await shopping
-    stop.set()
-    await asyncio.gather(*background)
+    try:
+        await until(lambda: len(tally.paid) == STOCK)
+        done.set()
+        await asyncio.gather(*crowd)
+        stop.set()
+        await asyncio.gather(*background)
+    finally:
+        # On a failure, nothing may outlive the test (its connections least of all).
+        done.set()
+        stop.set()
+        for task in crowd + background:
+            task.cancel()
+        await asyncio.gather(*crowd, *background, return_exceptions=True)
     await sweeper(app_services).drain()
 
     assert tally.abandoned, "some units went to shoppers who never paid"
@@ -134,7 +142,9 @@ async def test_unpaid_units_return_and_sell_to_payers(
             ("pending_payment", "cancelled", "payment_timeout")
         ]
     summary = await books(app_services, item_id)
-    assert summary.by_status == {"paid": STOCK, "cancelled": len(tally.abandoned)}
+    # A payer too slow for the timeout loses that order too, and buys again.
+    assert summary.by_status["paid"] == STOCK
+    assert summary.by_status["cancelled"] >= len(tally.abandoned)
     assert summary.remaining == 0
     summary.assert_balanced()
     assert await redis_bought(app_services, item_id) == summary.live_by_user
