@@ -21,7 +21,7 @@ from app.config import ConfigurationError, Settings, get_settings
 from app.db import migrate as run_migrations
 
 if TYPE_CHECKING:
-    from app.seckill.audit import AuditReport
+    from app.seckill.audit_report import AuditReport
 
 cli = typer.Typer(help="seckill: a high-concurrency flash-sale backend.", no_args_is_help=True)
 logger = logging.getLogger("seckill")
@@ -167,7 +167,7 @@ def audit(
     """Check a sale's books at a quiet moment: stock, per-user limits, duplicate orders,
     the ledger, dead letters. Exit code 0 if everything holds, 1 if not, 2 if no such event."""
     from app.events.errors import EventNotFound
-    from app.seckill.audit import format_report
+    from app.seckill.audit_report import format_report
 
     with _servers(_settings()) as settings:
         try:

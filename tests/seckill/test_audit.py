@@ -19,7 +19,8 @@ from app.orders import repository as orders
 from app.orders.models import Order, OrderStatus
 from app.orders.release import release_in_redis, return_stock
 from app.orders.repository import StockReturn
-from app.seckill.audit import AuditReport, Check, audit
+from app.seckill.audit import audit
+from app.seckill.audit_report import AuditReport, Check
 from app.seckill.keys import ItemKeys
 from app.seckill.order_ids import new_order_id
 from app.seckill.service import Outcome
