@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 import uvicorn
+from pydantic import ValidationError
 
 from app import embedded
 from app.auth import mint_token
@@ -32,6 +33,15 @@ def _settings() -> Settings:
         settings = get_settings()
     except ConfigurationError as exc:
         typer.secho(f"refusing to start: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"SECKILL_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in exc.errors()
+        )
+        typer.secho(
+            f"refusing to start: invalid settings: {problems}", fg=typer.colors.RED, err=True
+        )
         raise typer.Exit(2) from exc
     logging.basicConfig(
         level=settings.log_level.upper(),

@@ -8,6 +8,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Shipped so that development works out of the box; production refuses to start with it.
 DEVELOPMENT_JWT_SECRET = "development-only-secret-do-not-use-in-production"  # noqa: S105
+DEVELOPMENT_WEBHOOK_SECRET = "development-only-webhook-secret"  # noqa: S105
 
 
 # HS256 keys shorter than the hash output weaken the signature (RFC 7518, section 3.2).
@@ -61,7 +62,7 @@ class Settings(BaseSettings):
     sold_out_mark_seconds: float = Field(default=2.0, gt=0)
 
     payment_timeout_seconds: PositiveInt = 900
-    payment_webhook_secret: SecretStr = SecretStr("development-only-webhook-secret")
+    payment_webhook_secret: SecretStr = SecretStr(DEVELOPMENT_WEBHOOK_SECRET)
 
     # Order writer (seckill worker).
     worker_group: str = "order-writer"
@@ -88,6 +89,12 @@ class Settings(BaseSettings):
                 raise ConfigurationError(
                     f"SECKILL_JWT_SECRET is too short for production: use at least "
                     f"{MIN_PRODUCTION_SECRET_LENGTH} characters (HS256 wants 256 bits)."
+                )
+            webhook_secret = self.payment_webhook_secret.get_secret_value()
+            if not webhook_secret or webhook_secret == DEVELOPMENT_WEBHOOK_SECRET:
+                raise ConfigurationError(
+                    "SECKILL_PAYMENT_WEBHOOK_SECRET must be set when SECKILL_ENV=production "
+                    "(anyone could sign payment callbacks with the public development one)."
                 )
             if not self.database_url or not self.redis_url:
                 raise ConfigurationError(

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from app.cli import cli
 from app.config import (
     DEVELOPMENT_JWT_SECRET,
+    DEVELOPMENT_WEBHOOK_SECRET,
     MIN_PRODUCTION_SECRET_LENGTH,
     ConfigurationError,
     Environment,
@@ -37,6 +38,7 @@ def production_env(monkeypatch: pytest.MonkeyPatch, **overrides: str | None) -> 
     values: dict[str, str | None] = {
         "SECKILL_ENV": "production",
         "SECKILL_JWT_SECRET": STRONG_SECRET,
+        "SECKILL_PAYMENT_WEBHOOK_SECRET": "webhook-" + STRONG_SECRET,
         "SECKILL_DATABASE_URL": DATABASE_URL,
         "SECKILL_REDIS_URL": REDIS_URL,
     }
@@ -145,3 +147,22 @@ def test_seckill_serve_refuses_embedded_servers_in_production(
     result = CliRunner().invoke(cli, ["serve", "--port", "1"])
     assert result.exit_code != 0
     assert "SECKILL_REDIS_URL" in result.output
+
+
+@pytest.mark.parametrize("webhook_secret", [None, "", DEVELOPMENT_WEBHOOK_SECRET])
+def test_production_refuses_the_development_webhook_secret(
+    clean_env: pytest.MonkeyPatch, webhook_secret: str | None
+) -> None:
+    production_env(clean_env, SECKILL_PAYMENT_WEBHOOK_SECRET=webhook_secret)
+    with pytest.raises(ConfigurationError, match="SECKILL_PAYMENT_WEBHOOK_SECRET"):
+        Settings()
+
+
+def test_the_cli_names_an_invalid_setting_instead_of_a_traceback(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    clean_env.setenv("SECKILL_ENV", "prod")
+    result = CliRunner().invoke(cli, ["token", "--user", "1"])
+    assert result.exit_code == 2
+    assert "SECKILL_ENV" in result.output
+    assert "Traceback" not in result.output

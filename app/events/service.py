@@ -12,7 +12,7 @@ from app.events.models import Event, EventItem
 from app.events.schemas import EventCreate, EventRead, EventState, ItemRead, ItemState
 from app.inventory import service as inventory
 from app.orders import repository as orders
-from app.seckill.sale_state import SaleTerms, load_sale, remaining_stock
+from app.seckill.sale_state import SaleTerms, load_sale, orders_in_stream, remaining_stock
 from app.state import Services
 
 
@@ -74,18 +74,31 @@ async def publish_sale(
     *, session: AsyncSession, services: Services, items: Sequence[EventItem]
 ) -> int:
     """Load (or refresh) the items' sale state in Redis from Postgres; returns how many
-    items had their live counters built (the rest were already live and kept)."""
+    items had their live counters built (the rest were already live and kept).
+
+    Units of orders still in a stream count as sold too, or a rebuild after losing only
+    the sale hash would sell them again. The streams are read before Postgres: an order
+    the writer stores in between is then found in both and counted once."""
+    prefix = services.settings.redis_key_prefix
+    in_flight = {
+        item.id: await orders_in_stream(redis=services.redis, prefix=prefix, item_id=item.id)
+        for item in items
+    }
     sold = await orders.units_sold_by_item(session, [i.id for i in items])
     loaded = 0
     for item in items:
         bought = await orders.units_bought_by_user(session, item.id)
+        stored = await orders.stored_order_ids(session, [o.id for o in in_flight[item.id]])
+        unstored = [o for o in in_flight[item.id] if o.id not in stored]
+        for order in unstored:
+            bought[order.user_id] = bought.get(order.user_id, 0) + order.quantity
         loaded += await load_sale(
             redis=services.redis,
             scripts=services.scripts,
-            prefix=services.settings.redis_key_prefix,
+            prefix=prefix,
             group=services.settings.worker_group,
             terms=_terms(item),
-            units_sold=sold[item.id],
+            units_sold=sold[item.id] + sum(o.quantity for o in unstored),
             bought_by_user=bought,
         )
     return loaded

@@ -7,8 +7,10 @@ from decimal import Decimal
 
 from redis.asyncio import Redis
 
+from app.orders.repository import NewOrder
 from app.redis import Scripts
 from app.seckill.keys import GlobalKeys, ItemKeys
+from app.seckill.worker import parse_order
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,3 +81,11 @@ async def remaining_stock(
             pipe.hget(ItemKeys(prefix, item_id).sale, "stock")
         values = await pipe.execute()
     return {i: (int(v) if v is not None else None) for i, v in zip(ids, values, strict=True)}
+
+
+async def orders_in_stream(*, redis: Redis, prefix: str, item_id: int) -> list[NewOrder]:
+    """Accepted orders still waiting in the item's stream (not yet written, or written and
+    not yet deleted: the caller tells those apart by asking Postgres afterwards)."""
+    entries = await redis.xrange(ItemKeys(prefix, item_id).orders) or []
+    parsed = (parse_order({str(k): str(v) for k, v in (f or {}).items()}) for _i, f in entries)
+    return [order for order in parsed if order is not None]

@@ -95,6 +95,27 @@ async def test_a_lost_sale_is_rebuilt_from_stored_orders(
     assert await _remaining(client, item_id) == 20 - 2 - 3 - 2 - 5
 
 
+async def test_a_rebuild_counts_orders_still_waiting_in_the_stream(
+    client: httpx.AsyncClient, auth: Auth, app_services: Services, redis: Redis
+) -> None:
+    item = await create_live_item(client, auth, stock=10, per_user_limit=5)
+    item_id = item["id"]
+    assert (await buy(client, auth, item_id, user_id="a", quantity=2)).status_code == 202
+    assert await _store_queued_orders(app_services) == 1
+    # Accepted but not written yet: only the stream knows these.
+    assert (await buy(client, auth, item_id, user_id="b", quantity=3)).status_code == 202
+    assert (await buy(client, auth, item_id, user_id="a", quantity=1)).status_code == 202
+    keys = _keys(app_services.settings, item_id)
+    await redis.delete(keys.sale, keys.buyers)  # say, evicted
+
+    assert await _warm_up(app_services) == 1
+
+    assert await _remaining(client, item_id) == 10 - 2 - 3 - 1
+    assert await redis.hgetall(keys.buyers) == {"a": "3", "b": "3"}
+    assert await _store_queued_orders(app_services) == 2
+    assert await _remaining(client, item_id) == 4
+
+
 async def test_warm_up_refreshes_the_terms_of_a_live_sale(
     client: httpx.AsyncClient, auth: Auth, app_services: Services, redis: Redis
 ) -> None:
