@@ -10,6 +10,7 @@ from app.events import repository
 from app.events.errors import EventNotFound, ItemNotFound
 from app.events.models import Event, EventItem
 from app.events.schemas import EventCreate, EventRead, EventState, ItemRead, ItemState
+from app.inventory import repository as inventory_repository
 from app.inventory import service as inventory
 from app.orders import repository as orders
 from app.seckill.sale_state import SaleTerms, load_sale, orders_in_stream, remaining_stock
@@ -138,12 +139,13 @@ async def _remaining(
         prefix=services.settings.redis_key_prefix,
         item_ids=[i.id for i in items],
     )
-    missing = [i for i in items if live.get(i.id) is None]
-    # Items not in Redis (an old sale, or Redis rebuilt): the truth is in Postgres.
-    sold = await orders.units_sold_by_item(session, [i.id for i in missing])
+    missing = [i.id for i in items if live.get(i.id) is None]
+    # Items not in Redis (an old sale, or Redis rebuilt): the inventory ledger's sale
+    # stock is the truth (allocated, less sold, plus released; restocks left the sale).
+    ledger = await inventory_repository.ledger_by_item(session, missing)
     result = {item_id: stock for item_id, stock in live.items() if stock is not None}
-    for item in missing:
-        result[item.id] = item.stock - sold[item.id]
+    for item_id in missing:
+        result[item_id] = ledger[item_id].item_stock
     return result
 
 

@@ -11,6 +11,7 @@ from app.orders import repository
 from app.orders import service as orders
 from app.orders.models import TransitionCause
 from app.orders.release import Returned, release_in_redis, return_stock
+from app.seckill.keys import ItemKeys
 from app.state import Services
 from tests.factories import Auth, create_event, create_live_item, item_spec
 from tests.lifecycle import (
@@ -135,3 +136,8 @@ async def test_after_the_sale_the_units_go_back_on_hand_once(
     summary = await books(app_services, item)
     assert summary.restocked == 3
     summary.assert_balanced()
+    # Long after the sale its Redis keys may be gone: the ledger still tells the same.
+    keys = ItemKeys(app_services.settings.redis_key_prefix, item)
+    await app_services.redis.delete(keys.sale)
+    shown = (await client.get(f"/api/v1/items/{item}")).json()
+    assert (shown["remaining"], shown["state"]) == (3, "ended")
