@@ -20,7 +20,7 @@ def settings_environment(settings: Settings) -> dict[str, str]:
             continue
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
-        env[f"SECKILL_{name.upper()}"] = str(value.value if hasattr(value, "value") else value)
+        env[f"SECKILL_{name.upper()}"] = str(value)  # enums are StrEnum: str() is the value
     return env
 
 

@@ -3,7 +3,6 @@ once each, and their units come back, even across a worker killed mid-sweep."""
 
 import asyncio
 import contextlib
-import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -34,6 +33,7 @@ from tests.lifecycle import (
     until,
     wait_until_overdue,
 )
+from tests.processes import settings_environment
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SHORT_TIMEOUT = {"payment_timeout_seconds": 1}
@@ -129,23 +129,18 @@ RESTART_BATCH = 5
 
 
 def worker_environment(settings: Settings) -> dict[str, str]:
-    """The test's settings as a worker process reads them (SECKILL_ variables)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SECKILL_")}
-    assert settings.database_url
-    assert settings.redis_url
-    env |= {
-        "SECKILL_DATABASE_URL": settings.database_url,
-        "SECKILL_REDIS_URL": settings.redis_url,
-        "SECKILL_REDIS_KEY_PREFIX": settings.redis_key_prefix,
-        "SECKILL_JWT_SECRET": settings.jwt_secret.get_secret_value(),
-        "SECKILL_PAYMENT_TIMEOUT_SECONDS": str(settings.payment_timeout_seconds),
-        # Small batches, so a kill lands in the middle of the work.
-        "SECKILL_TIMEOUT_SWEEP_BATCH_SIZE": str(RESTART_BATCH),
-        "SECKILL_TIMEOUT_SWEEP_INTERVAL_SECONDS": "0.05",
-        "SECKILL_WORKER_CONSUMER": f"{settings.worker_consumer}-process",
-        "SECKILL_LOG_LEVEL": "WARNING",
-    }
-    return env
+    """The test's settings for a worker process, with small sweep batches so a kill lands
+    in the middle of the work."""
+    return settings_environment(
+        settings.model_copy(
+            update={
+                "timeout_sweep_batch_size": RESTART_BATCH,
+                "timeout_sweep_interval_seconds": 0.05,
+                "worker_consumer": f"{settings.worker_consumer}-process",
+                "log_level": "WARNING",
+            }
+        )
+    )
 
 
 @contextlib.asynccontextmanager

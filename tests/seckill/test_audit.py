@@ -1,7 +1,6 @@
 """The audit: a clean sale passes; each broken invariant is reported, and the CLI exits 1."""
 
 import asyncio
-import os
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +27,7 @@ from app.seckill.worker import OrderWriter
 from app.state import Services
 from tests.factories import Auth, buy, create_event, create_live_item, item_spec
 from tests.lua.helpers import purchase_call
+from tests.processes import settings_environment
 
 STOCK = 10
 LIMIT = 2
@@ -391,14 +391,7 @@ class CommandResult:
 async def _run_audit(settings: Settings, *args: str) -> CommandResult:
     """`seckill audit` in a process of its own, as an operator runs it: the command owns
     its event loop, signal handlers and cached settings, none of which a test may share."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SECKILL_")}
-    env |= {
-        "SECKILL_DATABASE_URL": settings.database_url or "",
-        "SECKILL_REDIS_URL": settings.redis_url or "",
-        "SECKILL_REDIS_KEY_PREFIX": settings.redis_key_prefix,
-        "SECKILL_JWT_SECRET": settings.jwt_secret.get_secret_value(),
-        "SECKILL_LOG_LEVEL": "WARNING",
-    }
+    env = settings_environment(settings.model_copy(update={"log_level": "WARNING"}))
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "app.cli", "audit", *args,
         env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
