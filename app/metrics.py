@@ -26,3 +26,15 @@ orders_dead_lettered = Counter(
     "Order entries moved to the dead-letter stream after repeated failures.",
     registry=registry,
 )
+order_transitions = Counter(
+    "seckill_order_transitions_total",
+    "Order status changes won (paid, cancelled, refunded) by cause.",
+    ["to_status", "cause"],
+    registry=registry,
+)
+stock_returns = Counter(
+    "seckill_stock_returns_total",
+    "Cancelled or refunded orders whose units came back: on_sale (released) or on_hand.",
+    ["to"],
+    registry=registry,
+)

@@ -19,6 +19,7 @@ from app.db import create_engine
 from app.main import create_app
 from app.state import Services
 from tests.factories import Auth, assert_problem, buy, create_live_item, event_spec, item_spec
+from tests.lifecycle import stored_order
 
 # RFC 3339 date-time in UTC, as storefronts parse it.
 RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|\+00:00)$")
@@ -235,3 +236,21 @@ async def test_an_app_with_an_unreachable_redis_refuses_to_boot(settings: Settin
     with pytest.raises(RedisConnectionError):
         async with application.router.lifespan_context(application):
             pass
+
+
+async def test_metrics_count_lifecycle_changes_and_stock_returns(
+    client: httpx.AsyncClient, auth: Auth, app_services: Services
+) -> None:
+    item = await create_live_item(client, auth, stock=5)
+    order_id = await stored_order(client, auth, app_services, item["id"])
+    before = (await client.get("/metrics")).text
+
+    cancelled = await client.post(f"/api/v1/orders/{order_id}/cancel", headers=auth.headers())
+    assert cancelled.status_code == 200, cancelled.text
+
+    text = (await client.get("/metrics")).text
+    for name, labels in (
+        ("seckill_order_transitions_total", '{cause="user_cancel",to_status="cancelled"}'),
+        ("seckill_stock_returns_total", '{to="on_sale"}'),
+    ):
+        assert _sample(text, name, labels) == _sample(before, name, labels) + 1, name

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
+from app.metrics import stock_returns
 from app.orders import repository
 from app.orders.repository import StockReturn
 from app.seckill.keys import ItemKeys
@@ -70,6 +71,8 @@ async def return_stock(
         restocked = await repository.record_restocked(
             session, [d.order_id for d in due if not d.back_on_sale]
         )
+    stock_returns.labels("on_sale").inc(released)
+    stock_returns.labels("on_hand").inc(restocked)
     return Returned(on_sale=released, on_hand=restocked)
 
 

@@ -13,6 +13,7 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import User
+from app.metrics import order_transitions
 from app.orders import repository
 from app.orders.errors import OrderNotFound, OrderStillQueued, WrongOrderState
 from app.orders.models import Order, OrderStatus, TransitionCause
@@ -168,6 +169,8 @@ async def move(
         cause=cause,
         payment_reference=payment_reference,
     )
+    if moved:
+        order_transitions.labels(to_status.value, cause.value).inc()
     return bool(moved)
 
 

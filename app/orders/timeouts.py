@@ -19,6 +19,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
+from app.metrics import order_transitions
 from app.orders import repository
 from app.orders.models import OrderStatus, TransitionCause
 from app.orders.release import return_stock
@@ -106,6 +107,9 @@ class TimeoutSweeper:
             )
         if cancelled:
             logger.info("cancelled %d orders unpaid past their deadline", len(cancelled))
+            order_transitions.labels(
+                OrderStatus.CANCELLED.value, TransitionCause.PAYMENT_TIMEOUT.value
+            ).inc(len(cancelled))
         self.cancelled += len(cancelled)
         return len(cancelled)
 
