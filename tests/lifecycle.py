@@ -5,7 +5,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from sqlalchemy import func, select, text
@@ -18,7 +18,7 @@ from app.redis import as_text
 from app.seckill.keys import ItemKeys
 from app.seckill.worker import OrderWriter
 from app.state import Services
-from tests.factories import Auth, buy
+from tests.factories import Auth, buy, create_event, item_spec
 
 # Only a guard against a hang; no test asserts how long anything takes.
 WAIT_SECONDS = 60.0
@@ -224,3 +224,19 @@ async def books(services: Services, item_id: int) -> Books:
         live_by_user=dict(live_by_user),
         by_status=dict(Counter(status for _, status, _, _ in orders)),
     )
+
+
+async def closing_sale(
+    client: httpx.AsyncClient, auth: Auth, *, sku: str, stock: int, per_user_limit: int
+) -> tuple[int, datetime]:
+    """A live sale of one item that ends in two seconds: (item id, its end)."""
+    ends_at = datetime.now(UTC) + timedelta(seconds=2)
+    event = await create_event(
+        client,
+        auth,
+        starts_in=timedelta(seconds=-60),
+        lasts=timedelta(seconds=62),
+        items=[item_spec(sku=sku, stock=stock, per_user_limit=per_user_limit)],
+    )
+    item_id: int = event["items"][0]["id"]
+    return item_id, ends_at

@@ -2,7 +2,6 @@
 interrupted; back on sale while the sale runs, back on hand once it has ended."""
 
 import asyncio
-from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -13,9 +12,10 @@ from app.orders.models import TransitionCause
 from app.orders.release import Returned, release_in_redis, return_stock
 from app.seckill.keys import ItemKeys
 from app.state import Services
-from tests.factories import Auth, create_event, create_live_item, item_spec
+from tests.factories import Auth, create_live_item
 from tests.lifecycle import (
     books,
+    closing_sale,
     on_hand,
     order_row,
     redis_bought,
@@ -108,15 +108,7 @@ async def test_a_return_interrupted_between_redis_and_the_ledger_books_once(
 async def test_after_the_sale_the_units_go_back_on_hand_once(
     client: httpx.AsyncClient, auth: Auth, app_services: Services, services: Services
 ) -> None:
-    ends_at = datetime.now(UTC) + timedelta(seconds=2)
-    event = await create_event(
-        client,
-        auth,
-        starts_in=timedelta(seconds=-60),
-        lasts=timedelta(seconds=62),
-        items=[item_spec(sku="SHORT-1", stock=6, per_user_limit=3)],
-    )
-    item = event["items"][0]["id"]
+    item, ends_at = await closing_sale(client, auth, sku="SHORT-1", stock=6, per_user_limit=3)
     order_id = await stored_order(client, auth, app_services, item, quantity=3)
     await wait_past(ends_at)
     before = await on_hand(app_services, "SHORT-1")

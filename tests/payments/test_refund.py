@@ -2,16 +2,16 @@
 cancellation."""
 
 import asyncio
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import httpx
 
 from app.payments.gateway import SimulatedGateway
 from app.state import Services
-from tests.factories import Auth, assert_problem, create_event, create_live_item, item_spec
+from tests.factories import Auth, assert_problem, create_live_item
 from tests.lifecycle import (
     books,
+    closing_sale,
     on_hand,
     order_row,
     redis_bought,
@@ -102,15 +102,7 @@ async def test_only_paid_orders_are_refunded_and_only_by_operators(
 async def test_a_refund_after_the_sale_restocks_the_warehouse(
     client: httpx.AsyncClient, auth: Auth, app_services: Services
 ) -> None:
-    ends_at = datetime.now(UTC) + timedelta(seconds=2)
-    event = await create_event(
-        client,
-        auth,
-        starts_in=timedelta(seconds=-60),
-        lasts=timedelta(seconds=62),
-        items=[item_spec(sku="SHORT-2", stock=4, per_user_limit=2)],
-    )
-    item = event["items"][0]["id"]
+    item, ends_at = await closing_sale(client, auth, sku="SHORT-2", stock=4, per_user_limit=2)
     order_id = await paid_order(client, auth, app_services, item, quantity=2)
     await wait_past(ends_at)
     before = await on_hand(app_services, "SHORT-2")
