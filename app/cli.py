@@ -1,4 +1,4 @@
-"""The `seckill` command: serve, worker, dev, migrate, token, audit."""
+"""The `seckill` command: serve, worker, dev, migrate, token, audit, dead-letters."""
 
 import asyncio
 import contextlib
@@ -195,6 +195,48 @@ async def _audit(settings: Settings, event_id: int | None) -> "AuditReport":
 
     async with build_services(settings) as services:
         return await sale_audit.audit(services=services, event_id=event_id)
+
+
+@cli.command("dead-letters")
+def dead_letters(
+    entry_ids: Annotated[
+        list[str] | None, typer.Argument(help="Dead-letter entry ids (default: all).")
+    ] = None,
+    requeue: Annotated[
+        bool, typer.Option(help="Put them back in their item streams for the order writer.")
+    ] = False,
+) -> None:
+    """List the order entries the writer gave up on (their stock was taken, no order row
+    exists), or requeue them once the cause is fixed. Exit 1 if any could not be."""
+    with _servers(_settings()) as settings:
+        ok = asyncio.run(_dead_letters(settings, entry_ids, requeue=requeue))
+    raise typer.Exit(0 if ok else 1)
+
+
+async def _dead_letters(settings: Settings, entry_ids: list[str] | None, *, requeue: bool) -> bool:
+    from app.redis import create_redis
+    from app.seckill import dead_letters as letters
+
+    assert settings.redis_url
+    redis = create_redis(settings, settings.redis_url)
+    try:
+        prefix = settings.redis_key_prefix
+        if not requeue:
+            found = await letters.read_dead_letters(redis, prefix)
+            for d in found:
+                if entry_ids is None or d.entry_id in entry_ids:
+                    print(f"{d.entry_id}  order {d.order_id or '?'}  from {d.stream}: {d.reason}")
+            print(f"{len(found)} dead-lettered order entr(y/ies)")
+            return True
+        result = await letters.requeue(redis=redis, prefix=prefix, entry_ids=entry_ids)
+        print(f"requeued {len(result.requeued)}: {' '.join(result.requeued) or '-'}")
+        if result.unreadable:
+            print(f"left (unreadable, fix by hand): {' '.join(result.unreadable)}")
+        if result.unknown:
+            print(f"not in the dead-letter stream: {' '.join(result.unknown)}")
+        return not (result.unreadable or result.unknown)
+    finally:
+        await redis.aclose()
 
 
 @cli.command()

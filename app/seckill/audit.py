@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from redis.asyncio import Redis
-from redis.typing import StreamRangeResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.events import repository as events
@@ -40,7 +39,6 @@ from app.events.models import Event, EventItem
 from app.inventory import repository as inventory
 from app.orders import repository as orders
 from app.orders.repository import NewOrder, StockReturn
-from app.redis import as_text
 from app.seckill.audit_report import (
     EXAMPLES,
     AuditReport,
@@ -49,7 +47,8 @@ from app.seckill.audit_report import (
     ItemAudit,
     Problem,
 )
-from app.seckill.keys import GlobalKeys, ItemKeys
+from app.seckill.dead_letters import read_dead_letters, stream_entries
+from app.seckill.keys import ItemKeys
 from app.seckill.worker import parse_order
 from app.state import Services
 
@@ -82,37 +81,24 @@ async def _read_redis(redis: Redis, keys: ItemKeys) -> _RedisSide:
     return _RedisSide(
         remaining=int(stock) if stock is not None else None,
         buyers={user: int(units) for user, units in buyers.items()},
-        entries=_entries(entries),
+        entries=stream_entries(entries),
         queued=set(queued),
         released=set(released),
     )
 
 
-def _entries(reply: StreamRangeResponse | None) -> list[tuple[str, dict[str, str]]]:
-    """XRANGE's reply as text (the client decodes; this narrows the types)."""
-    found = []
-    for entry_id, fields in reply or []:
-        text = {as_text(k) or "": as_text(v) or "" for k, v in (fields or {}).items()}
-        found.append((as_text(entry_id) or "", text))
-    return found
-
-
 async def _read_dead_letters(redis: Redis, prefix: str) -> list[DeadLetter]:
-    stream = GlobalKeys(prefix).dead_orders
-    found: list[DeadLetter] = []
-    start = "-"
-    while page := _entries(await redis.xrange(stream, min=start, count=STREAM_PAGE)):
-        for entry_id, fields in page:
-            item = fields.get("item_id", "")
-            found.append(
-                DeadLetter(
-                    entry_id=entry_id,
-                    order_id=fields.get("order_id"),
-                    item_id=int(item) if item.isdigit() else None,
-                    reason=fields.get("reason", "?"),
-                )
+    found = []
+    for letter in await read_dead_letters(redis, prefix):
+        item = letter.order_fields.get("item_id", "")
+        found.append(
+            DeadLetter(
+                entry_id=letter.entry_id,
+                order_id=letter.order_id,
+                item_id=int(item) if item.isdigit() else None,
+                reason=letter.reason,
             )
-        start = f"({page[-1][0]}"
+        )
     return found
 
 
