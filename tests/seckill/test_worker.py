@@ -18,6 +18,7 @@ from tests.seckill.orders import (
     sold_ledger_rows,
     stored_order_ids,
 )
+from tests.waiting import eventually
 
 
 def writer_for(services: Services, consumer: str = "writer-1", **overrides: object) -> OrderWriter:
@@ -146,3 +147,31 @@ async def test_an_entry_that_keeps_failing_is_dead_lettered_and_the_batch_goes_o
     pending = await redis.xpending(keys.orders, app_services.settings.worker_group)
     assert pending["pending"] == 0
     assert set(await stored_order_ids(app_services)) == accepted
+
+
+async def test_several_writers_share_the_streams_and_store_each_order_once(
+    client: httpx.AsyncClient, auth: Auth, app_services: Services
+) -> None:
+    items = [await create_live_item(client, auth, sku=f"SKU-{n}", stock=1500) for n in range(2)]
+    accepted: set[str] = set()
+    for item in items:
+        accepted |= await accept_orders(app_services, item["id"], 1500)
+    writers = [writer_for(app_services, f"writer-{n}", worker_batch_size=100) for n in range(3)]
+    stop = asyncio.Event()
+    running = [asyncio.create_task(w.run(stop)) for w in writers]
+
+    async def all_stored() -> bool:
+        return len(await stored_order_ids(app_services)) >= len(accepted)
+
+    try:
+        await eventually(all_stored)
+    finally:
+        stop.set()
+        await asyncio.gather(*running)
+
+    stored = await stored_order_ids(app_services)
+    assert len(stored) == len(set(stored)) == 3000
+    assert set(stored) == accepted
+    assert await sold_ledger_rows(app_services) == 3000
+    assert sum(w.stored for w in writers) == 3000
+    assert sum(w.stored > 0 for w in writers) >= 2, "the group spreads the work"
