@@ -1,25 +1,21 @@
 """Operations endpoints, the OpenAPI document, and problem+json on every refusal."""
 
-import contextlib
 import json
 import re
-import socket
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from app.config import Settings
-from app.db import create_engine
 from app.main import create_app
 from app.state import Services
 from tests.factories import Auth, assert_problem, buy, create_live_item, event_spec, item_spec
 from tests.lifecycle import stored_order
+from tests.outages import closed_port, postgres_unreachable, redis_unreachable
 
 # RFC 3339 date-time in UTC, as storefronts parse it.
 RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|\+00:00)$")
@@ -39,42 +35,6 @@ CONTRACT_PATHS = {
     "/readyz": {"get"},
     "/metrics": {"get"},
 }
-
-
-def closed_port() -> int:
-    """A local TCP port nothing listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
-@contextlib.asynccontextmanager
-async def redis_unreachable(services: Services) -> AsyncIterator[None]:
-    """The running app's Redis client swapped for one aimed at a dead port."""
-    real = services.redis
-    dead = Redis(host="127.0.0.1", port=closed_port(), socket_connect_timeout=0.5)
-    services.redis = dead
-    try:
-        yield
-    finally:
-        services.redis = real
-        await dead.aclose()
-
-
-@contextlib.asynccontextmanager
-async def postgres_unreachable(services: Services) -> AsyncIterator[None]:
-    """The running app's engine swapped for one aimed at a dead port."""
-    real = services.engine
-    dead = create_engine(
-        services.settings, f"postgresql://postgres@127.0.0.1:{closed_port()}/postgres"
-    )
-    services.engine = dead
-    try:
-        yield
-    finally:
-        services.engine = real
-        await dead.dispose()
 
 
 async def test_server_time_is_rfc3339_utc(client: httpx.AsyncClient) -> None:

@@ -33,7 +33,7 @@ async def create_event(
     created with exactly that stock) in the same transaction, then loaded into Redis."""
     event = await service.create_event(session=session, data=data)
     await session.commit()
-    await service.publish_sale(session=session, services=services, items=event.items)
+    await service.publish_sale_or_defer(session=session, services=services, items=event.items)
     return await service.get_event(session=session, services=services, event_id=event.id)
 
 

@@ -1,9 +1,11 @@
 """Flash-sale events: creation with allocation, public reads with live stock, warm-up.
 Never commits: the router owns the transaction."""
 
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.events import repository
@@ -15,6 +17,8 @@ from app.inventory import service as inventory
 from app.orders import repository as orders
 from app.seckill.sale_state import SaleTerms, load_sale, orders_in_stream, remaining_stock
 from app.state import Services
+
+logger = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
@@ -105,6 +109,24 @@ async def publish_sale(
     return loaded
 
 
+async def publish_sale_or_defer(
+    *, session: AsyncSession, services: Services, items: Sequence[EventItem]
+) -> bool:
+    """publish_sale() right after the event's commit. If Redis fails now, the event stands
+    (answering 500 would invite a retry, and a second event) and the sale is loaded by the
+    next warm-up: any API process's start, or a pause/resume of the event."""
+    try:
+        await publish_sale(session=session, services=services, items=items)
+    except RedisError:
+        logger.warning(
+            "event items %s saved but not loaded into Redis; the next warm-up loads them",
+            [i.id for i in items],
+            exc_info=True,
+        )
+        return False
+    return True
+
+
 async def warm_up(*, session: AsyncSession, services: Services) -> int:
     """At start-up: make sure every live or upcoming item is in Redis."""
     items = await repository.items_not_ended(session, now=utc_now())
@@ -134,11 +156,16 @@ def _item_state(event: Event, remaining: int, now: datetime) -> ItemState:
 async def _remaining(
     *, session: AsyncSession, services: Services, items: Sequence[EventItem]
 ) -> dict[int, int]:
-    live = await remaining_stock(
-        redis=services.redis,
-        prefix=services.settings.redis_key_prefix,
-        item_ids=[i.id for i in items],
-    )
+    try:
+        live = await remaining_stock(
+            redis=services.redis,
+            prefix=services.settings.redis_key_prefix,
+            item_ids=[i.id for i in items],
+        )
+    except RedisError:
+        # Event pages keep answering while Redis is away, from the ledger.
+        logger.warning("Redis unavailable; item stock read from the ledger", exc_info=True)
+        live = {}
     missing = [i.id for i in items if live.get(i.id) is None]
     # Items not in Redis (an old sale, or Redis rebuilt): the inventory ledger's sale
     # stock is the truth (allocated, less sold, plus released; restocks left the sale).
