@@ -57,6 +57,12 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help=f"short runs for development: {QUICK} unless given explicitly",
     )
+    parser.add_argument(
+        "--api-workers",
+        type=int,
+        default=1,
+        help="API processes (uvicorn --workers); the issue's figures are for one",
+    )
     parser.add_argument("--skip-http", action="store_true", help="only the drain phase")
     parser.add_argument("--skip-drain", action="store_true", help="only the HTTP phase")
     if parser.parse_known_args()[0].quick:
@@ -76,6 +82,7 @@ async def run(args: argparse.Namespace) -> None:
         rounds=args.rounds,
         users=args.users,
         with_writer=args.with_writer,
+        api_workers=args.api_workers,
     )
     async with bench_environment() as env:
         machine = await machine_info(env)
@@ -95,7 +102,13 @@ async def run(args: argparse.Namespace) -> None:
         machine["load_average_after"] = list(os.getloadavg())
 
     if http is not None:
-        print_http(http, connections=args.connections, seconds=args.seconds, rounds=args.rounds)
+        print_http(
+            http,
+            connections=args.connections,
+            seconds=args.seconds,
+            rounds=args.rounds,
+            api_workers=args.api_workers,
+        )
     if drain is not None:
         print_drain(drain)
     found = goals(http, drain, args.connections)

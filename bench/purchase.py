@@ -39,6 +39,7 @@ class HttpOptions:
     rounds: int
     users: int
     with_writer: bool
+    api_workers: int = 1
 
 
 @dataclass(frozen=True)
@@ -224,7 +225,9 @@ async def measure_http(env: BenchEnvironment, options: HttpOptions, workdir: Pat
     async with build_services(env.settings()) as services, contextlib.AsyncExitStack() as stack:
         accept_item, sold_out_item = await _open_sales(services, env)
         all_targets = targets(accept_item=accept_item, sold_out_item=sold_out_item)
-        api = await stack.enter_async_context(api_process(env, workdir / "api.log"))
+        api = await stack.enter_async_context(
+            api_process(env, workdir / "api.log", workers=options.api_workers)
+        )
         if options.with_writer:
             await stack.enter_async_context(order_writer_process(env, workdir / "writer.log"))
         await _probe(api.base_url, env, all_targets)

@@ -77,11 +77,16 @@ def _row(label: str, r: LoadResult, cpu_us: float | None, naive: float, noop: fl
     )
 
 
-def print_http(http: HttpPhase, *, connections: int, seconds: float, rounds: int) -> None:
+def print_http(
+    http: HttpPhase, *, connections: int, seconds: float, rounds: int, api_workers: int = 1
+) -> None:
     summaries = {key: runs.summary() for key, runs in http.runs.items()}
     naive = summaries["naive"].requests_per_second
     noop = summaries["noop"].requests_per_second
-    print(f"\nHTTP: {connections} connections, {seconds:g} s per run, median of {rounds} round(s)")
+    print(
+        f"\nHTTP: {api_workers} API process(es), {connections} connections, {seconds:g} s per "
+        f"run, median of {rounds} round(s)"
+    )
     print(
         f"{'target':<27} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'vs naive':>9} "
         f"{'vs no-op':>8} {'non-2xx*':>9} {'CPU µs**':>8}"

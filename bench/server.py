@@ -24,14 +24,38 @@ class ApiProcess:
     pid: int
 
     def cpu_seconds(self) -> float | None:
-        """User + system CPU the process has used so far (Linux /proc; else None)."""
-        try:
-            stat = Path(f"/proc/{self.pid}/stat").read_text()
-        except OSError:
+        """User + system CPU the process and its children (uvicorn's workers, if more
+        than one) have used so far (Linux /proc; else None)."""
+        own = _cpu_seconds(self.pid)
+        if own is None:
             return None
-        # Fields after the parenthesised command name; utime and stime are 14th and 15th.
-        after_name = stat.rsplit(")", 1)[1].split()
-        return (int(after_name[11]) + int(after_name[12])) / os.sysconf("SC_CLK_TCK")
+        return own + sum(_cpu_seconds(child) or 0.0 for child in _child_pids(self.pid))
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The fields after the parenthesised command name: state is the 1st, ppid the 2nd,
+    # utime and stime the 12th and 13th.
+    return stat.rsplit(")", 1)[1].split()
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    fields = _stat_fields(pid)
+    if fields is None:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _child_pids(pid: int) -> list[int]:
+    found = (
+        (int(entry.name), _stat_fields(int(entry.name)))
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit()
+    )
+    return [child for child, fields in found if fields is not None and fields[1] == str(pid)]
 
 
 def free_port() -> int:
@@ -41,7 +65,7 @@ def free_port() -> int:
         return port
 
 
-def uvicorn_command(port: int) -> list[str]:
+def uvicorn_command(port: int, workers: int = 1) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -50,7 +74,7 @@ def uvicorn_command(port: int) -> list[str]:
         "--factory",
         "--host=127.0.0.1",
         f"--port={port}",
-        "--workers=1",
+        f"--workers={workers}",
         "--loop=uvloop",
         "--http=httptools",
         "--no-access-log",
@@ -88,13 +112,15 @@ async def _wait_ready(base_url: str, process: asyncio.subprocess.Process, log: P
 
 
 @contextlib.asynccontextmanager
-async def api_process(env: BenchEnvironment, log: Path) -> AsyncIterator[ApiProcess]:
+async def api_process(
+    env: BenchEnvironment, log: Path, *, workers: int = 1
+) -> AsyncIterator[ApiProcess]:
     """Start the bench app (uvicorn with one worker serves in its own process); yields
     it once /readyz answers."""
     port = free_port()
     with log.open("wb") as sink:
         process = await asyncio.create_subprocess_exec(
-            *uvicorn_command(port),
+            *uvicorn_command(port, workers),
             env=env.server_env(),
             cwd=PROJECT_ROOT,
             stdout=sink,
