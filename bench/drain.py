@@ -9,11 +9,12 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from app.auth import User
 from app.events.schemas import MAX_PER_USER_LIMIT
 from app.main import build_services
 from app.seckill.keys import ItemKeys
 from app.seckill.order_ids import new_order_id
-from app.seckill.service import Outcome
+from app.seckill.service import Outcome, purchase_script_call
 from app.seckill.worker import OrderWriter
 from app.state import Services
 from bench.environment import BenchEnvironment, connect
@@ -66,20 +67,15 @@ async def fill_stream(services: Services, *, item_id: int, orders: int) -> None:
     for start in range(0, orders, PIPELINE_SIZE):
         async with services.redis.pipeline(transaction=False) as pipe:
             for n in range(start, min(orders, start + PIPELINE_SIZE)):
-                await services.scripts.purchase(
-                    # No Idempotency-Key: the sale key stands in, as in service.purchase.
-                    keys=[keys.sale, keys.buyers, keys.sale, keys.orders, keys.queued],
-                    args=[
-                        f"drain-user-{n // MAX_PER_USER_LIMIT:05d}",
-                        1,
-                        "0",
-                        new_order_id(item_id),
-                        "",
-                        services.settings.idempotency_ttl_seconds,
-                        item_id,
-                    ],
-                    client=pipe,
+                script_keys, script_args = purchase_script_call(
+                    keys=keys,
+                    user=User(id=f"drain-user-{n // MAX_PER_USER_LIMIT:05d}"),
+                    quantity=1,
+                    order_id=new_order_id(item_id),
+                    idempotency_key=None,
+                    idempotency_ttl_seconds=services.settings.idempotency_ttl_seconds,
                 )
+                await services.scripts.purchase(keys=script_keys, args=script_args, client=pipe)
             replies = await pipe.execute()
         refused = [r for r in replies if Outcome(r[0]) is not Outcome.ACCEPTED]
         if refused:

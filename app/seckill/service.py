@@ -56,6 +56,33 @@ def _refusal(outcome: Outcome, item_id: int, quantity: int) -> AppError:
     raise AssertionError(f"not a refusal: {outcome!r}")
 
 
+def purchase_script_call(
+    *,
+    keys: ItemKeys,
+    user: User,
+    quantity: int,
+    order_id: str,
+    idempotency_key: str | None,
+    idempotency_ttl_seconds: int,
+) -> tuple[list[str], list[str | int]]:
+    """purchase.lua's KEYS and ARGV (see the script's header)."""
+    # Without an Idempotency-Key the script never reads KEYS[3]; any key of the item's
+    # slot stands in, so the call stays single-slot on a cluster.
+    idempotency = keys.idempotency(user.id, idempotency_key) if idempotency_key else keys.sale
+    return (
+        [keys.sale, keys.buyers, idempotency, keys.orders, keys.queued],
+        [
+            user.id,
+            quantity,
+            "1" if user.member else "0",
+            order_id,
+            idempotency_key or "",
+            idempotency_ttl_seconds,
+            keys.item_id,
+        ],
+    )
+
+
 async def _replay_if_known(
     *, services: Services, keys: ItemKeys, user: User, idempotency_key: str | None
 ) -> Accepted | None:
@@ -87,19 +114,15 @@ async def purchase(
         purchases.labels(Outcome.SOLD_OUT.name.lower()).inc()
         raise _refusal(Outcome.SOLD_OUT, item_id, quantity)
 
-    idempotency = keys.idempotency(user.id, idempotency_key) if idempotency_key else keys.sale
-    code, remaining, order_id = await services.scripts.purchase(
-        keys=[keys.sale, keys.buyers, idempotency, keys.orders, keys.queued],
-        args=[
-            user.id,
-            quantity,
-            "1" if user.member else "0",
-            new_order_id(item_id),
-            idempotency_key or "",
-            settings.idempotency_ttl_seconds,
-            item_id,
-        ],
+    script_keys, script_args = purchase_script_call(
+        keys=keys,
+        user=user,
+        quantity=quantity,
+        order_id=new_order_id(item_id),
+        idempotency_key=idempotency_key,
+        idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
     )
+    code, remaining, order_id = await services.scripts.purchase(keys=script_keys, args=script_args)
     outcome = Outcome(code)
     purchases.labels(outcome.name.lower()).inc()
     if remaining <= 0 and outcome in (Outcome.ACCEPTED, Outcome.SOLD_OUT):

@@ -9,12 +9,13 @@ from enum import IntEnum
 
 from redis.asyncio import Redis
 
+from app.auth import User
 from app.config import Settings
 from app.redis import Scripts, as_text
 from app.seckill.keys import GlobalKeys, ItemKeys
 from app.seckill.order_ids import new_order_id
 from app.seckill.sale_state import SaleTerms, load_sale
-from app.seckill.service import Outcome
+from app.seckill.service import Outcome, purchase_script_call
 
 # The defaults the service runs with.
 GROUP: str = Settings.model_fields["worker_group"].default
@@ -43,19 +44,14 @@ def purchase_call(
     idempotency_key: str | None,
     ttl_seconds: int = IDEMPOTENCY_TTL_SECONDS,
 ) -> tuple[list[str], Args]:
-    """purchase.lua's KEYS and ARGV, as app.seckill.service.purchase builds them."""
-    idempotency = keys.idempotency(user_id, idempotency_key) if idempotency_key else keys.sale
-    return (
-        [keys.sale, keys.buyers, idempotency, keys.orders, keys.queued],
-        [
-            user_id,
-            quantity,
-            "1" if member else "0",
-            order_id,
-            idempotency_key or "",
-            ttl_seconds,
-            keys.item_id,
-        ],
+    """purchase.lua's KEYS and ARGV, built by the service's own builder."""
+    return purchase_script_call(
+        keys=keys,
+        user=User(id=user_id, member=member),
+        quantity=quantity,
+        order_id=order_id,
+        idempotency_key=idempotency_key,
+        idempotency_ttl_seconds=ttl_seconds,
     )
 
 
