@@ -19,19 +19,16 @@ from app.seckill.keys import ItemKeys
 from app.seckill.worker import OrderWriter
 from app.state import Services
 from tests.factories import Auth, buy, create_event, item_spec
-
-# Only a guard against a hang; no test asserts how long anything takes.
-WAIT_SECONDS = 60.0
-POLL_SECONDS = 0.01
+from tests.waiting import eventually
 
 
 async def until(condition: Callable[[], bool]) -> None:
     """Wait for something another task or process does (never a timing assertion)."""
-    async with asyncio.timeout(WAIT_SECONDS):
-        while True:
-            if condition():
-                return
-            await asyncio.sleep(POLL_SECONDS)
+
+    async def holds() -> bool:
+        return condition()
+
+    await eventually(holds)
 
 
 async def wait_past(moment: datetime) -> None:
@@ -79,18 +76,18 @@ async def stored_order(
 
 async def wait_until_overdue(services: Services) -> None:
     """Until every pending order is past its payment deadline (by Postgres's clock)."""
-    async with asyncio.timeout(WAIT_SECONDS):
-        while True:
-            async with services.sessionmaker() as session:
-                waiting = await session.scalar(
-                    text(
-                        "SELECT count(*) FROM orders "
-                        "WHERE status = 'pending_payment' AND payment_deadline > now()"
-                    )
+
+    async def none_waiting() -> bool:
+        async with services.sessionmaker() as session:
+            waiting = await session.scalar(
+                text(
+                    "SELECT count(*) FROM orders "
+                    "WHERE status = 'pending_payment' AND payment_deadline > now()"
                 )
-            if not waiting:
-                return
-            await asyncio.sleep(0.05)
+            )
+        return not waiting
+
+    await eventually(none_waiting)
 
 
 def sweeper(services: Services) -> TimeoutSweeper:

@@ -18,7 +18,6 @@ from app.orders.models import Order, OrderTransition
 from app.state import Services
 from tests.factories import Auth, buy, create_live_item
 from tests.lifecycle import (
-    WAIT_SECONDS,
     books,
     bought,
     order_row,
@@ -34,6 +33,7 @@ from tests.lifecycle import (
     wait_until_overdue,
 )
 from tests.processes import settings_environment
+from tests.waiting import WAIT_SECONDS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SHORT_TIMEOUT = {"payment_timeout_seconds": 1}
