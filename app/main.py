@@ -8,25 +8,46 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
 
 from app import embedded
+from app.audit_log.router import router as audit_log_router
 from app.config import Settings, get_settings
+from app.container import Container
+from app.coupons import service as coupons
+from app.coupons.router import admin as coupons_admin
+from app.coupons.router import public as coupons_public
 from app.db import create_engine, create_sessionmaker
 from app.errors import document_validation_problems, install_error_handlers
 from app.events import service as events
 from app.events.router import admin as events_admin
+from app.events.router import admin_items as events_admin_items
 from app.events.router import public as events_public
+from app.flows import freshness
 from app.inventory.router import router as inventory_router
+from app.jobs.router import admin as jobs_admin
+from app.live.dashboard import router as dashboard_router
+from app.live.router import admin as live_admin
+from app.live.router import public as live_public
+from app.middleware import Protection
 from app.ops import router as ops_router
 from app.orders.router import admin as orders_admin
 from app.orders.router import router as orders_router
+from app.outages import install_outage_handlers
 from app.payments.gateway import SimulatedGateway
+from app.payments.router import orders as payments_orders
+from app.payments.router import orders_admin as payments_orders_admin
 from app.payments.router import router as payments_router
-from app.redis import Scripts, create_redis
+from app.redis import create_redis
+from app.reports.router import router as reports_router
 from app.seckill.router import router as seckill_router
-from app.seckill.sold_out import SoldOutMarks
-from app.state import Services
+from app.store.acks import ack_policy
+from app.store.scripts import Scripts
+from app.store.sold_out import SoldOutMarks
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +75,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 
 
 @contextlib.asynccontextmanager
-async def build_services(settings: Settings) -> AsyncIterator[Services]:
+async def build_services(settings: Settings) -> AsyncIterator[Container]:
     """Connect to Postgres and Redis (embedded ones if no URL is set) and load the scripts."""
     async with contextlib.AsyncExitStack() as stack:
         urls = stack.enter_context(embedded.ensure_servers(settings))
@@ -62,7 +83,7 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
         stack.push_async_callback(engine.dispose)
         redis = create_redis(settings, urls.redis_url)
         stack.push_async_callback(redis.aclose)
-        services = Services(
+        services = Container(
             settings=settings,
             engine=engine,
             sessionmaker=create_sessionmaker(engine),
@@ -70,7 +91,10 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
             scripts=await Scripts.load(redis),
             sold_out=SoldOutMarks(ttl_seconds=settings.sold_out_mark_seconds),
             gateway=SimulatedGateway(),
+            acks=await ack_policy(redis, settings),
         )
+        if services.acks is not None:
+            stack.push_async_callback(services.acks.aclose)
         yield services
 
 
@@ -86,6 +110,26 @@ def tune_garbage_collector(settings: Settings) -> None:
         gc.set_threshold(settings.gc_gen0_threshold, older, oldest)
 
 
+DOCS_ASSETS = "/docs/assets"
+
+
+def serve_docs(app: FastAPI) -> None:
+    """/docs: Swagger UI from the swagger-ui-bundle package, so the page works where no
+    CDN can be reached."""
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        )
+
+    app.add_api_route("/docs", docs, methods=["GET"], include_in_schema=False)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -94,40 +138,81 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with build_services(settings) as services:
             async with services.sessionmaker() as session:
                 loaded = await events.warm_up(session=session, services=services)
+                coupons_loaded = await coupons.warm_up(session=session, services=services)
             if loaded:
                 logger.info("warm-up: loaded %d sale item(s) into Redis from Postgres", loaded)
+            if coupons_loaded:
+                logger.info("warm-up: loaded %d coupon(s) into Redis from Postgres", coupons_loaded)
+            # The warm-up loads what is missing; this finds a Redis older than Postgres (an
+            # old snapshot) before this process sells on it. The worker checks every second.
+            try:
+                await freshness.check_once(services)
+            except Exception:
+                logger.warning(
+                    "start-up hot-store check failed; the worker's check goes on", exc_info=True
+                )
             follower = asyncio.create_task(
                 services.sold_out.follow(services.redis, services.keys.stock_back_channel)
             )
-            app.state.services = services
+            counter = asyncio.create_task(
+                services.refused_tries.run(services.redis, settings.stats_flush_seconds)
+            )
+            app.state.container = services
+            app.state.watch = services.watch
             tune_garbage_collector(settings)
             try:
                 yield
             finally:
                 gc.unfreeze()  # what was frozen may be garbage once the app is gone
-                follower.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await follower
+                for task in (follower, counter):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     app = FastAPI(
         title="seckill",
         version="0.1.0",
         description="High-concurrency flash-sale backend. See shared/CONTRACT.md.",
         lifespan=lifespan,
+        # /docs is served below from a local copy of Swagger UI (no CDN); no ReDoc.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.serves_docs else None,
+        # A redirect to the slash-less path would be built from the client's Host header.
+        redirect_slashes=False,
     )
     install_error_handlers(app)
+    app.add_middleware(
+        Protection,
+        max_body_bytes=settings.max_body_bytes,
+        max_admin_body_bytes=settings.max_admin_body_bytes,
+    )
+    install_outage_handlers(app)
     # Routes are matched in order: the purchase route first, it takes the crowd.
     for router in (
         seckill_router,
         ops_router,
         events_public,
         events_admin,
+        events_admin_items,
+        audit_log_router,
+        live_admin,
+        live_public,
+        dashboard_router,
+        reports_router,
         inventory_router,
         orders_router,
         orders_admin,
+        payments_orders,
+        payments_orders_admin,
         payments_router,
+        coupons_public,
+        coupons_admin,
+        jobs_admin,
     ):
         app.include_router(router)
+    if settings.serves_docs:
+        serve_docs(app)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -1,6 +1,19 @@
 """Prometheus metrics of this process; /metrics adds Redis-wide gauges at scrape time."""
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+import os
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+# prometheus_client's own switch: counters live in files under this directory, shared by
+# the processes of one `seckill serve --workers N`.
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 registry = CollectorRegistry(auto_describe=True)
 
@@ -21,9 +34,20 @@ orders_written = Counter(
     "Orders the order writer stored in Postgres (this process).",
     registry=registry,
 )
+claims_written = Counter(
+    "seckill_coupon_claims_written_total",
+    "Claimed coupons the order writer stored in Postgres (this process).",
+    registry=registry,
+)
 orders_dead_lettered = Counter(
     "seckill_orders_dead_lettered_total",
     "Order entries moved to the dead-letter stream after repeated failures.",
+    registry=registry,
+)
+orders_key_reused = Counter(
+    "seckill_orders_key_reused_total",
+    "Accepted orders the writer refused as a second order under one Idempotency-Key "
+    "(its Redis record was lost); their units went back to the sale.",
     registry=registry,
 )
 order_transitions = Counter(
@@ -38,3 +62,50 @@ stock_returns = Counter(
     ["to"],
     registry=registry,
 )
+coupon_claims = Counter(
+    "seckill_coupon_claims_total",
+    "Coupon claim attempts by outcome (claimed, replayed, exhausted, limit_exceeded, ...).",
+    ["outcome"],
+    registry=registry,
+)
+coupon_redemptions = Counter(
+    "seckill_coupon_redemptions_total",
+    "Coupons at checkout by outcome: used, given_back (cancel/timeout/refund), or the "
+    "reason it was refused (below_threshold, out_of_scope, expired, already_used, ...).",
+    ["outcome"],
+    registry=registry,
+)
+coupons_granted = Counter(
+    "seckill_coupons_granted_total",
+    "Coupons handed out by bulk grant jobs (this process).",
+    registry=registry,
+)
+backend_state_changes = Counter(
+    "seckill_backend_state_changes_total",
+    "A backing service (Redis, Postgres) seen going down or coming back by this process.",
+    ["backend", "to"],
+    registry=registry,
+)
+redis_breaker_open = Gauge(
+    "seckill_redis_breaker_open",
+    "1 while this process's Redis circuit breaker is open (purchases answer 503).",
+    registry=registry,
+    multiprocess_mode="max",
+)
+hot_store_faults = Counter(
+    "seckill_hot_store_faults_total",
+    "Items found lost (unloaded) or rolled back in Redis and rebuilt from Postgres.",
+    ["kind"],
+    registry=registry,
+)
+
+
+def exposition() -> bytes:
+    """This process's metrics in the text format; with PROMETHEUS_MULTIPROC_DIR set (as
+    `seckill serve --workers N` does), every process's, summed: a scrape answered by any
+    worker counts the purchases of all of them, so counters never jump between scrapes."""
+    if os.environ.get(MULTIPROCESS_ENV):
+        combined = CollectorRegistry()
+        multiprocess.MultiProcessCollector(combined)
+        return bytes(generate_latest(combined))
+    return bytes(generate_latest(registry))

@@ -1,8 +1,24 @@
 """Every table, imported in one place so Alembic and the tests see the whole schema."""
 
+from app.audit_log.models import OperatorAction
+from app.coupons.models import Coupon, UserCoupon
 from app.db import Base
 from app.events.models import Event, EventItem
 from app.inventory.models import Sku, StockMovement
-from app.orders.models import Order, OrderTransition
+from app.jobs.models import Job
+from app.orders.models import Order, OrderLine, OrderTransition
 
-__all__ = ["Base", "Event", "EventItem", "Order", "OrderTransition", "Sku", "StockMovement"]
+__all__ = [
+    "Base",
+    "Coupon",
+    "Event",
+    "EventItem",
+    "Job",
+    "OperatorAction",
+    "Order",
+    "OrderLine",
+    "OrderTransition",
+    "Sku",
+    "StockMovement",
+    "UserCoupon",
+]

@@ -1,17 +1,22 @@
 """Operations endpoints: server time, liveness, readiness, Prometheus metrics."""
 
 import asyncio
+import hmac
+import math
+import time
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, Response
-from prometheus_client import generate_latest
-from pydantic import BaseModel
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
-from app.errors import AppError, problem_responses
-from app.metrics import registry
-from app.seckill.keys import ItemKeys
-from app.state import ServicesDep
+from app.auth import bearer_token
+from app.container import Container, ContainerDep
+from app.errors import AppError, Unauthorized, problem_responses
+from app.events.repository import items_not_ended
+from app.metrics import exposition
+from app.moments import utc_now
+from app.store.keys import ItemKeys
 
 router = APIRouter(tags=["operations"])
 PROBE_TIMEOUT_SECONDS = 2.0
@@ -29,12 +34,13 @@ class Readiness(BaseModel):
     status: str
     redis: str
     postgres: str
+    sales: str = Field(description="`ok`, or the live items whose sale is not in Redis.")
 
 
 class NotReady(AppError):
     status = 503
     code = "not_ready"
-    title = "A backing service is unreachable"
+    title = "Not ready: a backing service is unreachable or a live sale is not loaded"
 
 
 @router.get("/api/v1/time", tags=["time"])
@@ -48,17 +54,53 @@ async def healthz() -> Health:
     return Health(status="ok")
 
 
-async def _probe_redis(services: ServicesDep) -> None:
+async def _probe_redis(services: ContainerDep) -> None:
     await services.redis.ping()
 
 
-async def _probe_postgres(services: ServicesDep) -> None:
+async def _probe_postgres(services: ContainerDep) -> None:
     async with services.engine.connect() as connection:
         await connection.execute(text("SELECT 1"))
 
 
+class LiveItems:
+    """The ids of items whose sale has not ended, read from Postgres at most every
+    `readiness_items_refresh_seconds`: /readyz checks each is loaded in Redis without a
+    Postgres query per probe."""
+
+    def __init__(self) -> None:
+        self.item_ids: list[int] = []
+        self.read_at = -math.inf
+
+    async def current(self, services: Container) -> list[int]:
+        now = time.monotonic()
+        if now - self.read_at >= services.settings.readiness_items_refresh_seconds:
+            async with services.sessionmaker() as session:
+                items = await items_not_ended(session, now=utc_now())
+            self.item_ids, self.read_at = [i.id for i in items], now
+        return self.item_ids
+
+
+async def _unloaded_sales(services: Container, live: LiveItems) -> str:
+    """ "ok", or which live items have no sale counters in Redis (lost, or being rebuilt
+    by the order writer's check): this process would answer `recovering` or 404 there."""
+    item_ids = await live.current(services)
+    if not item_ids:
+        return "ok"
+    prefix = services.settings.redis_key_prefix
+    async with services.redis.pipeline(transaction=False) as pipe:
+        for item_id in item_ids:
+            pipe.hexists(ItemKeys(prefix, item_id).sale, "stock")
+        loaded = await pipe.execute()
+    missing = [i for i, present in zip(item_ids, loaded, strict=True) if not present]
+    return "ok" if not missing else f"not loaded in Redis: items {missing[:20]}"
+
+
 @router.get("/readyz", responses=problem_responses(NotReady))
-async def readyz(services: ServicesDep) -> Readiness:
+async def readyz(request: Request, services: ContainerDep) -> Readiness:
+    """Ready when Redis and Postgres answer and every live sale is loaded in Redis."""
+    live: LiveItems = getattr(request.app.state, "live_items", None) or LiveItems()
+    request.app.state.live_items = live
     results: dict[str, str] = {}
     for name, probe in (("redis", _probe_redis), ("postgres", _probe_postgres)):
         try:
@@ -66,22 +108,30 @@ async def readyz(services: ServicesDep) -> Readiness:
             results[name] = "ok"
         except Exception as exc:  # any failure means "not ready", never a 500
             results[name] = f"unreachable: {type(exc).__name__}"
+    if all(v == "ok" for v in results.values()):
+        try:
+            results["sales"] = await asyncio.wait_for(
+                _unloaded_sales(services, live), PROBE_TIMEOUT_SECONDS
+            )
+        except Exception as exc:
+            results["sales"] = f"unknown: {type(exc).__name__}"
+    else:
+        results["sales"] = "unknown: a backing service is unreachable"
     if any(v != "ok" for v in results.values()):
         raise NotReady(
             "; ".join(f"{k}: {v}" for k, v in results.items()), extra={"checks": results}
         )
-    return Readiness(status="ok", redis=results["redis"], postgres=results["postgres"])
+    return Readiness(status="ok", redis="ok", postgres="ok", sales="ok")
 
 
-async def _stream_gauges(services: ServicesDep) -> str:
+async def _stream_gauges(services: ContainerDep) -> str:
     """Order backlog per item, read from Redis at scrape time (shared by all processes)."""
     prefix = services.settings.redis_key_prefix
     item_ids = sorted(int(i) for i in await services.redis.smembers(services.keys.items))
     async with services.redis.pipeline(transaction=False) as pipe:
         for item_id in item_ids:
-            pipe.xlen(ItemKeys(prefix, item_id).orders)
             pipe.hlen(ItemKeys(prefix, item_id).queued)
-            pipe.hget(ItemKeys(prefix, item_id).sale, "stock")
+            pipe.hmget(ItemKeys(prefix, item_id).sale, ["stock", "frozen"])
         values = await pipe.execute()
     dead = await services.redis.xlen(services.keys.dead_orders)
     lines = [
@@ -92,12 +142,17 @@ async def _stream_gauges(services: ServicesDep) -> str:
         "# HELP seckill_item_stock_remaining Live stock per item.",
         "# TYPE seckill_item_stock_remaining gauge",
     ]
+    frozen_lines = [
+        "# HELP seckill_item_frozen 1 while an item is held after Redis lost or rolled back data.",
+        "# TYPE seckill_item_frozen gauge",
+    ]
     for index, item_id in enumerate(item_ids):
-        _length, queued, stock = values[3 * index : 3 * index + 3]
+        queued, (stock, frozen) = values[2 * index : 2 * index + 2]
         lines.append(f'seckill_orders_queued{{item="{item_id}"}} {int(queued)}')
         if stock is not None:
             stock_lines.append(f'seckill_item_stock_remaining{{item="{item_id}"}} {int(stock)}')
-    lines += stock_lines
+        frozen_lines.append(f'seckill_item_frozen{{item="{item_id}"}} {int(frozen == "1")}')
+    lines += stock_lines + frozen_lines
     lines += [
         "# HELP seckill_orders_dead_letter Order entries waiting in the dead-letter stream.",
         "# TYPE seckill_orders_dead_letter gauge",
@@ -106,9 +161,19 @@ async def _stream_gauges(services: ServicesDep) -> str:
     return "\n".join(lines) + "\n"
 
 
-@router.get("/metrics", response_class=Response)
-async def metrics(services: ServicesDep) -> Response:
-    body = generate_latest(registry).decode()
+@router.get("/metrics", response_class=Response, responses=problem_responses(Unauthorized))
+async def metrics(services: ContainerDep, request: Request) -> Response:
+    """Prometheus text format. With SECKILL_METRICS_TOKEN set, only for
+    `Authorization: Bearer <that token>`."""
+    expected = services.settings.metrics_token
+    if expected is not None:
+        try:
+            token = bearer_token(request.headers.get("authorization"))
+        except Unauthorized:
+            raise Unauthorized("/metrics wants `Authorization: Bearer <metrics token>`.") from None
+        if not hmac.compare_digest(token.encode(), expected.get_secret_value().encode()):
+            raise Unauthorized("The metrics token is not the configured one.")
+    body = exposition().decode()
     try:
         body += await _stream_gauges(services)
     except Exception:  # metrics must answer even when Redis does not

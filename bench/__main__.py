@@ -63,6 +63,12 @@ def parse_args() -> argparse.Namespace:
         default=1,
         help="API processes (uvicorn --workers); the issue's figures are for one",
     )
+    parser.add_argument(
+        "--only",
+        help="comma-separated targets to run: noop, naive, purchase, purchase_unlimited, "
+        "purchase_sold_out (e.g. `--only purchase,purchase_unlimited` for the rate "
+        "limiter's cost)",
+    )
     parser.add_argument("--skip-http", action="store_true", help="only the drain phase")
     parser.add_argument("--skip-drain", action="store_true", help="only the HTTP phase")
     if parser.parse_known_args()[0].quick:
@@ -83,6 +89,7 @@ async def run(args: argparse.Namespace) -> None:
         users=args.users,
         with_writer=args.with_writer,
         api_workers=args.api_workers,
+        only=tuple(args.only.split(",")) if args.only else None,
     )
     async with bench_environment() as env:
         machine = await machine_info(env)

@@ -9,14 +9,16 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from redis.asyncio.client import Pipeline
+
 from app.auth import User
+from app.container import Container
 from app.events.schemas import MAX_PER_USER_LIMIT
+from app.flows.writer import OrderWriter
 from app.main import build_services
-from app.seckill.keys import ItemKeys
-from app.seckill.order_ids import new_order_id
-from app.seckill.service import Outcome, purchase_script_call
-from app.seckill.worker import OrderWriter
-from app.state import Services
+from app.store.keys import ItemKeys
+from app.store.order_ids import new_order_id
+from app.store.purchase import Outcome, purchase_script_call
 from bench.environment import BenchEnvironment, connect
 from bench.sales import open_sale
 
@@ -61,11 +63,12 @@ class DrainResult:
         }
 
 
-async def fill_stream(services: Services, *, item_id: int, orders: int) -> None:
+async def fill_stream(services: Container, *, item_id: int, orders: int) -> None:
     """Accept `orders` single-unit purchases of the item, MAX_PER_USER_LIMIT per user."""
     keys = ItemKeys(services.settings.redis_key_prefix, item_id)
     for start in range(0, orders, PIPELINE_SIZE):
         async with services.redis.pipeline(transaction=False) as pipe:
+            assert isinstance(pipe, Pipeline), "the bench runs on one Redis, not a cluster"
             for n in range(start, min(orders, start + PIPELINE_SIZE)):
                 script_keys, script_args = purchase_script_call(
                     keys=keys,

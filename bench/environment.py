@@ -58,6 +58,14 @@ class BenchEnvironment:
             "SECKILL_JWT_SECRET": self.jwt_secret,
             "SECKILL_LOG_LEVEL": "WARNING",
             "SECKILL_ACCESS_LOG": "false",
+            # The limiter runs on every purchase but never refuses: wrk is one address
+            # and cycles through the users faster than any real limit allows.
+            "SECKILL_RATE_LIMIT_PER_USER": os.environ.get(
+                "SECKILL_BENCH_RATE_LIMIT_PER_USER", "1000000/second"
+            ),
+            "SECKILL_RATE_LIMIT_PER_ADDRESS": os.environ.get(
+                "SECKILL_BENCH_RATE_LIMIT_PER_ADDRESS", "off"
+            ),
         }
 
 

@@ -12,12 +12,12 @@ from typing import Any
 import httpx
 
 from app.auth import mint_token
+from app.container import Container
 from app.events.schemas import MAX_PER_USER_LIMIT
 from app.main import build_services
-from app.seckill.sale_state import remaining_stock
-from app.state import Services
+from app.store.sale_state import remaining_stock
 from bench import naive
-from bench.apps import NAIVE_PATH, NOOP_PATH, PURCHASE_PATH
+from bench.apps import NAIVE_PATH, NOOP_PATH, PURCHASE_PATH, UNLIMITED_PATH
 from bench.environment import BenchEnvironment, connect
 from bench.load import LoadResult, run_wrk, write_tokens
 from bench.sales import open_sale
@@ -40,6 +40,8 @@ class HttpOptions:
     users: int
     with_writer: bool
     api_workers: int = 1
+    # Target keys to run (None: all), e.g. ("purchase", "purchase_unlimited").
+    only: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,12 @@ def targets(*, accept_item: int, sold_out_item: int) -> list[Target]:
         Target("naive", "naive (PG row lock)", NAIVE_PATH.format(item_id=NAIVE_ITEM_ID), 202),
         Target("purchase", "purchase (accept)", PURCHASE_PATH.format(item_id=accept_item), 202),
         Target(
+            "purchase_unlimited",
+            "purchase (rate limiter off)",
+            UNLIMITED_PATH.format(item_id=accept_item),
+            202,
+        ),
+        Target(
             "purchase_sold_out",
             "purchase (sold out)",
             PURCHASE_PATH.format(item_id=sold_out_item),
@@ -103,7 +111,7 @@ def targets(*, accept_item: int, sold_out_item: int) -> list[Target]:
     ]
 
 
-async def _open_sales(services: Services, env: BenchEnvironment) -> tuple[int, int]:
+async def _open_sales(services: Container, env: BenchEnvironment) -> tuple[int, int]:
     accept_item = await open_sale(
         services, sku="BENCH-ACCEPT", stock=ACCEPT_STOCK, per_user_limit=MAX_PER_USER_LIMIT
     )
@@ -134,7 +142,7 @@ async def _probe(base_url: str, env: BenchEnvironment, all_targets: list[Target]
                 )
 
 
-async def _stock(services: Services, env: BenchEnvironment, accept_item: int) -> dict[str, int]:
+async def _stock(services: Container, env: BenchEnvironment, accept_item: int) -> dict[str, int]:
     live = await remaining_stock(
         redis=services.redis, prefix=env.key_prefix, item_ids=[accept_item]
     )
@@ -150,10 +158,12 @@ async def _stock(services: Services, env: BenchEnvironment, accept_item: int) ->
     return {"purchase": live[accept_item] or 0, "naive": naive_left, "stored": int(stored)}
 
 
-def _taken_check(runs: TargetRuns, before: int, after: int, connections: int) -> dict[str, Any]:
+def _taken_check(
+    runs: list[TargetRuns], before: int, after: int, connections: int
+) -> dict[str, Any]:
     """Stock taken on the server against 2xx answers wrk counted. Requests still in
     flight when a wrk run stops are served but not counted: at most `connections` a run."""
-    results = runs.measured + runs.warmups
+    results = [r for target in runs for r in target.measured + target.warmups]
     answered = sum(r.answered_2xx for r in results)
     taken = before - after
     return {
@@ -224,7 +234,11 @@ async def measure_http(env: BenchEnvironment, options: HttpOptions, workdir: Pat
     )
     async with build_services(env.settings()) as services, contextlib.AsyncExitStack() as stack:
         accept_item, sold_out_item = await _open_sales(services, env)
-        all_targets = targets(accept_item=accept_item, sold_out_item=sold_out_item)
+        all_targets = [
+            t
+            for t in targets(accept_item=accept_item, sold_out_item=sold_out_item)
+            if options.only is None or t.key in options.only
+        ]
         api = await stack.enter_async_context(
             api_process(env, workdir / "api.log", workers=options.api_workers)
         )
@@ -234,9 +248,15 @@ async def measure_http(env: BenchEnvironment, options: HttpOptions, workdir: Pat
         before = await _stock(services, env, accept_item)
         runs, outputs = await _rounds(api, all_targets, options, token_file)
         after = await _stock(services, env, accept_item)
+    # Both purchase targets (limiter on and off) take from the same item.
+    taking = {"purchase": ["purchase", "purchase_unlimited"], "naive": ["naive"]}
     checks: dict[str, Any] = {
-        name: _taken_check(runs[name], before[name], after[name], options.connections)
-        for name in ("purchase", "naive")
+        name: _taken_check(
+            [runs[t] for t in keys if t in runs], before[name], after[name], options.connections
+        )
+        for name, keys in taking.items()
+        if any(t in runs for t in keys)
     }
-    checks["purchase"]["orders_in_postgres"] = after["stored"]
+    if "purchase" in checks:
+        checks["purchase"]["orders_in_postgres"] = after["stored"]
     return HttpPhase(runs=runs, checks=checks, wrk_output=outputs)

@@ -36,7 +36,7 @@ def _ratio(value: float, base: float) -> float:
 
 def goals(http: HttpPhase | None, drain: DrainResult | None, connections: int) -> list[Goal]:
     found: list[Goal] = []
-    if http is not None:
+    if http is not None and {"purchase", "naive", "noop"} <= http.runs.keys():
         purchase = http.runs["purchase"].summary()
         naive = http.runs["naive"].summary().requests_per_second
         noop = http.runs["noop"].summary().requests_per_second
@@ -53,6 +53,33 @@ def goals(http: HttpPhase | None, drain: DrainResult | None, connections: int) -
                 purchase.p99_ms < 50,
             ),
         ]
+    if http is not None and {"purchase", "purchase_unlimited"} <= http.runs.keys():
+        limited = http.runs["purchase"]
+        unlimited = http.runs["purchase_unlimited"]
+        vs_unlimited = _ratio(
+            limited.summary().requests_per_second, unlimited.summary().requests_per_second
+        )
+        found.append(
+            Goal(
+                "purchase req/s, rate limiter on vs off",
+                vs_unlimited,
+                f"{vs_unlimited:.1%}",
+                ">= 95%",
+                vs_unlimited >= 0.95,
+            )
+        )
+        limited_cpu, unlimited_cpu = limited.cpu_us(), unlimited.cpu_us()
+        if limited_cpu and unlimited_cpu:
+            extra = limited_cpu / unlimited_cpu - 1
+            found.append(
+                Goal(
+                    "purchase CPU/req, rate limiter on vs off",
+                    extra,
+                    f"{extra:+.1%}",
+                    "<= +5%",
+                    extra <= 0.05,
+                )
+            )
     if drain is not None:
         rate = drain.orders_per_second
         found.append(
@@ -81,8 +108,9 @@ def print_http(
     http: HttpPhase, *, connections: int, seconds: float, rounds: int, api_workers: int = 1
 ) -> None:
     summaries = {key: runs.summary() for key, runs in http.runs.items()}
-    naive = summaries["naive"].requests_per_second
-    noop = summaries["noop"].requests_per_second
+    nan = float("nan")
+    naive = summaries["naive"].requests_per_second if "naive" in summaries else nan
+    noop = summaries["noop"].requests_per_second if "noop" in summaries else nan
     print(
         f"\nHTTP: {api_workers} API process(es), {connections} connections, {seconds:g} s per "
         f"run, median of {rounds} round(s)"

@@ -4,14 +4,15 @@ publish to Redis), through the app's own service functions."""
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from app.container import Container
+from app.db import commit
 from app.events import service as events
 from app.events.schemas import EventCreate, EventItemCreate
-from app.state import Services
 
 UNIT_PRICE = Decimal("1999.00")
 
 
-async def open_sale(services: Services, *, sku: str, stock: int, per_user_limit: int) -> int:
+async def open_sale(services: Container, *, sku: str, stock: int, per_user_limit: int) -> int:
     """A live one-item sale; returns the item id."""
     now = datetime.now(UTC)
     data = EventCreate(
@@ -30,7 +31,6 @@ async def open_sale(services: Services, *, sku: str, stock: int, per_user_limit:
         ],
     )
     async with services.sessionmaker() as session:
-        event = await events.create_event(session=session, data=data)
-        await session.commit()
-        await events.publish_sale(session=session, services=services, items=event.items)
+        event = await events.create_event(session=session, services=services, data=data)
+        await commit(session)  # and load the sale into Redis, as the admin endpoint does
     return event.items[0].id

@@ -19,6 +19,17 @@ Configuration (environment):
   SECKILL_LOADTEST_POLLS        order polls before giving up on `queued` (default 30)
   SECKILL_LOADTEST_POLL_SECONDS wait between polls (default 0.5)
   SECKILL_LOADTEST_RUN          tag in the user ids, so reruns bring new shoppers
+
+The coupon-claim scenario (a popular coupon is a flash sale of its own: thousands claim
+the first 1,000 at 10:00) runs the `CouponClaimer` users, mixed into the crowd with
+  SECKILL_LOADTEST_COUPON_WEIGHT  weight of claimers next to shoppers (weight 1; default 0:
+                                  none); add `CouponClaimer` to locust's command line
+                                  for claimers only
+  SECKILL_LOADTEST_COUPON_ID      template to claim (default: the first claimable one)
+Each claimer counts down to the claim window by the server's clock, claims once with an
+Idempotency-Key (retries reuse it), then polls GET /api/v1/me/coupons until the order
+writer has stored the coupon. coupon_exhausted, limit_exceeded, ended and
+audience_mismatch are expected outcomes.
 """
 
 import itertools
@@ -89,8 +100,11 @@ def _problem_code(response: ResponseContextManager) -> str | None:
     return code if isinstance(code, str) else None
 
 
-class Shopper(FastHttpUser):
-    # After the rush: the sold-out page is refreshed now and then.
+class Storefront(FastHttpUser):
+    """A storefront client with its own token and the server's clock."""
+
+    abstract = True
+    # After the rush: the page is refreshed now and then.
     wait_time = between(2, 6)
 
     def on_start(self) -> None:
@@ -104,6 +118,33 @@ class Shopper(FastHttpUser):
         self.clock_offset = 0.0  # server clock minus ours
         self.done = False
 
+    def sync_clock(self) -> None:
+        sent = time.time()
+        with self.client.get("/api/v1/time", catch_response=True) as response:
+            received = time.time()
+            if response.status_code != 200:
+                response.failure(f"time: HTTP {response.status_code}")
+                return
+            # The server read its clock about halfway through the round trip.
+            server_now = _epoch(response.json()["now"])
+            self.clock_offset = server_now - (sent + received) / 2
+
+    def wait_for_opening(self, sale: Sale) -> None:
+        countdown = sale.opens_at - (time.time() + self.clock_offset)
+        if countdown <= 0:
+            return
+        if countdown > SERVER_KEEP_ALIVE_SECONDS:
+            # The server closes a connection idle this long. A browser silently resends a
+            # request that meets such a connection; this client would report an error, so
+            # the shopper starts the rush on a fresh connection, as a phone coming back
+            # from the background would.
+            self.client.client.close()
+        # Storefronts enable the button on the dot; a few milliseconds of spread is the
+        # difference between devices.
+        gevent.sleep(countdown + random.uniform(0, 0.05))
+
+
+class Shopper(Storefront):
     @task
     def shop(self) -> None:
         if self.done:
@@ -122,17 +163,6 @@ class Shopper(FastHttpUser):
             self.follow_order(order_id)
 
     # -- the journey's steps ---------------------------------------------------------
-
-    def sync_clock(self) -> None:
-        sent = time.time()
-        with self.client.get("/api/v1/time", catch_response=True) as response:
-            received = time.time()
-            if response.status_code != 200:
-                response.failure(f"time: HTTP {response.status_code}")
-                return
-            # The server read its clock about halfway through the round trip.
-            server_now = _epoch(response.json()["now"])
-            self.clock_offset = server_now - (sent + received) / 2
 
     def read_sale(self) -> Sale | None:
         event_id = _event_id or self.find_event()
@@ -172,20 +202,6 @@ class Shopper(FastHttpUser):
                 return _event_id
         outcomes["no event to buy from"] += 1
         return None
-
-    def wait_for_opening(self, sale: Sale) -> None:
-        countdown = sale.opens_at - (time.time() + self.clock_offset)
-        if countdown <= 0:
-            return
-        if countdown > SERVER_KEEP_ALIVE_SECONDS:
-            # The server closes a connection idle this long. A browser silently resends a
-            # request that meets such a connection; this client would report an error, so
-            # the shopper starts the rush on a fresh connection, as a phone coming back
-            # from the background would.
-            self.client.client.close()
-        # Storefronts enable the button on the dot; a few milliseconds of spread is the
-        # difference between devices.
-        gevent.sleep(countdown + random.uniform(0, 0.05))
 
     def purchase(self, item_id: int, quantity: int) -> str | None:
         """Buy once, whatever the network does: one Idempotency-Key for every retry."""
@@ -266,6 +282,114 @@ class Shopper(FastHttpUser):
         """After the rush: the event page stays open and refreshes now and then."""
         if _event_id is not None:
             self.client.get(f"/api/v1/events/{_event_id}", name=EVENT_PATH)
+
+
+COUPON_WEIGHT = int(os.environ.get("SECKILL_LOADTEST_COUPON_WEIGHT", "0"))
+_coupon_id: int | None = (
+    int(os.environ["SECKILL_LOADTEST_COUPON_ID"])
+    if os.environ.get("SECKILL_LOADTEST_COUPON_ID")
+    else None
+)
+EXPECTED_CLAIM_REFUSALS = {"coupon_exhausted", "limit_exceeded", "ended", "audience_mismatch"}
+CLAIM_PATH = "/api/v1/coupons/[coupon_id]/claim"
+
+
+class CouponClaimer(Storefront):
+    """A shopper after a popular coupon: count down, claim once, see it in their list."""
+
+    weight = COUPON_WEIGHT or 1
+    # Only when given a weight: the default crowd stays shoppers.
+    abstract = COUPON_WEIGHT == 0
+
+    @task
+    def claim_journey(self) -> None:
+        if self.done:
+            self.client.get("/api/v1/coupons", name="/api/v1/coupons")
+            return
+        self.done = True
+        self.sync_clock()
+        coupon = self.find_coupon()
+        if coupon is None:
+            return
+        opens_at = _epoch(coupon["claim_starts_at"])
+        self.wait_for_opening(Sale(opens_at=opens_at, items=[]))
+        claim_id = self.claim(int(coupon["id"]))
+        if claim_id is not None:
+            self.follow_claim(claim_id)
+
+    def find_coupon(self) -> dict[str, Any] | None:
+        global _coupon_id
+        with self.client.get("/api/v1/coupons", catch_response=True) as response:
+            if response.status_code != 200:
+                response.failure(f"coupons: HTTP {response.status_code}")
+                return None
+            found = response.json()
+        for coupon in found:
+            if _coupon_id is None or int(coupon["id"]) == _coupon_id:
+                _coupon_id = int(coupon["id"])
+                return dict(coupon)
+        outcomes["no coupon to claim"] += 1
+        return None
+
+    def claim(self, coupon_id: int) -> str | None:
+        headers = {**self.auth, "Idempotency-Key": uuid.uuid4().hex}
+        network_errors = 0
+        for _ in range(PURCHASE_REQUESTS):
+            with self.client.post(
+                f"/api/v1/coupons/{coupon_id}/claim",
+                headers=headers,
+                name=CLAIM_PATH,
+                catch_response=True,
+            ) as response:
+                status = response.status_code
+                if status == 201:
+                    response.success()
+                    outcomes["claimed" if not network_errors else "claimed on retry"] += 1
+                    claim_id: str = response.json()["id"]
+                    return claim_id
+                if status == 0:
+                    network_errors += 1
+                    response.failure(f"network error ({getattr(response, 'error', None)})")
+                    if network_errors >= NETWORK_RETRIES:
+                        break
+                    gevent.sleep(min(0.1 * 2**network_errors, 2.0))
+                    continue
+                code = _problem_code(response)
+                if status == 429:
+                    response.success()
+                    outcomes["claim rate_limited (waited)"] += 1
+                    gevent.sleep(float(response.headers.get("Retry-After") or 1))
+                    continue
+                if status == 409 and code == "not_started":
+                    response.success()
+                    outcomes["claim not_started (retried)"] += 1
+                    gevent.sleep(random.uniform(0.05, 0.2))
+                    continue
+                if code in EXPECTED_CLAIM_REFUSALS:
+                    response.success()
+                    outcomes[f"claim {code}"] += 1
+                    return None
+                response.failure(f"claim: HTTP {status} {code or response.text}")
+                outcomes[f"claim HTTP {status}"] += 1
+                return None
+        outcomes["claim gave up"] += 1
+        return None
+
+    def follow_claim(self, claim_id: str) -> None:
+        """Poll the caller's coupons until the claimed one is stored."""
+        for _ in range(POLLS):
+            with self.client.get(
+                "/api/v1/me/coupons", headers=self.auth, name="/api/v1/me/coupons",
+                catch_response=True,
+            ) as response:  # fmt: skip
+                if response.status_code != 200:
+                    response.failure(f"my coupons: HTTP {response.status_code}")
+                    return
+                if any(c["id"] == claim_id for c in response.json()):
+                    outcomes["coupon stored"] += 1
+                    return
+            gevent.sleep(POLL_SECONDS)
+        outcomes["coupon not stored after polling"] += 1
 
 
 def _print_outcomes(environment: Environment, **_kwargs: Any) -> None:

@@ -6,7 +6,8 @@
 # Run it with the service's own environment (SECKILL_DATABASE_URL, SECKILL_REDIS_URL,
 # SECKILL_REDIS_KEY_PREFIX, SECKILL_JWT_SECRET; none for `make demo`'s embedded servers):
 # the shoppers' tokens are minted with that secret, and the audit reads the same
-# Postgres and Redis. Knobs (environment):
+# Postgres and Redis. Every shopper comes from this machine's address: start the service
+# with SECKILL_RATE_LIMIT_PER_ADDRESS=off. Knobs (environment):
 #
 #   SECKILL_LOADTEST_HOST            service URL (default http://127.0.0.1:8000)
 #   SECKILL_LOADTEST_USERS           shoppers (default 300)
@@ -39,6 +40,38 @@ stop_locust() {
 }
 trap stop_locust EXIT
 trap 'exit 130' INT TERM
+
+# A run with nothing to buy proves nothing: fail before the crowd, saying why.
+if ! "$BIN/python" - "$HOST" "$EVENT_ID" <<'PY'
+import sys
+
+import httpx
+
+host, event_id = sys.argv[1], sys.argv[2]
+try:
+    if event_id:
+        response = httpx.get(f"{host}/api/v1/events/{event_id}", timeout=10)
+        events = [response.json()] if response.status_code == 200 else []
+    else:
+        events = [
+            e
+            for state in ("live", "upcoming")
+            for e in httpx.get(f"{host}/api/v1/events", params={"state": state}, timeout=10).json()
+        ]
+except httpx.HTTPError as exc:
+    sys.exit(f"loadtest: cannot reach {host}: {exc}")
+buyable = [
+    i for e in events for i in e["items"] if i["state"] in ("live", "upcoming") and i["remaining"] > 0
+]
+if not buyable:
+    what = f"event {event_id}" if event_id else "no live or upcoming event"
+    sys.exit(f"loadtest: nothing to buy ({what} has stock on sale); create a sale first "
+             "(POST /api/v1/admin/events)")
+print(f"loadtest: {len(buyable)} item(s) on sale")
+PY
+then
+  exit 1
+fi
 
 echo "== flash crowd: $USERS shoppers (+$SPAWN_RATE/s) for $RUN_TIME against $HOST" \
   "(event ${EVENT_ID:-live or next})"

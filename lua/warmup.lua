@@ -1,34 +1,55 @@
 --[[
   warmup.lua: load an item's sale state from Postgres (the truth) into Redis.
 
-  Static fields (window, limit, price, paused, event) are always refreshed. The live
-  counters (stock and the buyers' counts) are written only when the item is not in
+  Static fields (window, limit, price, paused, event) are refreshed when Postgres's
+  version of them is newer (ARGV[11]). The live counters (stock and the buyers' counts) are written only when the item is not in
   Redis yet, so a warm-up never overwrites a sale in progress.
 
   KEYS[1] sale      hash  (see purchase.lua)
   KEYS[2] buyers    hash  user id -> units bought
   KEYS[3] orders    stream; its consumer group is created if missing
+  KEYS[4] released  set   orders release.lua gave back: emptied with new counters, which
+                          count every return not booked in Postgres as still sold
 
-  ARGV[1] stock to start from (allocation minus units in live orders)
+  ARGV[1] stock to start from (allocation minus units of live orders and of returns not
+          booked yet: only release.lua gives those back)
   ARGV[2] starts_ms   ARGV[3] ends_ms   ARGV[4] early_ms
   ARGV[5] per-user limit   ARGV[6] paused ("1"/"0")   ARGV[7] unit price   ARGV[8] event id
   ARGV[9] consumer group name of the order writer
-  ARGV[10..] user id, units bought, user id, units bought, ... (counts from Postgres)
+  ARGV[10] units allocated to the item: the allocation the new stock reflects (see
+           adjust_sale.lua), written with the stock
+  ARGV[11] version of these terms (event_items.terms_version): the terms (window, limit,
+           paused, price, event) are written only if newer than the hash's
+           `terms_version`, so a warm-up that read Postgres before an operator's change
+           (a pause, say) never undoes it once the change reached Redis
+  ARGV[12..] user id, units bought, user id, units bought, ... (counts from Postgres)
+
+  Counters written start a new generation (app/store/generations.py): `epoch` is now in
+  Redis ms, above any epoch the hash held (a rebuild over an old snapshot), and `seq` 0.
 
   Returns {loaded, stock}: loaded is 1 if the counters were written, 0 if they existed.
 ]]
 local loaded = 0
 if redis.call('HEXISTS', KEYS[1], 'stock') == 0 then
-  redis.call('HSET', KEYS[1], 'stock', ARGV[1])
-  redis.call('DEL', KEYS[2])
-  for i = 10, #ARGV, 2 do
+  local t = redis.call('TIME')
+  local epoch = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local before = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
+  if epoch <= before then
+    epoch = before + 1
+  end
+  redis.call('HSET', KEYS[1], 'stock', ARGV[1], 'allocated', ARGV[10], 'epoch', epoch, 'seq', 0)
+  redis.call('DEL', KEYS[2], KEYS[4])
+  for i = 12, #ARGV, 2 do
     redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
   end
   loaded = 1
 end
-redis.call('HSET', KEYS[1],
-  'starts_ms', ARGV[2], 'ends_ms', ARGV[3], 'early_ms', ARGV[4],
-  'limit', ARGV[5], 'paused', ARGV[6], 'price', ARGV[7], 'event', ARGV[8])
+local applied_version = tonumber(redis.call('HGET', KEYS[1], 'terms_version') or '-1')
+if tonumber(ARGV[11]) > applied_version then
+  redis.call('HSET', KEYS[1], 'terms_version', ARGV[11],
+    'starts_ms', ARGV[2], 'ends_ms', ARGV[3], 'early_ms', ARGV[4],
+    'limit', ARGV[5], 'paused', ARGV[6], 'price', ARGV[7], 'event', ARGV[8])
+end
 local created = redis.pcall('XGROUP', 'CREATE', KEYS[3], ARGV[9], '0', 'MKSTREAM')
 if type(created) == 'table' and created.err and not string.find(created.err, 'BUSYGROUP') then
   return redis.error_reply(created.err)

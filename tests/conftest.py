@@ -11,25 +11,38 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from sqlalchemy.engine import make_url
 
 from app.config import Settings
+from app.container import Container
 from app.db import migrate
 from app.embedded import embedded_redis
 from app.main import build_services, create_app
-from app.state import Services
-from tests.factories import Auth
+from app.redis import RedisClient
+from tests.support.factories import Auth
 
 ADMIN_DATABASE_URL = os.environ.get(
     "SECKILL_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_URL = os.environ.get("SECKILL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# SECKILL_TEST_REDIS_CLUSTER=true: SECKILL_TEST_REDIS_URL names a node of a Redis Cluster
+# (`.ci/run` starts one with tests/redis_cluster.py and runs the core tests on it).
+REDIS_CLUSTER = os.environ.get("SECKILL_TEST_REDIS_CLUSTER", "").lower() in ("1", "true", "yes")
+
+
+def redis_client_for_tests(url: str = REDIS_URL) -> RedisClient:
+    if REDIS_CLUSTER:
+        return RedisCluster.from_url(url, decode_responses=True)
+    return Redis.from_url(url, decode_responses=True)
+
+
 TEST_JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 
 
@@ -82,9 +95,9 @@ def key_prefix() -> str:
 
 
 @pytest.fixture
-async def redis(key_prefix: str) -> AsyncIterator[Redis]:
+async def redis(key_prefix: str) -> AsyncIterator[RedisClient]:
     """A client on the test Redis; every key under this test's prefix is removed after."""
-    client = Redis.from_url(REDIS_URL, decode_responses=True)
+    client = redis_client_for_tests()
     yield client
     keys = [k async for k in client.scan_iter(match=f"{key_prefix}:*", count=1000)]
     if keys:
@@ -99,13 +112,15 @@ def embedded_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
         yield url
 
 
-@pytest.fixture(params=["redis7", "redis62"])
-async def any_redis(
-    request: pytest.FixtureRequest, key_prefix: str, embedded_redis_url: str
-) -> AsyncIterator[Redis]:
-    """The test Redis and the embedded Redis 6.2 in turn."""
-    url = REDIS_URL if request.param == "redis7" else embedded_redis_url
-    client = Redis.from_url(url, decode_responses=True)
+@pytest.fixture(params=["cluster"] if REDIS_CLUSTER else ["redis7", "redis62"])
+async def any_redis(request: pytest.FixtureRequest, key_prefix: str) -> AsyncIterator[RedisClient]:
+    """The test Redis and the embedded Redis 6.2 in turn (on a cluster run: the cluster)."""
+    if request.param == "redis62":
+        client: RedisClient = Redis.from_url(
+            request.getfixturevalue("embedded_redis_url"), decode_responses=True
+        )
+    else:
+        client = redis_client_for_tests()
     yield client
     keys = [k async for k in client.scan_iter(match=f"{key_prefix}:*", count=1000)]
     if keys:
@@ -114,10 +129,20 @@ async def any_redis(
 
 
 @pytest.fixture
-def settings(database: str, key_prefix: str, redis: Redis) -> Settings:
+def settings_overrides() -> dict[str, Any]:
+    """Settings a test adjusts: parametrize it (for example a payment timeout of one
+    second), and the app, services and worker of that test all use them."""
+    return {}
+
+
+@pytest.fixture
+def settings(
+    database: str, key_prefix: str, redis: Redis, settings_overrides: dict[str, Any]
+) -> Settings:
     return Settings(
         database_url=database,
         redis_url=REDIS_URL,
+        redis_cluster=REDIS_CLUSTER,
         redis_key_prefix=key_prefix,
         jwt_secret=TEST_JWT_SECRET,
         worker_consumer=f"test-{key_prefix}",
@@ -126,11 +151,20 @@ def settings(database: str, key_prefix: str, redis: Redis) -> Settings:
         worker_registry_refresh_seconds=0.05,
         db_pool_size=20,
         redis_max_connections=1000,
-    )
+        # Every test sends from one address and many send bursts as one user: the limiter
+        # runs on every purchase, but only tests/test_rate_limits.py sets limits it reaches.
+        rate_limit_per_user="10000/second",
+        rate_limit_per_address="off",
+        # The test machine is shared and busy: a crowd opening hundreds of connections at
+        # once must not trip the production timeouts (tests/faults/ set short ones).
+        redis_socket_timeout_seconds=10.0,
+        redis_connect_timeout_seconds=10.0,
+        db_connect_timeout_seconds=30.0,
+    ).model_copy(update=settings_overrides)
 
 
 @pytest.fixture
-async def services(settings: Settings) -> AsyncIterator[Services]:
+async def services(settings: Settings) -> AsyncIterator[Container]:
     async with build_services(settings) as built:
         yield built
 
@@ -155,7 +189,7 @@ def auth(settings: Settings) -> Auth:
 
 
 @pytest.fixture
-def app_services(app: FastAPI) -> Services:
+def app_services(app: FastAPI) -> Container:
     """The running app's own services (its Redis, scripts and sold-out marks)."""
-    services: Services = app.state.services
+    services: Container = app.state.container
     return services

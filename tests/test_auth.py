@@ -18,7 +18,7 @@ from app.cli import cli
 from app.config import Settings, get_settings
 from app.errors import Unauthorized
 from tests.conftest import TEST_JWT_SECRET
-from tests.factories import Auth, assert_problem, buy, create_event, item_spec
+from tests.support.factories import Auth, assert_problem, buy, create_event, item_spec
 
 SHOPPER_ENDPOINT = "/api/v1/orders"
 ADMIN_ENDPOINT = "/api/v1/admin/skus"
@@ -73,6 +73,15 @@ def bad_authorizations() -> dict[str, dict[str, str]]:
         "non-boolean-member": _bearer(_signed(_claims(member="yes"))),
         "non-numeric-exp": _bearer(_signed(_claims(exp="tomorrow"))),
         "not-yet-valid": _bearer(_signed(_claims(nbf=int(time.time()) + 3600))),
+        # Neither asyncpg nor Redis can encode a lone surrogate: it used to be a 500.
+        "sub-lone-surrogate": _bearer(_signed(_claims(sub="u\ud800"))),
+        "numeric-string-exp": _bearer(_signed(_claims(exp=str(int(time.time()) + 600)))),
+        "boolean-exp": _bearer(_signed(_claims(exp=True))),
+        "numeric-string-iat": _bearer(_signed(_claims(iat=str(int(time.time()))))),
+        "fifty-years": _bearer(_signed(_claims(exp=int(time.time()) + 50 * 365 * 86400))),
+        "longer-than-the-maximum-from-iat": _bearer(
+            _signed(_claims(iat=int(time.time()) - 3600, exp=int(time.time()) + 24 * 3600))
+        ),
     }
 
 
@@ -165,7 +174,7 @@ async def test_members_buy_early_and_others_wait(client: httpx.AsyncClient, auth
         member_early_access_seconds=3600,
         items=[item_spec()],
     )
-    item_id = event["items"][0]["id"]
+    item_id = event.items[0].id
     member = await buy(client, auth, item_id, user_id="m1", member=True)
     assert member.status_code == 202, member.text
     assert_problem(await buy(client, auth, item_id, user_id="s1"), 409, "not_started")

@@ -1,10 +1,13 @@
 """Settings: safe development defaults, and a production start refused when unsafe."""
 
 import os
+import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from app.cli import cli
@@ -12,8 +15,10 @@ from app.config import (
     DEVELOPMENT_JWT_SECRET,
     DEVELOPMENT_WEBHOOK_SECRET,
     MIN_PRODUCTION_SECRET_LENGTH,
+    PUBLIC_SECRETS,
     ConfigurationError,
     Environment,
+    Rate,
     Settings,
     get_settings,
 )
@@ -166,3 +171,90 @@ def test_the_cli_names_an_invalid_setting_instead_of_a_traceback(
     assert result.exit_code == 2
     assert "SECKILL_ENV" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("10/second", Rate(10, 1)),
+        ("3/minute", Rate(3, 60)),
+        (" 7 / Second ", Rate(7, 1)),
+        ("off", None),
+        ("OFF", None),
+    ],
+)
+def test_rate_settings(clean_env: pytest.MonkeyPatch, text: str, expected: Rate | None) -> None:
+    clean_env.setenv("SECKILL_RATE_LIMIT_PER_USER", text)
+    clean_env.setenv("SECKILL_RATE_LIMIT_PER_ADDRESS", text)
+    settings = Settings()
+    assert settings.rate_limit_per_user == expected
+    assert settings.rate_limit_per_address == expected
+
+
+@pytest.mark.parametrize("text", ["0/second", "10/hour", "10", "ten/second", "-1/minute", ""])
+def test_bad_rate_settings_are_refused(clean_env: pytest.MonkeyPatch, text: str) -> None:
+    clean_env.setenv("SECKILL_RATE_LIMIT_PER_USER", text)
+    with pytest.raises(ValidationError, match="N/second"):
+        Settings()
+
+
+def test_trusted_proxies_are_a_comma_separated_list(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("SECKILL_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.7,::1")
+    assert [str(n) for n in Settings().trusted_proxies] == ["10.0.0.0/8", "192.0.2.7/32", "::1/128"]
+    clean_env.setenv("SECKILL_TRUSTED_PROXIES", "10.0.0.0/8, nonsense")
+    with pytest.raises(ValidationError):
+        Settings()
+
+
+# Where a secret is spelled out: `jwt_secret="..."`, `TEST_JWT_SECRET = "..."`,
+# `SECKILL_JWT_SECRET: ...`, `SECKILL_PAYMENT_WEBHOOK_SECRET=...` and the like.
+_SPELLED_OUT = re.compile(
+    r"""(?ix) (?:secret|token)["']?\s*[:=]\s*(?:SecretStr\()?\s*["']?"""
+    r"""(?P<value>[^\s"'$(){}\[\],]""" + f"{{{MIN_PRODUCTION_SECRET_LENGTH},}})"
+)
+_DOTTED_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+
+
+def _spelled_out_secrets() -> dict[str, set[str]]:
+    root = Path(__file__).resolve().parent.parent
+    files = subprocess.run(
+        ["git", "ls-files"], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.split()
+    found: dict[str, set[str]] = {}
+    for name in files:
+        if not name.endswith((".py", ".md", ".yml", ".yaml", ".sh", ".conf", ".toml", ".env")):
+            continue
+        text = (root / name).read_text(errors="replace")
+        for match in _SPELLED_OUT.finditer(text):
+            found.setdefault(match.group("value"), set()).add(name)
+    return found
+
+
+def test_every_secret_spelled_out_in_the_repository_is_refused_in_production(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    found = _spelled_out_secrets()
+    # The scan itself finds what it should.
+    assert DEVELOPMENT_JWT_SECRET in found
+    assert "test-secret-that-is-long-enough-for-hs256-0123456789" in found
+    for value, where in sorted(found.items()):
+        if value.startswith("SECKILL_") or _DOTTED_NAME.fullmatch(value):
+            continue  # a name, not a value
+        production_env(clean_env, SECKILL_JWT_SECRET=value)
+        with pytest.raises(ConfigurationError, match="public"):
+            Settings()
+        assert value in PUBLIC_SECRETS, f"{value!r} ({', '.join(sorted(where))})"
+
+
+@pytest.mark.parametrize(
+    "variable", ["SECKILL_PAYMENT_WEBHOOK_SECRET", "SECKILL_METRICS_TOKEN", "SECKILL_JWT_SECRET"]
+)
+@pytest.mark.parametrize(
+    "value", [DEVELOPMENT_WEBHOOK_SECRET, "change-me-webhook-secret", "w" * 31, "é" * 15]
+)
+def test_production_refuses_public_or_short_secrets_everywhere(
+    clean_env: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    production_env(clean_env, **{variable: value})
+    with pytest.raises(ConfigurationError, match=variable):
+        Settings()

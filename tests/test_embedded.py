@@ -17,7 +17,7 @@ import pytest
 
 from app.config import Settings
 from tests.conftest import TEST_JWT_SECRET
-from tests.factories import Auth, event_spec, item_spec
+from tests.support.factories import Auth, event_spec, item_spec
 
 SECKILL = Path(sys.executable).with_name("seckill")
 START_DEADLINE_SECONDS = 120.0

@@ -11,11 +11,20 @@ from fastapi import FastAPI
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from app.config import Settings
+from app.container import Container
+from app.flows.freshness import check_once
 from app.main import create_app
-from app.state import Services
-from tests.factories import Auth, assert_problem, buy, create_live_item, event_spec, item_spec
-from tests.lifecycle import stored_order
-from tests.outages import closed_port, postgres_unreachable, redis_unreachable
+from app.store.keys import ItemKeys
+from tests.support.factories import (
+    Auth,
+    assert_problem,
+    buy,
+    create_live_item,
+    event_spec,
+    item_spec,
+)
+from tests.support.lifecycle import stored_order
+from tests.support.outages import closed_port, postgres_unreachable, redis_unreachable
 
 # RFC 3339 date-time in UTC, as storefronts parse it.
 RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|\+00:00)$")
@@ -56,11 +65,11 @@ async def test_healthz(client: httpx.AsyncClient) -> None:
 async def test_readyz_when_both_servers_answer(client: httpx.AsyncClient) -> None:
     response = await client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "redis": "ok", "postgres": "ok"}
+    assert response.json() == {"status": "ok", "redis": "ok", "postgres": "ok", "sales": "ok"}
 
 
 async def test_readyz_is_a_503_problem_when_redis_is_unreachable(
-    client: httpx.AsyncClient, app_services: Services
+    client: httpx.AsyncClient, app_services: Container
 ) -> None:
     async with redis_unreachable(app_services):
         response = await client.get("/readyz")
@@ -71,13 +80,29 @@ async def test_readyz_is_a_503_problem_when_redis_is_unreachable(
 
 
 async def test_readyz_is_a_503_problem_when_postgres_is_unreachable(
-    client: httpx.AsyncClient, app_services: Services
+    client: httpx.AsyncClient, app_services: Container
 ) -> None:
     async with postgres_unreachable(app_services):
         response = await client.get("/readyz")
     body = assert_problem(response, 503, "not_ready")
     assert body["checks"]["postgres"].startswith("unreachable")
     assert body["checks"]["redis"] == "ok"
+    assert (await client.get("/readyz")).status_code == 200
+
+
+@pytest.mark.parametrize("settings_overrides", [{"readiness_items_refresh_seconds": 0}])
+async def test_readyz_is_a_503_problem_while_a_live_sale_is_not_in_redis(
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
+) -> None:
+    item = await create_live_item(client, auth, stock=5)
+    keys = ItemKeys(app_services.settings.redis_key_prefix, item.id)
+    await app_services.redis.delete(keys.sale)  # Redis lost it
+
+    body = assert_problem(await client.get("/readyz"), 503, "not_ready")
+    assert body["checks"]["sales"] == f"not loaded in Redis: items [{item.id}]"
+    assert (body["checks"]["redis"], body["checks"]["postgres"]) == ("ok", "ok")
+
+    await check_once(app_services)  # the order writer's check rebuilds it
     assert (await client.get("/readyz")).status_code == 200
 
 
@@ -92,7 +117,7 @@ async def test_metrics_count_purchases_in_prometheus_text(
 ) -> None:
     item = await create_live_item(client, auth, stock=5)
     before = (await client.get("/metrics")).text
-    assert (await buy(client, auth, item["id"])).status_code == 202
+    assert (await buy(client, auth, item.id)).status_code == 202
     response = await client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
@@ -102,13 +127,13 @@ async def test_metrics_count_purchases_in_prometheus_text(
     assert _sample(text, "seckill_purchases_total", accepted) == (
         _sample(before, "seckill_purchases_total", accepted) + 1
     )
-    stock = f'{{item="{item["id"]}"}}'
+    stock = f'{{item="{item.id}"}}'
     assert _sample(text, "seckill_item_stock_remaining", stock) == 4
     assert _sample(text, "seckill_orders_queued", stock) == 1
 
 
 async def test_metrics_answer_when_redis_does_not(
-    client: httpx.AsyncClient, app_services: Services
+    client: httpx.AsyncClient, app_services: Container
 ) -> None:
     async with redis_unreachable(app_services):
         response = await client.get("/metrics")
@@ -163,7 +188,7 @@ async def test_a_wrong_method_is_a_405_problem(client: httpx.AsyncClient) -> Non
 async def refusals(client: httpx.AsyncClient, auth: Auth) -> list[httpx.Response]:
     """One of every kind of 4xx the foundation answers with."""
     item = await create_live_item(client, auth, sku="ONE", stock=1, per_user_limit=1)
-    assert (await buy(client, auth, item["id"], user_id="first")).status_code == 202
+    assert (await buy(client, auth, item.id, user_id="first")).status_code == 202
     short = event_spec(items=[item_spec(sku="ONE", stock=5)])
     return [
         await client.get("/api/v1/orders"),
@@ -175,8 +200,8 @@ async def refusals(client: httpx.AsyncClient, auth: Auth) -> list[httpx.Response
         await client.put("/api/v1/events"),
         await client.post("/api/v1/admin/events", content=b"{", headers=auth.admin()),
         await client.post("/api/v1/admin/events", json=short, headers=auth.admin()),
-        await buy(client, auth, item["id"], user_id="second"),
-        await buy(client, auth, item["id"], user_id="first", quantity=2),
+        await buy(client, auth, item.id, user_id="second"),
+        await buy(client, auth, item.id, user_id="first", quantity=2),
     ]
 
 
@@ -199,10 +224,10 @@ async def test_an_app_with_an_unreachable_redis_refuses_to_boot(settings: Settin
 
 
 async def test_metrics_count_lifecycle_changes_and_stock_returns(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
     item = await create_live_item(client, auth, stock=5)
-    order_id = await stored_order(client, auth, app_services, item["id"])
+    order_id = await stored_order(client, auth, app_services, item.id)
     before = (await client.get("/metrics")).text
 
     cancelled = await client.post(f"/api/v1/orders/{order_id}/cancel", headers=auth.headers())

@@ -46,7 +46,7 @@ def test_an_installed_package_finds_its_own_scripts_and_migrations(
     zipfile.ZipFile(wheel).extractall(tmp_path)
     found = subprocess.run(
         [sys.executable, "-c",
-         "from app.redis import lua_dir; from app.db import migrations_dir;"
+         "from app.store.scripts import lua_dir; from app.db import migrations_dir;"
          "print(lua_dir()); print(migrations_dir())"],
         env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},
         cwd=tmp_path, capture_output=True, text=True, check=True,
@@ -80,3 +80,11 @@ def test_the_compose_file_uses_real_commands_and_settings() -> None:
         assert set(service["environment"]) <= settings
     nginx = (ROOT / "deploy" / "nginx.conf").read_text()
     assert "server api:8000" in nginx
+
+
+def test_the_compose_file_ships_no_secret() -> None:
+    compose: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    environment = compose["x-seckill-env"]
+    for name in ("SECKILL_JWT_SECRET", "SECKILL_PAYMENT_WEBHOOK_SECRET"):
+        # `${VAR:?message}`: compose refuses to start unless the operator sets it.
+        assert re.fullmatch(rf"\$\{{{name}:\?[^}}]+\}}", environment[name]), environment[name]

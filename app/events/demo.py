@@ -3,16 +3,18 @@
 from datetime import timedelta
 from decimal import Decimal
 
+from app.container import Container
+from app.db import commit
 from app.events import repository, service
 from app.events.models import Event
 from app.events.schemas import EventCreate, EventItemCreate
-from app.state import Services
+from app.moments import utc_now
 
 DEMO_DURATION = timedelta(hours=2)
 
 
 def demo_event_spec() -> EventCreate:
-    starts_at = service.utc_now()
+    starts_at = utc_now()
     return EventCreate(
         name="Demo flash sale: 1,000 phones at 1,999",
         starts_at=starts_at,
@@ -39,19 +41,20 @@ def demo_event_spec() -> EventCreate:
     )
 
 
-async def ensure_demo_event(services: Services) -> Event | None:
+async def ensure_demo_event(services: Container) -> Event | None:
     """Create the demo sale unless some sale is live or upcoming; returns it if created."""
     async with services.sessionmaker() as session:
-        if await repository.items_not_ended(session, now=service.utc_now()):
+        if await repository.items_not_ended(session, now=utc_now()):
             return None
-        event = await service.create_event(session=session, data=demo_event_spec())
-        await session.commit()
-        await service.publish_sale(session=session, services=services, items=event.items)
+        event = await service.create_event(
+            session=session, services=services, data=demo_event_spec()
+        )
+        await commit(session)  # and load the sale into Redis
         return event
 
 
-async def first_open_item_id(services: Services) -> int | None:
+async def first_open_item_id(services: Container) -> int | None:
     """An item of a live or upcoming sale, for the welcome message's example purchase."""
     async with services.sessionmaker() as session:
-        items = await repository.items_not_ended(session, now=service.utc_now())
+        items = await repository.items_not_ended(session, now=utc_now())
     return items[0].id if items else None

@@ -1,13 +1,9 @@
-from app.errors import AppError
+from app.errors import NotFound
 
 
-class EventNotFound(AppError):
-    status = 404
-    code = "not_found"
+class EventNotFound(NotFound):
     title = "No such event"
 
 
-class ItemNotFound(AppError):
-    status = 404
-    code = "not_found"
+class ItemNotFound(NotFound):
     title = "No such item"

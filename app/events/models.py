@@ -50,6 +50,7 @@ class EventItem(Base):
         CheckConstraint("seckill_price <= list_price", name="seckill_price_not_above_list"),
         CheckConstraint("stock > 0", name="stock_positive"),
         CheckConstraint("per_user_limit >= 1", name="per_user_limit_positive"),
+        CheckConstraint("low_stock_threshold >= 0", name="low_stock_threshold_not_negative"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -61,5 +62,12 @@ class EventItem(Base):
     # Units allocated from the SKU to this sale; the live remainder is in Redis.
     stock: Mapped[int] = mapped_column(Integer)
     per_user_limit: Mapped[int] = mapped_column(Integer)
+    # The highest limit the item ever had: a limit lowered mid-sale binds later purchases
+    # only, so the audit holds earlier buyers to this one.
+    peak_per_user_limit: Mapped[int] = mapped_column(Integer)
+    # Remaining stock below this flags the item as low on stock (None: never).
+    low_stock_threshold: Mapped[int | None] = mapped_column(Integer)
+    # Bumped by each mid-sale change of the terms; Redis keeps the newest (adjust_sale.lua).
+    terms_version: Mapped[int] = mapped_column(Integer, server_default="0")
 
     event: Mapped[Event] = relationship(back_populates="items", lazy="joined")

@@ -51,6 +51,7 @@ async def insert_item(
         seckill_price=seckill_price,
         stock=stock,
         per_user_limit=per_user_limit,
+        peak_per_user_limit=per_user_limit,
     )
     session.add(item)
     await session.flush()
@@ -77,8 +78,11 @@ async def list_events(
     now: datetime,
     limit: int,
     offset: int,
+    paused: bool | None = None,
 ) -> Sequence[Event]:
     query = select(Event).options(selectinload(Event.items))
+    if paused is not None:
+        query = query.where(Event.paused.is_(paused))
     if state is EventState.UPCOMING:
         query = query.where(Event.starts_at > now)
     elif state is EventState.LIVE:
@@ -98,8 +102,47 @@ async def items_not_ended(session: AsyncSession, *, now: datetime) -> Sequence[E
     return rows.all()
 
 
-async def set_paused(session: AsyncSession, *, event_id: int, paused: bool) -> bool:
-    result = await session.execute(
-        update(Event).where(Event.id == event_id).values(paused=paused).returning(Event.id)
+async def set_paused(session: AsyncSession, *, event_id: int, paused: bool) -> bool | None:
+    """Set the flag; returns what it was before (None: no such event)."""
+    was = await session.scalar(select(Event.paused).where(Event.id == event_id).with_for_update())
+    if was is None:
+        return None
+    await session.execute(update(Event).where(Event.id == event_id).values(paused=paused))
+    # A newer version of each item's terms, so Redis takes it over any older warm-up's.
+    await session.execute(
+        update(EventItem)
+        .where(EventItem.event_id == event_id)
+        .values(terms_version=EventItem.terms_version + 1)
     )
-    return result.scalar_one_or_none() is not None
+    return was
+
+
+async def lock_item(session: AsyncSession, item_id: int) -> EventItem | None:
+    """The item, locked for this transaction: mid-sale changes of one item take turns."""
+    return await session.scalar(
+        select(EventItem)
+        .where(EventItem.id == item_id)
+        .with_for_update(of=EventItem)
+        .execution_options(populate_existing=True)
+    )
+
+
+async def lock_event(session: AsyncSession, event_id: int) -> Event | None:
+    """The event and its items, locked (items in id order, as lock_item takes them)."""
+    event = await session.scalar(
+        select(Event)
+        .where(Event.id == event_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if event is None:
+        return None
+    await session.scalars(
+        select(EventItem)
+        .where(EventItem.event_id == event_id)
+        .order_by(EventItem.id)
+        .with_for_update(of=EventItem)
+        .execution_options(populate_existing=True)
+    )
+    await session.refresh(event, attribute_names=["items"])
+    return event

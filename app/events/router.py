@@ -1,23 +1,30 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Query, status
 
-from app.auth import AdminUser
+from app.auth import AdminUser, User
+from app.container import ContainerDep
 from app.db import SessionDep
-from app.errors import Forbidden, Unauthorized, problem_responses
-from app.events import service
+from app.errors import Forbidden, InvalidState, Unauthorized, ValidationFailed, problem_responses
+from app.events import controls, service
 from app.events.errors import EventNotFound, ItemNotFound
-from app.events.schemas import EventCreate, EventRead, EventState, ItemRead
+from app.events.schemas import (
+    EventCreate,
+    EventRead,
+    EventState,
+    EventUpdate,
+    ItemRead,
+    ItemUpdate,
+)
+from app.ids import EventId, ItemId
 from app.inventory.errors import InsufficientStock
+from app.moments import utc_now
 from app.pagination import PageDep
-from app.state import ServicesDep
 
 public = APIRouter(prefix="/api/v1", tags=["events"])
 admin = APIRouter(prefix="/api/v1/admin/events", tags=["events (admin)"])
+admin_items = APIRouter(prefix="/api/v1/admin/items", tags=["events (admin)"])
 
-# Ids are Postgres bigints; bounding them turns a huge number into a 422, not a 500.
-EventId = Annotated[int, Path(ge=1, le=2**63 - 1)]
-ItemId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 AUTH_PROBLEMS = (Unauthorized, Forbidden)
 
 
@@ -27,44 +34,128 @@ AUTH_PROBLEMS = (Unauthorized, Forbidden)
     responses=problem_responses(*AUTH_PROBLEMS, InsufficientStock),
 )
 async def create_event(
-    data: EventCreate, session: SessionDep, services: ServicesDep, _: AdminUser
+    data: EventCreate, session: SessionDep, services: ContainerDep, user: AdminUser
 ) -> EventRead:
     """Create a flash sale. Each item's stock is allocated from its SKU (an unknown SKU is
     created with exactly that stock) in the same transaction, then loaded into Redis."""
-    event = await service.create_event(session=session, data=data)
-    await session.commit()
-    await service.publish_sale_or_defer(session=session, services=services, items=event.items)
+    event = await service.create_event(session=session, services=services, data=data, actor=user)
     return await service.get_event(session=session, services=services, event_id=event.id)
 
 
 async def _set_paused(
-    event_id: int, paused: bool, session: SessionDep, services: ServicesDep
+    event_id: int, paused: bool, session: SessionDep, services: ContainerDep, user: User
 ) -> EventRead:
-    event = await service.set_paused(session=session, event_id=event_id, paused=paused)
-    await session.commit()
-    await service.publish_sale(session=session, services=services, items=event.items)
+    await service.set_paused(
+        session=session, services=services, actor=user, event_id=event_id, paused=paused
+    )
     return await service.get_event(session=session, services=services, event_id=event_id)
 
 
 @admin.post("/{event_id}/pause", responses=problem_responses(*AUTH_PROBLEMS, EventNotFound))
 async def pause_event(
-    event_id: EventId, session: SessionDep, services: ServicesDep, _: AdminUser
+    event_id: EventId, session: SessionDep, services: ContainerDep, user: AdminUser
 ) -> EventRead:
     """Stop selling at once (purchases answer `paused`) until resumed."""
-    return await _set_paused(event_id, True, session, services)
+    return await _set_paused(event_id, True, session, services, user)
 
 
 @admin.post("/{event_id}/resume", responses=problem_responses(*AUTH_PROBLEMS, EventNotFound))
 async def resume_event(
-    event_id: EventId, session: SessionDep, services: ServicesDep, _: AdminUser
+    event_id: EventId, session: SessionDep, services: ContainerDep, user: AdminUser
 ) -> EventRead:
-    return await _set_paused(event_id, False, session, services)
+    return await _set_paused(event_id, False, session, services, user)
+
+
+CHANGE_PROBLEMS = (*AUTH_PROBLEMS, InvalidState, ValidationFailed)
+
+
+@admin.patch("/{event_id}", responses=problem_responses(*CHANGE_PROBLEMS, EventNotFound))
+async def update_event(
+    event_id: EventId,
+    data: EventUpdate,
+    session: SessionDep,
+    services: ContainerDep,
+    user: AdminUser,
+) -> EventRead:
+    """Extend or shorten a sale that has not ended (`ends_at` in the future); takes
+    effect on the live sale at once. 409 `invalid_state` once the sale has ended."""
+    await controls.update_event(
+        session=session,
+        services=services,
+        actor=user,
+        event_id=event_id,
+        data=data,
+        now=utc_now(),
+    )
+    return await service.get_event(session=session, services=services, event_id=event_id)
+
+
+@admin.post("/{event_id}/end", responses=problem_responses(*CHANGE_PROBLEMS, EventNotFound))
+async def end_event(
+    event_id: EventId, session: SessionDep, services: ContainerDep, user: AdminUser
+) -> EventRead:
+    """End a sale now (purchases answer `ended`); an upcoming sale is closed before it
+    opens. 409 `invalid_state` if it has already ended."""
+    await controls.end_event(
+        session=session, services=services, actor=user, event_id=event_id, now=utc_now()
+    )
+    return await service.get_event(session=session, services=services, event_id=event_id)
+
+
+@admin_items.patch(
+    "/{item_id}",
+    responses=problem_responses(*CHANGE_PROBLEMS, ItemNotFound, InsufficientStock),
+)
+async def update_item(
+    item_id: ItemId,
+    data: ItemUpdate,
+    session: SessionDep,
+    services: ContainerDep,
+    user: AdminUser,
+) -> ItemRead:
+    """Change a sale item while it runs: `add_stock` allocates more units from its SKU
+    (409 `insufficient_stock` if the SKU has not that many), `per_user_limit` binds
+    purchases from now on (earlier ones stand), `seckill_price` prices orders accepted
+    from now on, `low_stock_threshold` sets when the item is flagged as low on stock.
+    The change reaches the live sale as the answer is sent, atomically, and is recorded
+    in the audit log (`remaining` in the answer counts the added stock). 409
+    `invalid_state` once the sale has ended."""
+    change = await controls.update_item(
+        session=session,
+        services=services,
+        actor=user,
+        item_id=item_id,
+        data=data,
+        now=utc_now(),
+    )
+    item = await service.get_item(session=session, services=services, item_id=item_id)
+    return controls.as_applied(item, change)
+
+
+@admin.get("", responses=problem_responses(*AUTH_PROBLEMS))
+async def list_events_for_operators(
+    session: SessionDep,
+    services: ContainerDep,
+    _: AdminUser,
+    page: PageDep,
+    state: Annotated[EventState | None, Query(description="Filter by sale window.")] = None,
+    paused: Annotated[bool | None, Query(description="Only paused (true) or running.")] = None,
+) -> list[EventRead]:
+    """Every event (operators), by start time, filtered by sale window and pause."""
+    return await service.list_events(
+        session=session,
+        services=services,
+        state=state,
+        paused=paused,
+        limit=page.limit,
+        offset=page.offset,
+    )
 
 
 @public.get("/events")
 async def list_events(
     session: SessionDep,
-    services: ServicesDep,
+    services: ContainerDep,
     page: PageDep,
     state: Annotated[EventState | None, Query(description="Filter by sale window.")] = None,
 ) -> list[EventRead]:
@@ -75,10 +166,10 @@ async def list_events(
 
 
 @public.get("/events/{event_id}", responses=problem_responses(EventNotFound))
-async def get_event(event_id: EventId, session: SessionDep, services: ServicesDep) -> EventRead:
+async def get_event(event_id: EventId, session: SessionDep, services: ContainerDep) -> EventRead:
     return await service.get_event(session=session, services=services, event_id=event_id)
 
 
 @public.get("/items/{item_id}", responses=problem_responses(ItemNotFound))
-async def get_item(item_id: ItemId, session: SessionDep, services: ServicesDep) -> ItemRead:
+async def get_item(item_id: ItemId, session: SessionDep, services: ContainerDep) -> ItemRead:
     return await service.get_item(session=session, services=services, item_id=item_id)

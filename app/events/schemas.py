@@ -1,4 +1,4 @@
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
@@ -11,19 +11,22 @@ from pydantic import (
     StrictInt,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from app.inventory.schemas import MAX_UNITS, Name, SkuCode
+from app.moments import representable_utc
 
 Price = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2)]
+# The largest amount an order row can hold (orders.amount is numeric(12, 2)). An order's
+# amount is its unit price times its quantity, and a quantity is at most the per-user
+# limit, so every item must keep seckill_price x per_user_limit within it: otherwise an
+# accepted order could never be stored.
+MAX_ORDER_AMOUNT = Decimal("9999999999.99")
 # A day is far beyond any early-access campaign and keeps typos from opening sales weeks early.
 MAX_EARLY_ACCESS_SECONDS = 24 * 3600
 MAX_ITEMS_PER_EVENT = 100
 MAX_PER_USER_LIMIT = 1000
-# A window travels to Redis as Unix milliseconds and through asyncpg as UTC; moments
-# outside these years are typos that some layer cannot represent.
-EARLIEST_MOMENT = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST_MOMENT = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 class ItemState(StrEnum):
@@ -58,6 +61,15 @@ class EventItemCreate(BaseModel):
             raise ValueError("must not be above list_price")
         return value
 
+    @model_validator(mode="after")
+    def _orders_fit_the_books(self) -> "EventItemCreate":
+        if self.seckill_price * self.per_user_limit > MAX_ORDER_AMOUNT:
+            raise ValueError(
+                f"seckill_price x per_user_limit must not exceed {MAX_ORDER_AMOUNT} "
+                "(the largest order amount that can be stored)"
+            )
+        return self
+
 
 class EventCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -71,15 +83,7 @@ class EventCreate(BaseModel):
     @field_validator("starts_at", "ends_at")
     @classmethod
     def _representable(cls, value: datetime) -> datetime:
-        try:
-            utc = value.astimezone(UTC)
-        except OverflowError:
-            utc = None
-        if utc is None or not EARLIEST_MOMENT <= utc < LATEST_MOMENT:
-            raise ValueError(
-                f"must be between {EARLIEST_MOMENT.isoformat()} and {LATEST_MOMENT.isoformat()}"
-            )
-        return utc
+        return representable_utc(value)
 
     @field_validator("ends_at")
     @classmethod
@@ -98,6 +102,50 @@ class EventCreate(BaseModel):
         return value
 
 
+class ItemUpdate(BaseModel):
+    """A mid-sale change of one item; every field optional, at least one given."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    add_stock: StrictInt | None = Field(
+        default=None, gt=0, le=MAX_UNITS, description="Units to allocate from the SKU now."
+    )
+    per_user_limit: StrictInt | None = Field(default=None, ge=1, le=MAX_PER_USER_LIMIT)
+    seckill_price: Price | None = Field(
+        default=None, description="Price of orders accepted from now on."
+    )
+    low_stock_threshold: StrictInt | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_UNITS,
+        description="Remaining stock below this flags the item as low (null: never).",
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> "ItemUpdate":
+        if not self.model_fields_set:
+            raise ValueError(
+                "give at least one of add_stock, per_user_limit, seckill_price, low_stock_threshold"
+            )
+        for name in ("add_stock", "per_user_limit", "seckill_price"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} may not be null")
+        return self
+
+
+class EventUpdate(BaseModel):
+    """A mid-sale change of an event's window: extend or shorten it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ends_at: AwareDatetime
+
+    @field_validator("ends_at")
+    @classmethod
+    def _representable(cls, value: datetime) -> datetime:
+        return representable_utc(value)
+
+
 class ItemRead(BaseModel):
     id: int
     event_id: int
@@ -107,6 +155,7 @@ class ItemRead(BaseModel):
     seckill_price: Decimal
     stock: int = Field(description="Units allocated to this sale.")
     per_user_limit: int
+    low_stock_threshold: int | None = None
     remaining: int = Field(description="Units still for sale right now.")
     state: ItemState
     starts_at: datetime

@@ -1,31 +1,49 @@
 """Flash-sale events: creation with allocation, public reads with live stock, warm-up.
-Never commits: the router owns the transaction."""
+Never commits: the request's session owns the transaction (app/db.py); loading a sale
+into Redis is registered to run after its commit."""
 
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
+from functools import partial
 
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit_log import service as audit_log
+from app.auth import User
+from app.container import Container
+from app.db import after_commit
+from app.errors import ValidationFailed
 from app.events import repository
 from app.events.errors import EventNotFound, ItemNotFound
 from app.events.models import Event, EventItem
 from app.events.schemas import EventCreate, EventRead, EventState, ItemRead, ItemState
 from app.inventory import repository as inventory_repository
 from app.inventory import service as inventory
+from app.moments import utc_now
 from app.orders import repository as orders
-from app.seckill.sale_state import SaleTerms, load_sale, orders_in_stream, remaining_stock
-from app.state import Services
+from app.store.adjust_sale import SaleAdjustment, adjust_sale
+from app.store.idempotency import KeyedOrder, restore_records
+from app.store.keys import ItemKeys
+from app.store.records import NewOrder
+from app.store.sale_state import orders_in_stream, remaining_stock
+from app.store.warmup import SaleTerms, load_sale
 
 logger = logging.getLogger(__name__)
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-async def create_event(*, session: AsyncSession, data: EventCreate) -> Event:
+async def create_event(
+    *, session: AsyncSession, services: Container, data: EventCreate, actor: User | None = None
+) -> Event:
+    """Create the event and allocate each item's stock from its SKU; once committed, the
+    sale is loaded into Redis (or, if Redis fails then, by the next warm-up)."""
+    if data.ends_at <= utc_now():
+        # Its stock would be allocated to a sale that can never sell.
+        raise ValidationFailed(
+            "The sale window has already ended: ends_at must be in the future.",
+            field="ends_at",
+        )
     event = await repository.insert_event(
         session,
         name=data.name,
@@ -51,7 +69,21 @@ async def create_event(*, session: AsyncSession, data: EventCreate) -> Event:
         await inventory.allocate_to_item(
             session=session, sku=spec.sku, item_id=item.id, units=spec.stock
         )
-    return await get_event_row(session=session, event_id=event.id)
+    if actor is not None:
+        await audit_log.record(
+            session=session,
+            actor=actor,
+            action="event.create",
+            target=f"event:{event.id}",
+            event_id=event.id,
+            after=data.model_dump(mode="json"),
+        )
+    created = await get_event_row(session=session, event_id=event.id)
+    after_commit(
+        session,
+        partial(publish_sale_or_defer, session=session, services=services, items=created.items),
+    )
+    return created
 
 
 async def get_event_row(*, session: AsyncSession, event_id: int) -> Event:
@@ -72,11 +104,12 @@ def _terms(item: EventItem) -> SaleTerms:
         paused=item.event.paused,
         unit_price=item.seckill_price,
         allocated=item.stock,
+        version=item.terms_version,
     )
 
 
 async def publish_sale(
-    *, session: AsyncSession, services: Services, items: Sequence[EventItem]
+    *, session: AsyncSession, services: Container, items: Sequence[EventItem]
 ) -> int:
     """Load (or refresh) the items' sale state in Redis from Postgres; returns how many
     items had their live counters built (the rest were already live and kept).
@@ -89,14 +122,15 @@ async def publish_sale(
         item.id: await orders_in_stream(redis=services.redis, prefix=prefix, item_id=item.id)
         for item in items
     }
-    sold = await orders.units_sold_by_item(session, [i.id for i in items])
+    sold = await orders.units_sold_by_item(session, [i.id for i in items], with_owed_returns=True)
     loaded = 0
     for item in items:
-        bought = await orders.units_bought_by_user(session, item.id)
+        bought = await orders.units_bought_by_user(session, item.id, with_owed_returns=True)
         stored = await orders.stored_order_ids(session, [o.id for o in in_flight[item.id]])
         unstored = [o for o in in_flight[item.id] if o.id not in stored]
         for order in unstored:
             bought[order.user_id] = bought.get(order.user_id, 0) + order.quantity
+        await _restore_idempotency(session=session, services=services, item=item, unstored=unstored)
         loaded += await load_sale(
             redis=services.redis,
             scripts=services.scripts,
@@ -106,11 +140,46 @@ async def publish_sale(
             units_sold=sold[item.id] + sum(o.quantity for o in unstored),
             bought_by_user=bought,
         )
+        # Stock an operator added whose application to Redis was interrupted comes in now
+        # (a no-op when Redis already reflects the allocation).
+        await adjust_sale(
+            redis=services.redis,
+            scripts=services.scripts,
+            prefix=prefix,
+            change=SaleAdjustment(
+                item_id=item.id, allocated_before=item.stock, allocated_after=item.stock
+            ),
+        )
     return loaded
 
 
+async def _restore_idempotency(
+    *, session: AsyncSession, services: Container, item: EventItem, unstored: Sequence[NewOrder]
+) -> None:
+    """Before the counters are rebuilt (and selling resumes on them): the records of the
+    item's orders, so that a retry with a known Idempotency-Key gets its first order. A
+    sale whose counters are in Redis kept its records: nothing to do."""
+    keys = ItemKeys(services.settings.redis_key_prefix, item.id)
+    if await services.redis.hexists(keys.sale, "stock"):
+        return
+    keyed = await orders.keyed_orders_of_item(session, item.id)
+    keyed += [
+        KeyedOrder(o.user_id, o.idempotency_key, o.id, o.quantity)
+        for o in unstored
+        if o.idempotency_key is not None
+    ]
+    # As purchase.lua keeps them: until the sale ends, plus the TTL.
+    remaining = item.event.ends_at - utc_now()
+    ttl_ms = (
+        int(remaining.total_seconds() * 1000) + services.settings.idempotency_ttl_seconds * 1000
+    )
+    written = await restore_records(services.redis, keys, keyed, ttl_ms=ttl_ms)
+    if written:
+        logger.info("item %d: %d idempotency records restored", item.id, written)
+
+
 async def publish_sale_or_defer(
-    *, session: AsyncSession, services: Services, items: Sequence[EventItem]
+    *, session: AsyncSession, services: Container, items: Sequence[EventItem]
 ) -> bool:
     """publish_sale() right after the event's commit. If Redis fails now, the event stands
     (answering 500 would invite a retry, and a second event) and the sale is loaded by the
@@ -127,13 +196,13 @@ async def publish_sale_or_defer(
     return True
 
 
-async def warm_up(*, session: AsyncSession, services: Services) -> int:
+async def warm_up(*, session: AsyncSession, services: Container) -> int:
     """At start-up: make sure every live or upcoming item is in Redis."""
     items = await repository.items_not_ended(session, now=utc_now())
     return await publish_sale(session=session, services=services, items=items)
 
 
-def _event_state(event: Event, now: datetime) -> EventState:
+def event_state(event: Event, now: datetime) -> EventState:
     if now >= event.ends_at:
         return EventState.ENDED
     if now < event.starts_at:
@@ -141,7 +210,7 @@ def _event_state(event: Event, now: datetime) -> EventState:
     return EventState.LIVE
 
 
-def _item_state(event: Event, remaining: int, now: datetime) -> ItemState:
+def item_state(event: Event, remaining: int, now: datetime) -> ItemState:
     if now >= event.ends_at:
         return ItemState.ENDED
     if event.paused:
@@ -154,7 +223,7 @@ def _item_state(event: Event, remaining: int, now: datetime) -> ItemState:
 
 
 async def _remaining(
-    *, session: AsyncSession, services: Services, items: Sequence[EventItem]
+    *, session: AsyncSession, services: Container, items: Sequence[EventItem]
 ) -> dict[int, int]:
     try:
         live = await remaining_stock(
@@ -176,6 +245,14 @@ async def _remaining(
     return result
 
 
+async def remaining_from_ledger(
+    *, session: AsyncSession, items: Sequence[EventItem]
+) -> dict[int, int]:
+    """Sale stock left per item as the inventory ledger has it (for items not in Redis)."""
+    ledger = await inventory_repository.ledger_by_item(session, [i.id for i in items])
+    return {item_id: books.item_stock for item_id, books in ledger.items()}
+
+
 def _item_read(item: EventItem, event: Event, remaining: int, now: datetime) -> ItemRead:
     return ItemRead(
         id=item.id,
@@ -186,15 +263,16 @@ def _item_read(item: EventItem, event: Event, remaining: int, now: datetime) -> 
         seckill_price=item.seckill_price,
         stock=item.stock,
         per_user_limit=item.per_user_limit,
+        low_stock_threshold=item.low_stock_threshold,
         remaining=max(remaining, 0),
-        state=_item_state(event, remaining, now),
+        state=item_state(event, remaining, now),
         starts_at=event.starts_at,
         ends_at=event.ends_at,
     )
 
 
 async def read_events(
-    *, session: AsyncSession, services: Services, events: Sequence[Event]
+    *, session: AsyncSession, services: Container, events: Sequence[Event]
 ) -> list[EventRead]:
     now = utc_now()
     all_items = [item for event in events for item in event.items]
@@ -207,14 +285,14 @@ async def read_events(
             ends_at=event.ends_at,
             member_early_access_seconds=event.member_early_access_seconds,
             paused=event.paused,
-            state=_event_state(event, now),
+            state=event_state(event, now),
             items=[_item_read(i, event, remaining[i.id], now) for i in event.items],
         )
         for event in events
     ]
 
 
-async def get_event(*, session: AsyncSession, services: Services, event_id: int) -> EventRead:
+async def get_event(*, session: AsyncSession, services: Container, event_id: int) -> EventRead:
     event = await get_event_row(session=session, event_id=event_id)
     return (await read_events(session=session, services=services, events=[event]))[0]
 
@@ -222,13 +300,14 @@ async def get_event(*, session: AsyncSession, services: Services, event_id: int)
 async def list_events(
     *,
     session: AsyncSession,
-    services: Services,
+    services: Container,
     state: EventState | None,
     limit: int,
     offset: int,
+    paused: bool | None = None,
 ) -> list[EventRead]:
     events = await repository.list_events(
-        session, state=state, now=utc_now(), limit=limit, offset=offset
+        session, state=state, now=utc_now(), limit=limit, offset=offset, paused=paused
     )
     return await read_events(session=session, services=services, events=events)
 
@@ -240,13 +319,30 @@ async def get_item_row(*, session: AsyncSession, item_id: int) -> EventItem:
     return item
 
 
-async def get_item(*, session: AsyncSession, services: Services, item_id: int) -> ItemRead:
+async def get_item(*, session: AsyncSession, services: Container, item_id: int) -> ItemRead:
     item = await get_item_row(session=session, item_id=item_id)
     remaining = await _remaining(session=session, services=services, items=[item])
     return _item_read(item, item.event, remaining[item.id], utc_now())
 
 
-async def set_paused(*, session: AsyncSession, event_id: int, paused: bool) -> Event:
-    if not await repository.set_paused(session, event_id=event_id, paused=paused):
+async def set_paused(
+    *, session: AsyncSession, services: Container, actor: User, event_id: int, paused: bool
+) -> Event:
+    """Pause or resume the event's sale, logged; once committed, Redis gets the change."""
+    was_paused = await repository.set_paused(session, event_id=event_id, paused=paused)
+    if was_paused is None:
         raise EventNotFound(f"No event {event_id}.")
-    return await get_event_row(session=session, event_id=event_id)
+    await audit_log.record(
+        session=session,
+        actor=actor,
+        action="event.pause" if paused else "event.resume",
+        target=f"event:{event_id}",
+        event_id=event_id,
+        before={"paused": was_paused},
+        after={"paused": paused},
+    )
+    event = await get_event_row(session=session, event_id=event_id)
+    after_commit(
+        session, partial(publish_sale, session=session, services=services, items=event.items)
+    )
+    return event

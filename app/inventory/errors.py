@@ -1,4 +1,4 @@
-from app.errors import AppError
+from app.errors import AppError, NotFound
 
 
 class InsufficientStock(AppError):
@@ -13,7 +13,5 @@ class SkuExists(AppError):
     title = "The SKU already exists"
 
 
-class SkuNotFound(AppError):
-    status = 404
-    code = "not_found"
+class SkuNotFound(NotFound):
     title = "No such SKU"

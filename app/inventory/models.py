@@ -1,4 +1,5 @@
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 
 from sqlalchemy import (
@@ -8,6 +9,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    Numeric,
     String,
     func,
     text,
@@ -19,12 +21,19 @@ from app.db import Base
 
 class Sku(Base):
     __tablename__ = "skus"
-    __table_args__ = (CheckConstraint("on_hand >= 0", name="on_hand_not_negative"),)
+    __table_args__ = (
+        CheckConstraint("on_hand >= 0", name="on_hand_not_negative"),
+        CheckConstraint("price > 0", name="price_positive"),
+    )
 
     sku: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     # Units in the warehouse not allocated to any sale.
     on_hand: Mapped[int] = mapped_column(Integer)
+    # The regular price (checkout) and a free-text category code (coupon scopes); a SKU
+    # without a price is not sold outside flash sales.
+    price: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    category: Mapped[str | None] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
@@ -49,10 +58,12 @@ class StockMovement(Base):
 
     __tablename__ = "inventory_ledger"
     __table_args__ = (
-        # A sale, release or restock is recorded once per order, however often it is retried.
+        # A sale, release or restock is recorded once per order and SKU (a regular order
+        # has several), however often it is retried.
         Index(
-            "uq_inventory_ledger_order_reason",
+            "uq_inventory_ledger_order_id_sku_reason",
             "order_id",
+            "sku",
             "reason",
             unique=True,
             postgresql_where=text("order_id IS NOT NULL"),

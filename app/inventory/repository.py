@@ -2,18 +2,61 @@
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
-from sqlalchemy import func, insert, or_, select, text, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.inventory.models import MovementReason, Sku, StockMovement
 from app.inventory.schemas import MAX_UNITS
-from app.orders.models import Order
 
 
 async def get_sku(session: AsyncSession, sku: str) -> Sku | None:
     return await session.get(Sku, sku)
+
+
+async def get_skus(session: AsyncSession, skus: Iterable[str]) -> dict[str, Sku]:
+    wanted = sorted(set(skus))
+    if not wanted:
+        return {}
+    rows = await session.scalars(select(Sku).where(Sku.sku.in_(wanted)))
+    return {s.sku: s for s in rows}
+
+
+# Lock the SKUs in one order (by code) before taking stock, so two checkouts sharing
+# SKUs cannot deadlock; then one conditional UPDATE takes every line or none is short.
+_LOCK_SKUS = text(
+    "SELECT sku FROM skus WHERE sku = ANY(CAST(:skus AS text[])) ORDER BY sku FOR UPDATE"
+)
+_TAKE_ON_HAND = text(
+    """
+    WITH wanted AS (
+        SELECT * FROM unnest(CAST(:skus AS text[]), CAST(:units AS integer[])) AS t(sku, units)
+    ), taken AS (
+        UPDATE skus SET on_hand = skus.on_hand - wanted.units, updated_at = now()
+        FROM wanted
+        WHERE skus.sku = wanted.sku AND skus.on_hand >= wanted.units
+        RETURNING skus.sku, wanted.units
+    )
+    INSERT INTO inventory_ledger (sku, order_id, reason, on_hand_delta, item_stock_delta)
+    SELECT sku, :order_id, 'sold', -units, 0 FROM taken
+    RETURNING sku
+    """
+)
+
+
+async def take_on_hand(session: AsyncSession, *, order_id: str, units: dict[str, int]) -> set[str]:
+    """Take each SKU's units off its on-hand stock for a regular order, with a `sold`
+    ledger row each; returns the SKUs taken. A SKU short of stock is left untouched (the
+    caller refuses the order and rolls back)."""
+    skus = sorted(units)
+    await session.execute(_LOCK_SKUS, {"skus": skus})
+    rows = await session.scalars(
+        _TAKE_ON_HAND,
+        {"skus": skus, "units": [units[s] for s in skus], "order_id": order_id},
+    )
+    return set(rows.all())
 
 
 async def list_skus(session: AsyncSession, *, limit: int, offset: int) -> Sequence[Sku]:
@@ -21,15 +64,31 @@ async def list_skus(session: AsyncSession, *, limit: int, offset: int) -> Sequen
     return rows.all()
 
 
-async def insert_sku_if_absent(session: AsyncSession, *, sku: str, name: str, on_hand: int) -> bool:
+async def insert_sku_if_absent(
+    session: AsyncSession,
+    *,
+    sku: str,
+    name: str,
+    on_hand: int,
+    price: Decimal | None = None,
+    category: str | None = None,
+) -> bool:
     """Create the SKU; False if it already existed (left unchanged)."""
     created = await session.scalar(
         pg_insert(Sku)
-        .values(sku=sku, name=name, on_hand=on_hand)
+        .values(sku=sku, name=name, on_hand=on_hand, price=price, category=category)
         .on_conflict_do_nothing(index_elements=[Sku.sku])
         .returning(Sku.sku)
     )
     return created is not None
+
+
+async def set_terms(session: AsyncSession, *, sku: str, values: dict[str, object]) -> bool:
+    """Set price and/or category; False if there is no such SKU."""
+    updated = await session.scalar(
+        update(Sku).where(Sku.sku == sku).values(**values).returning(Sku.sku)
+    )
+    return updated is not None
 
 
 async def change_on_hand(
@@ -132,111 +191,3 @@ async def ledger_by_item(session: AsyncSession, item_ids: Iterable[int]) -> dict
     }
     empty = ItemLedger(item_stock=0, allocated=0, restocked=0)
     return {item_id: found.get(item_id, empty) for item_id in ids}
-
-
-async def restocked_units_by_user(session: AsyncSession, item_id: int) -> dict[str, int]:
-    """Units of each user's cancelled orders that went back on hand (not back on sale)."""
-    rows = await session.execute(
-        select(Order.user_id, func.sum(StockMovement.on_hand_delta))
-        .join(Order, Order.id == StockMovement.order_id)
-        .where(
-            StockMovement.item_id == item_id,
-            StockMovement.reason == MovementReason.RESTOCKED.value,
-        )
-        .group_by(Order.user_id)
-    )
-    return {user_id: int(units) for user_id, units in rows}
-
-
-@dataclass(frozen=True, slots=True)
-class OrderMovements:
-    """One order next to the ledger rows written for it."""
-
-    order_id: str
-    item_id: int
-    status: str
-    quantity: int
-    sold_rows: int
-    sold_units: int
-    returned_rows: int  # `released` or `restocked`
-    returned_units: int
-    misplaced_rows: int  # rows booked on another item than the order's
-
-
-# A live order has one `sold` row for its quantity; a cancelled or refunded one also has
-# exactly one `released` (back on sale) or `restocked` (back on hand) row for it once its
-# units are back (`stock_returned_at`), and none before.
-_UNBALANCED_ORDERS = text(
-    """
-    WITH books AS (
-        SELECT o.id, o.item_id, o.status, o.quantity, o.stock_returned_at,
-               count(l.id) FILTER (WHERE l.reason = 'sold') AS sold_rows,
-               coalesce(-sum(l.item_stock_delta) FILTER (WHERE l.reason = 'sold'), 0)
-                   AS sold_units,
-               count(l.id) FILTER (WHERE l.reason IN ('released', 'restocked'))
-                   AS returned_rows,
-               coalesce(sum(l.item_stock_delta) FILTER (WHERE l.reason = 'released'), 0)
-                 + coalesce(sum(l.on_hand_delta) FILTER (WHERE l.reason = 'restocked'), 0)
-                   AS returned_units,
-               count(l.id) FILTER (WHERE l.item_id IS DISTINCT FROM o.item_id)
-                   AS misplaced_rows
-        FROM orders AS o
-        LEFT JOIN inventory_ledger AS l ON l.order_id = o.id
-        WHERE o.item_id = ANY(CAST(:item_ids AS bigint[]))
-        GROUP BY o.id
-    )
-    SELECT * FROM books
-    WHERE sold_rows <> 1
-       OR sold_units <> quantity
-       OR returned_rows <> CASE WHEN stock_returned_at IS NULL THEN 0 ELSE 1 END
-       OR (returned_rows = 1 AND returned_units <> quantity)
-       OR misplaced_rows <> 0
-    ORDER BY id
-    LIMIT :limit
-    """
-)
-
-
-async def unbalanced_orders(
-    session: AsyncSession, item_ids: Iterable[int], *, limit: int
-) -> list[OrderMovements]:
-    """Orders of these items whose ledger rows do not match their status (at most `limit`)."""
-    ids = list(item_ids)
-    if not ids:
-        return []
-    rows = await session.execute(_UNBALANCED_ORDERS, {"item_ids": ids, "limit": limit})
-    return [
-        OrderMovements(
-            order_id=row.id,
-            item_id=row.item_id,
-            status=row.status,
-            quantity=row.quantity,
-            sold_rows=row.sold_rows,
-            sold_units=row.sold_units,
-            returned_rows=row.returned_rows,
-            returned_units=row.returned_units,
-            misplaced_rows=row.misplaced_rows,
-        )
-        for row in rows
-    ]
-
-
-async def movements_without_order(
-    session: AsyncSession, item_ids: Iterable[int], *, limit: int
-) -> Sequence[StockMovement]:
-    """Sale, release or restock rows of these items that name no stored order."""
-    ids = list(item_ids)
-    if not ids:
-        return []
-    rows = await session.scalars(
-        select(StockMovement)
-        .outerjoin(Order, Order.id == StockMovement.order_id)
-        .where(
-            StockMovement.item_id.in_(ids),
-            StockMovement.reason.in_(ORDER_REASONS),
-            or_(StockMovement.order_id.is_(None), Order.id.is_(None)),
-        )
-        .order_by(StockMovement.id)
-        .limit(limit)
-    )
-    return rows.all()

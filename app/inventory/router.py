@@ -9,6 +9,7 @@ from app.inventory.schemas import (
     SkuCode,
     SkuCreate,
     SkuRead,
+    SkuUpdate,
     StockAdjustmentCreate,
     StockMovementRead,
 )
@@ -25,7 +26,6 @@ AUTH_PROBLEMS = (Unauthorized, Forbidden)
 )
 async def create_sku(data: SkuCreate, session: SessionDep, _: AdminUser) -> SkuRead:
     sku = await service.create_sku(session=session, data=data)
-    await session.commit()
     return SkuRead.model_validate(sku)
 
 
@@ -40,6 +40,13 @@ async def get_sku(sku: SkuCode, session: SessionDep, _: AdminUser) -> SkuRead:
     return SkuRead.model_validate(await service.get_sku(session=session, sku=sku))
 
 
+@router.patch("/{sku}", responses=problem_responses(*AUTH_PROBLEMS, SkuNotFound))
+async def update_sku(sku: SkuCode, data: SkuUpdate, session: SessionDep, _: AdminUser) -> SkuRead:
+    """Set the SKU's regular `price` (needed for checkout) and/or `category` (coupon
+    scopes)."""
+    return SkuRead.model_validate(await service.update_sku(session=session, sku=sku, data=data))
+
+
 @router.post(
     "/{sku}/adjustments",
     responses=problem_responses(*AUTH_PROBLEMS, SkuNotFound, InsufficientStock),
@@ -49,7 +56,6 @@ async def adjust_stock(
 ) -> SkuRead:
     """Add (goods in) or remove (shrinkage, recount) on-hand units; never below zero."""
     adjusted = await service.adjust_stock(session=session, sku=sku, data=data)
-    await session.commit()
     return SkuRead.model_validate(adjusted)
 
 

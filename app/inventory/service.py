@@ -8,12 +8,17 @@ from app.errors import ValidationFailed
 from app.inventory import repository
 from app.inventory.errors import InsufficientStock, SkuExists, SkuNotFound
 from app.inventory.models import MovementReason, Sku, StockMovement
-from app.inventory.schemas import MAX_UNITS, SkuCreate, StockAdjustmentCreate
+from app.inventory.schemas import MAX_UNITS, SkuCreate, SkuUpdate, StockAdjustmentCreate
 
 
 async def create_sku(*, session: AsyncSession, data: SkuCreate) -> Sku:
     if not await repository.insert_sku_if_absent(
-        session, sku=data.sku, name=data.name, on_hand=data.on_hand
+        session,
+        sku=data.sku,
+        name=data.name,
+        on_hand=data.on_hand,
+        price=data.price,
+        category=data.category,
     ):
         raise SkuExists(f"SKU {data.sku!r} already exists; adjust its stock instead.")
     if data.on_hand:
@@ -32,6 +37,17 @@ async def get_sku(*, session: AsyncSession, sku: str) -> Sku:
 
 async def list_skus(*, session: AsyncSession, limit: int, offset: int) -> Sequence[Sku]:
     return await repository.list_skus(session, limit=limit, offset=offset)
+
+
+async def update_sku(*, session: AsyncSession, sku: str, data: SkuUpdate) -> Sku:
+    values = data.model_dump(exclude_unset=True)
+    if values.get("price", 0) is None:
+        raise ValidationFailed("price cannot be removed, only changed.", field="price")
+    if values and not await repository.set_terms(session, sku=sku, values=values):
+        raise SkuNotFound(f"No SKU {sku!r}.")
+    found = await get_sku(session=session, sku=sku)
+    await session.refresh(found)
+    return found
 
 
 async def adjust_stock(*, session: AsyncSession, sku: str, data: StockAdjustmentCreate) -> Sku:
@@ -90,3 +106,26 @@ async def list_movements(
 ) -> Sequence[StockMovement]:
     await get_sku(session=session, sku=sku)
     return await repository.list_movements(session, sku=sku, limit=limit, offset=offset)
+
+
+async def skus_by_code(*, session: AsyncSession, skus: Sequence[str]) -> dict[str, Sku]:
+    """The SKUs that exist among these codes."""
+    return await repository.get_skus(session, skus)
+
+
+async def take_for_order(*, session: AsyncSession, order_id: str, units: dict[str, int]) -> None:
+    """Take a regular order's units off on-hand stock, all or nothing (never below zero):
+    refuses with 409 insufficient_stock naming the SKUs short, and the caller's
+    transaction is rolled back."""
+    taken = await repository.take_on_hand(session, order_id=order_id, units=units)
+    short = sorted(set(units) - taken)
+    if short:
+        levels = await repository.get_skus(session, short)
+        available = {s: (levels[s].on_hand if s in levels else 0) for s in short}
+        raise InsufficientStock(
+            "Not enough on hand: "
+            + ", ".join(f"{s} has {available[s]}, the order asks for {units[s]}" for s in short)
+            + ".",
+            extra={"short": [{"sku": s, "available": available[s], "requested": units[s]}
+                             for s in short]},
+        )  # fmt: skip

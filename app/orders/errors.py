@@ -1,9 +1,7 @@
-from app.errors import AppError, InvalidState
+from app.errors import InvalidState, NotFound, Unauthorized
 
 
-class OrderNotFound(AppError):
-    status = 404
-    code = "not_found"
+class OrderNotFound(NotFound):
     title = "No such order"
 
 
@@ -28,3 +26,8 @@ class WrongOrderState(InvalidState):
             f"Order {order_id!r} is {status}; only {allowed} orders can be {action}.",
             extra={"order_status": status},
         )
+
+
+# What a change of an order's status may answer: 409 invalid_state covers a still-queued
+# order too (with Retry-After: try again shortly).
+CHANGE_PROBLEMS = (Unauthorized, OrderNotFound, InvalidState)

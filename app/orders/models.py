@@ -4,6 +4,7 @@ from enum import StrEnum
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -14,8 +15,9 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
     text,
+    true,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base
 
@@ -26,6 +28,11 @@ class OrderStatus(StrEnum):
     PAID = "paid"
     CANCELLED = "cancelled"
     REFUNDED = "refunded"
+
+
+class OrderKind(StrEnum):
+    SECKILL = "seckill"  # one sale item at its seckill price, accepted in Redis
+    REGULAR = "regular"  # SKUs at their regular price, with at most one coupon (checkout)
 
 
 STORED_STATUSES = ", ".join(f"'{s}'" for s in OrderStatus if s is not OrderStatus.QUEUED)
@@ -50,6 +57,21 @@ class Order(Base):
         UniqueConstraint("user_id", "item_id", "idempotency_key"),
         CheckConstraint(f"status IN ({STORED_STATUSES})", name="status_known"),
         CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("kind IN ('seckill', 'regular')", name="kind_known"),
+        CheckConstraint(
+            "kind <> 'seckill' OR (event_id IS NOT NULL AND item_id IS NOT NULL "
+            "AND unit_price IS NOT NULL)",
+            name="seckill_has_an_item",
+        ),
+        CheckConstraint("discount >= 0 AND amount >= 0", name="money_not_negative"),
+        # A checkout's Idempotency-Key (seckill orders have theirs per item, above).
+        Index(
+            "uq_orders_regular_user_id_idempotency_key",
+            "user_id",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("kind = 'regular' AND idempotency_key IS NOT NULL"),
+        ),
         Index("ix_orders_user_id_id", "user_id", text("id DESC")),
         # The payment-timeout sweep walks this index only.
         Index(
@@ -68,14 +90,21 @@ class Order(Base):
         ),
     )
 
-    # Time-sortable: a ULID followed by the item id (see app/seckill/order_ids.py).
+    # Time-sortable: a ULID followed by the item id (see app/store/order_ids.py); a
+    # regular order's id is the ULID alone (it is never queued in an item's slot).
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10), server_default="seckill")
     user_id: Mapped[str] = mapped_column(String(128))
-    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), index=True)
-    item_id: Mapped[int] = mapped_column(ForeignKey("event_items.id"), index=True)
-    quantity: Mapped[int] = mapped_column(Integer)
-    unit_price: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    # Seckill orders only; a regular order's SKUs are its lines (order_lines).
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id"), index=True)
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("event_items.id"), index=True)
+    quantity: Mapped[int] = mapped_column(Integer)  # units in all
+    unit_price: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    # What the buyer pays: subtotal - discount (the subtotal is amount + discount).
     amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    discount: Mapped[Decimal] = mapped_column(Numeric(12, 2), server_default="0")
+    # The user coupon redeemed on this order (kept after the coupon is given back).
+    coupon_id: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(20))
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
     # When Redis took the stock; the row itself is written a little later.
@@ -93,6 +122,9 @@ class Order(Base):
     # the transaction that writes its `released` or `restocked` ledger row.
     stock_returned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
+    # A regular order's SKUs (none for a seckill order).
+    lines: Mapped[list["OrderLine"]] = relationship(order_by="OrderLine.sku", lazy="selectin")
+
 
 class OrderTransition(Base):
     """Every status change of an order, with when and why."""
@@ -105,3 +137,22 @@ class OrderTransition(Base):
     to_status: Mapped[str] = mapped_column(String(20))
     cause: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class OrderLine(Base):
+    """One SKU of a regular order, priced when the order was placed."""
+
+    __tablename__ = "order_lines"
+    __table_args__ = (
+        UniqueConstraint("order_id", "sku"),
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"))
+    sku: Mapped[str] = mapped_column(ForeignKey("skus.sku"), index=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    # In the coupon's scope (counted in the eligible subtotal).
+    eligible: Mapped[bool] = mapped_column(Boolean, server_default=true())

@@ -5,40 +5,49 @@ between two Postgres transactions, and a crash anywhere must not lose the units.
 
 1. Lock the orders still owed a return (`stock_returned_at IS NULL`), skipping any that
    another process is returning right now.
-2. Units of an order cancelled while its sale was open go back on sale: release.lua
-   raises the Redis stock, lowers the user's count (they may buy again) and tells every
-   API process to drop its sold-out mark; it does so at most once per order (its
-   `released` set), so re-running it after a crash is harmless.
-3. Units of an order cancelled after its sale ended go back on hand instead (the SKU's
-   on_hand), in Postgres only.
+2. A sale's order goes to release.lua, which decides where its units go, once: while the
+   sale window is open (Redis's clock, the one that closes it) they go back on sale: the
+   Redis stock goes up, the user's count down (they may buy again), every API process is
+   told to drop its sold-out mark; the order joins the item's `released` set, so a retry
+   after a crash finds it released and changes nothing. Once the window has closed, the
+   script refuses and the units go back on hand instead (the SKU's on_hand), in Postgres
+   only. A sale not in Redis (being rebuilt) leaves the order owed: its rebuild counted
+   the units as still sold (repository._HOLDS_UNITS), and the next sweep releases them;
+   unless the sale has ended meanwhile, when the units go back on hand.
+3. A regular order's (checkout) lines go back on hand, and its coupon becomes available
+   again to its owner.
 4. One transaction books the ledger rows (`released`: item_stock_delta +q; `restocked`:
    on_hand_delta +q, item_stock_delta 0) and stamps `stock_returned_at`. The ledger's
-   unique (order_id, reason) makes a repeat book nothing.
+   unique (order_id, sku, reason) makes a repeat book nothing.
 
 A crash after the status change but before step 4 leaves the order with no stamp; the
 worker's sweep retries every such order (an outbox kept by a partial index).
 """
 
+import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import Enum
+from typing import Any
 
+from redis.asyncio import RedisCluster
+
+from app.container import Container
+from app.coupons import service as coupons
 from app.metrics import stock_returns
 from app.orders import repository
 from app.orders.repository import StockReturn
-from app.seckill.keys import ItemKeys
-from app.state import Services
+from app.store.keys import ItemKeys
+from app.store.release import (
+    ReleaseOutcome,
+    ReleaseReply,
+    parse_release_reply,
+    release_script_call,
+    run_release,
+)
 
 logger = logging.getLogger(__name__)
-
-
-class ReleaseOutcome(IntEnum):
-    """release.lua's return codes (see the script's header)."""
-
-    RELEASED = 0
-    ALREADY_RELEASED = 1
-    NO_SUCH_ITEM = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +63,7 @@ class Returned:
 
 
 async def return_stock(
-    *, services: Services, order_ids: Sequence[str] | None = None, limit: int | None = None
+    *, services: Container, order_ids: Sequence[str] | None = None, limit: int | None = None
 ) -> Returned:
     """Give back the units of these cancelled or refunded orders (or, with no ids, of up
     to `limit` orders still owed a return). Orders already returned, or being returned
@@ -66,17 +75,24 @@ async def return_stock(
     batch = limit or services.settings.timeout_sweep_batch_size
     async with services.sessionmaker() as session, session.begin():
         due = await repository.lock_stock_returns(session, order_ids=order_ids, limit=batch)
-        on_sale = await release_in_redis(services, [d for d in due if d.back_on_sale])
-        released = await repository.record_released(session, on_sale)
-        restocked = await repository.record_restocked(
-            session, [d.order_id for d in due if not d.back_on_sale]
+        decided = await release_in_redis(services, [d for d in due if d.item_id is not None])
+        released = await repository.record_released(
+            session, [i for i, where in decided.items() if where is ReturnTo.SALE]
         )
+        restocked = await repository.record_restocked(
+            session, [i for i, where in decided.items() if where is ReturnTo.HAND]
+        )
+        # Regular orders: their lines back on hand, and their coupon back to its owner,
+        # in the one transaction that marks them returned (so exactly once).
+        regular = [d.order_id for d in due if d.item_id is None]
+        restocked += await repository.record_lines_restocked(session, regular)
+        await coupons.give_back(session=session, order_ids=regular)
     stock_returns.labels("on_sale").inc(released)
     stock_returns.labels("on_hand").inc(restocked)
     return Returned(on_sale=released, on_hand=restocked)
 
 
-async def return_stock_or_defer(*, services: Services, order_ids: Sequence[str]) -> None:
+async def return_stock_or_defer(*, services: Container, order_ids: Sequence[str]) -> None:
     """return_stock() right after a cancellation or refund has committed. If Redis or
     Postgres fails now, the change stands and the worker's sweep returns the units."""
     try:
@@ -85,35 +101,61 @@ async def return_stock_or_defer(*, services: Services, order_ids: Sequence[str])
         logger.warning("stock return of %s deferred to the worker", order_ids, exc_info=True)
 
 
-async def release_in_redis(services: Services, returns: Sequence[StockReturn]) -> list[str]:
-    """Run release.lua for each order (one pipeline); returns the orders it handled,
-    including those released before (a retry after a crash)."""
+class ReturnTo(Enum):
+    SALE = "sale"
+    HAND = "hand"
+
+
+async def release_in_redis(
+    services: Container, returns: Sequence[StockReturn]
+) -> dict[str, ReturnTo]:
+    """Run release.lua for each order (one pipeline); where each order's units go (back
+    on sale, including those released before by a crashed try, or on hand). Orders left
+    out stay owed: their Redis call failed, or their sale is open but not in Redis."""
     if not returns:
-        return []
+        return {}
     prefix = services.settings.redis_key_prefix
     channel = services.keys.stock_back_channel
-    async with services.redis.pipeline(transaction=False) as pipe:
-        for due in returns:
-            keys = ItemKeys(prefix, due.item_id)
-            await services.scripts.release(
-                keys=[keys.sale, keys.buyers, keys.released],
-                args=[due.order_id, due.user_id, due.quantity, channel, due.item_id],
-                client=pipe,
-            )
-        replies = await pipe.execute(raise_on_error=False)
-    handled: list[str] = []
+
+    def call(due: StockReturn, client: Any) -> Awaitable[ReleaseReply | None]:
+        assert due.item_id is not None, "only a sale's orders go back on sale"
+        script_call = release_script_call(
+            keys=ItemKeys(prefix, due.item_id),
+            order_id=due.order_id,
+            user_id=due.user_id,
+            quantity=due.quantity,
+            channel=channel,
+        )
+        return run_release(services.scripts, script_call, client=client)
+
+    replies: list[Any]
+    if isinstance(services.redis, RedisCluster):
+        # A cluster pipeline refuses EVALSHA: the calls go concurrently instead.
+        replies = await asyncio.gather(
+            *(call(due, services.redis) for due in returns), return_exceptions=True
+        )
+    else:
+        async with services.redis.pipeline(transaction=False) as pipe:
+            for due in returns:
+                await call(due, pipe)
+            replies = await pipe.execute(raise_on_error=False)
+    decided: dict[str, ReturnTo] = {}
     for due, reply in zip(returns, replies, strict=True):
         if isinstance(reply, Exception):
             logger.error("release of order %s failed: %s", due.order_id, reply)
             continue
-        if ReleaseOutcome(int(reply[0])) is ReleaseOutcome.NO_SUCH_ITEM:
-            # The sale is gone from Redis. A rebuild (warm-up) computes the stock from
-            # Postgres as allocation minus live orders, which already counts these units
-            # as for sale, so the ledger books them as released all the same.
-            logger.warning(
-                "order %s: item %s is not in Redis; booked as released for the next warm-up",
-                due.order_id,
-                due.item_id,
-            )
-        handled.append(due.order_id)
-    return handled
+        parsed = reply if isinstance(reply, ReleaseReply) else parse_release_reply(reply)
+        match parsed.outcome:
+            case ReleaseOutcome.RELEASED | ReleaseOutcome.ALREADY_RELEASED:
+                decided[due.order_id] = ReturnTo.SALE
+            case ReleaseOutcome.CLOSED:
+                decided[due.order_id] = ReturnTo.HAND
+            case ReleaseOutcome.NO_SUCH_ITEM if not due.sale_open:
+                decided[due.order_id] = ReturnTo.HAND  # an ended sale is not loaded again
+            case ReleaseOutcome.NO_SUCH_ITEM:
+                logger.warning(
+                    "order %s: item %s is not in Redis; its return waits for the rebuild",
+                    due.order_id,
+                    due.item_id,
+                )
+    return decided

@@ -4,42 +4,127 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import TextClause, func, select, text
+from sqlalchemy import ColumnElement, Row, TextClause, and_, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.orders.models import (
     RETURNING_STATUSES,
     Order,
+    OrderKind,
     OrderStatus,
     OrderTransition,
     TransitionCause,
 )
+from app.store.idempotency import KeyedOrder
+from app.store.records import NewOrder
 
 # Orders whose units are gone from the sale: everything but a cancellation or refund.
 LIVE_STATUSES = (OrderStatus.PENDING_PAYMENT.value, OrderStatus.PAID.value)
+RETURNING_STATUS_VALUES = (OrderStatus.CANCELLED.value, OrderStatus.REFUNDED.value)
 
 
-async def units_sold_by_item(session: AsyncSession, item_ids: Iterable[int]) -> dict[int, int]:
+# Units an order still takes from its sale: a live order's, and a cancelled or refunded
+# one's until its return is booked (stock_returned_at). Only release.lua ever puts those
+# back on sale, exactly once; a rebuild that counted them as back would let release.lua
+# add them a second time (and lower the buyer's count twice).
+_HOLDS_UNITS = or_(
+    Order.status.in_(LIVE_STATUSES),
+    and_(Order.status.in_(RETURNING_STATUS_VALUES), Order.stock_returned_at.is_(None)),
+)
+
+
+def _holding(with_owed_returns: bool) -> ColumnElement[bool]:
+    return _HOLDS_UNITS if with_owed_returns else Order.status.in_(LIVE_STATUSES)
+
+
+async def units_sold_by_item(
+    session: AsyncSession, item_ids: Iterable[int], *, with_owed_returns: bool = False
+) -> dict[int, int]:
+    """Units of each item's live stored orders; `with_owed_returns`, every unit its
+    stored orders still take from the sale (see _HOLDS_UNITS), as a rebuild counts."""
     ids = list(item_ids)
     if not ids:
         return {}
     rows = await session.execute(
         select(Order.item_id, func.sum(Order.quantity))
-        .where(Order.item_id.in_(ids), Order.status.in_(LIVE_STATUSES))
+        .where(Order.item_id.in_(ids), _holding(with_owed_returns))
         .group_by(Order.item_id)
     )
     sold = {item_id: int(units) for item_id, units in rows}
     return {item_id: sold.get(item_id, 0) for item_id in ids}
 
 
-async def units_bought_by_user(session: AsyncSession, item_id: int) -> dict[str, int]:
+async def newest_acceptance_by_item(
+    session: AsyncSession, item_ids: Iterable[int]
+) -> dict[int, datetime]:
+    """When the newest stored order of each item was accepted (Redis's clock), whatever
+    its status; items with no stored order are left out."""
+    ids = list(item_ids)
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(Order.item_id, func.max(Order.accepted_at))
+        .where(Order.item_id.in_(ids))
+        .group_by(Order.item_id)
+    )
+    return {int(item_id): newest for item_id, newest in rows if item_id is not None}
+
+
+async def units_bought_by_user(
+    session: AsyncSession, item_id: int, *, with_owed_returns: bool = False
+) -> dict[str, int]:
+    """Units of each user's live stored orders of the item; `with_owed_returns`, what
+    their stored orders still hold (see _HOLDS_UNITS), as a rebuild counts."""
     rows = await session.execute(
         select(Order.user_id, func.sum(Order.quantity))
-        .where(Order.item_id == item_id, Order.status.in_(LIVE_STATUSES))
+        .where(Order.item_id == item_id, _holding(with_owed_returns))
         .group_by(Order.user_id)
     )
     return {user_id: int(units) for user_id, units in rows}
+
+
+async def keyed_orders_of_item(session: AsyncSession, item_id: int) -> list[KeyedOrder]:
+    """The item's stored orders that came with an Idempotency-Key, whatever their status
+    (a repeat of a cancelled order still gets its first answer)."""
+    rows = await session.execute(
+        select(Order.user_id, Order.idempotency_key, Order.id, Order.quantity).where(
+            Order.item_id == item_id, Order.idempotency_key.is_not(None)
+        )
+    )
+    return [
+        KeyedOrder(user_id=user, idempotency_key=key, order_id=order_id, quantity=quantity)
+        for user, key, order_id, quantity in rows
+        if key is not None
+    ]
+
+
+_SETTLED_ENDED_ITEMS = text(
+    f"""
+    SELECT i.id FROM event_items AS i JOIN events AS e ON e.id = i.event_id
+    WHERE i.id = ANY(CAST(:ids AS bigint[])) AND e.ends_at < :ended_before
+      AND NOT EXISTS (
+        SELECT 1 FROM orders AS o
+        WHERE o.item_id = i.id
+          AND (o.status = '{OrderStatus.PENDING_PAYMENT.value}'
+               OR (o.status IN ({RETURNING_STATUSES}) AND o.stock_returned_at IS NULL))
+      )
+    ORDER BY i.id
+    """
+)
+
+
+async def settled_ended_items(
+    session: AsyncSession, item_ids: Iterable[int], *, ended_before: datetime
+) -> list[int]:
+    """Of these items, those whose sale ended before `ended_before` and whose stored
+    orders are all settled: none waits for payment, none is owed a stock return."""
+    ids = sorted(item_ids)
+    if not ids:
+        return []
+    rows = await session.scalars(_SETTLED_ENDED_ITEMS, {"ids": ids, "ended_before": ended_before})
+    return list(rows.all())
 
 
 async def get_order(session: AsyncSession, order_id: str) -> Order | None:
@@ -59,22 +144,11 @@ async def list_user_orders(
     return list(rows.all())
 
 
-@dataclass(frozen=True, slots=True)
-class NewOrder:
-    """An accepted order as the order stream carries it."""
-
-    id: str
-    user_id: str
-    event_id: int
-    item_id: int
-    quantity: int
-    unit_price: Decimal
-    accepted_at: datetime
-    idempotency_key: str | None
-
-
-# One statement per batch: unnest the columns, insert what is new (a re-delivered entry
-# hits ON CONFLICT and is skipped), and write a `sold` ledger row for each inserted order.
+# One statement per batch: unnest the columns, insert what is new, and write a `sold`
+# ledger row for each inserted order. ON CONFLICT skips a re-delivered entry (its id is
+# stored) and a second order under one Idempotency-Key (see insert_orders).
+# The payment window opens when the order becomes payable, i.e. now: a writer held up
+# (Postgres away, a requeued dead letter) must not leave the buyer less time to pay.
 _INSERT_ORDERS = text(
     """
     WITH input AS (
@@ -89,9 +163,9 @@ _INSERT_ORDERS = text(
                             status, idempotency_key, accepted_at, payment_deadline)
         SELECT id, user_id, event_id, item_id, quantity, unit_price, unit_price * quantity,
                'pending_payment', idem, accepted_at,
-               accepted_at + make_interval(secs => :timeout_seconds)
+               greatest(accepted_at, now()) + make_interval(secs => :timeout_seconds)
         FROM input
-        ON CONFLICT (id) DO NOTHING
+        ON CONFLICT DO NOTHING
         RETURNING id, item_id, quantity
     )
     INSERT INTO inventory_ledger (sku, item_id, order_id, reason, item_stock_delta)
@@ -102,13 +176,21 @@ _INSERT_ORDERS = text(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Inserted:
+    new: int  # orders stored now (the others were stored before, or refused below)
+    # Orders refused for reusing an Idempotency-Key its user's stored order of the item
+    # already has: accepted after the key's Redis record was lost. They never exist;
+    # their units go back (app/flows/writer.py).
+    key_reused: list[NewOrder]
+
+
 async def insert_orders(
     session: AsyncSession, orders: Sequence[NewOrder], *, payment_timeout_seconds: int
-) -> int:
-    """Store new orders as `pending_payment` with their ledger rows; returns how many
-    were new (the rest were stored before)."""
+) -> Inserted:
+    """Store new orders as `pending_payment` with their ledger rows."""
     if not orders:
-        return 0
+        return Inserted(new=0, key_reused=[])
     result = await session.execute(
         _INSERT_ORDERS,
         {
@@ -123,7 +205,10 @@ async def insert_orders(
             "timeout_seconds": float(payment_timeout_seconds),
         },
     )
-    return len(result.all())
+    inserted = set(result.scalars().all())
+    skipped = [o for o in orders if o.id not in inserted]
+    stored_before = await stored_order_ids(session, [o.id for o in skipped])
+    return Inserted(new=len(inserted), key_reused=[o for o in skipped if o.id not in stored_before])
 
 
 async def stored_order_ids(session: AsyncSession, order_ids: Iterable[str]) -> set[str]:
@@ -251,53 +336,65 @@ class StockReturn:
 
     order_id: str
     user_id: str
-    item_id: int
+    item_id: int | None  # None: a regular order (its units go back on hand, line by line)
     quantity: int
-    # True: back on sale (Redis stock, a `released` row). False: the sale had ended when
-    # the order was cancelled or refunded, so the units go back on hand (`restocked`).
-    # Decided from stored times only, so every retry of one order decides the same way.
-    back_on_sale: bool
+    # Has the item's sale not ended yet (Postgres's clock)? Only consulted when the sale
+    # is not in Redis: release.lua decides everything else (app/orders/release.py).
+    sale_open: bool
 
 
-_LOCK_RETURNS = text(
-    f"""
+# A regular order (no item) always goes back on hand: it never came from a sale.
+_LOCK_RETURNS = f"""
     SELECT o.id, o.user_id, o.item_id, o.quantity,
-           coalesce(o.refunded_at, o.cancelled_at) < e.ends_at AS back_on_sale
+           o.item_id IS NOT NULL AND now() < e.ends_at AS sale_open
     FROM orders AS o
-    JOIN event_items AS i ON i.id = o.item_id
-    JOIN events AS e ON e.id = i.event_id
+    LEFT JOIN event_items AS i ON i.id = o.item_id
+    LEFT JOIN events AS e ON e.id = i.event_id
     WHERE o.status IN ({RETURNING_STATUSES}) AND o.stock_returned_at IS NULL
       AND (CAST(:ids AS text[]) IS NULL OR o.id = ANY(CAST(:ids AS text[])))
     ORDER BY o.id
     LIMIT :limit
-    FOR UPDATE OF o SKIP LOCKED
-    """
-)
+    FOR UPDATE OF o
+"""
 
 
-async def lock_stock_returns(
-    session: AsyncSession, *, order_ids: Sequence[str] | None, limit: int
-) -> list[StockReturn]:
-    """Cancelled or refunded orders whose units are not back yet (these, or any when
-    `order_ids` is None), locked for this transaction. An order another process is
-    returning right now is skipped: that process finishes it, or its crash unlocks it."""
-    rows = await session.execute(
-        _LOCK_RETURNS,
-        {"ids": None if order_ids is None else list(order_ids), "limit": limit},
-    )
+def _stock_returns(rows: Iterable[Row[Any]]) -> list[StockReturn]:
     return [
         StockReturn(
             order_id=row.id,
             user_id=row.user_id,
             item_id=row.item_id,
             quantity=row.quantity,
-            back_on_sale=bool(row.back_on_sale),
+            sale_open=bool(row.sale_open),
         )
         for row in rows
     ]
 
 
-# The ledger rows are written with ON CONFLICT DO NOTHING on (order_id, reason): a retry
+# The sweep skips orders another process holds; a request returning its own orders waits
+# for them instead. The losers of a status race hold the row until they roll back (their
+# conditional UPDATE locked it to re-check it), and skipping would leave the winner's
+# units to the next sweep. Waiting is safe: the lock's holder either returns the units
+# (the re-checked `stock_returned_at IS NULL` then excludes the row) or changes nothing.
+_LOCK_RETURNS_SKIPPING = text(_LOCK_RETURNS + " SKIP LOCKED")
+_LOCK_RETURNS_WAITING = text(_LOCK_RETURNS)
+
+
+async def lock_stock_returns(
+    session: AsyncSession, *, order_ids: Sequence[str] | None, limit: int
+) -> list[StockReturn]:
+    """Cancelled or refunded orders whose units are not back yet (these, or any when
+    `order_ids` is None), locked for this transaction. With no ids (the sweep), an order
+    another process holds is skipped: that process finishes it, or its crash unlocks it;
+    named orders are waited for."""
+    rows = await session.execute(
+        _LOCK_RETURNS_SKIPPING if order_ids is None else _LOCK_RETURNS_WAITING,
+        {"ids": None if order_ids is None else list(order_ids), "limit": limit},
+    )
+    return _stock_returns(rows)
+
+
+# The ledger rows are written with ON CONFLICT DO NOTHING on (order_id, sku, reason): a retry
 # after a crash between the Redis release and this commit books nothing twice.
 _RECORD_RELEASED = text(
     """
@@ -307,7 +404,7 @@ _RECORD_RELEASED = text(
         FROM orders AS o JOIN event_items AS i ON i.id = o.item_id
         WHERE o.id = ANY(CAST(:ids AS text[]))
         ORDER BY o.id
-        ON CONFLICT (order_id, reason) WHERE order_id IS NOT NULL DO NOTHING
+        ON CONFLICT (order_id, sku, reason) WHERE order_id IS NOT NULL DO NOTHING
         RETURNING order_id
     )
     UPDATE orders SET stock_returned_at = now()
@@ -319,16 +416,9 @@ _RECORD_RELEASED = text(
 # Back on hand: the ledger row and the SKU's on_hand move together, and on_hand only for
 # rows inserted now. item_stock_delta stays 0: the units never re-enter the sale's stock,
 # so sum(item_stock_delta) of the item still equals its Redis stock.
-_RECORD_RESTOCKED = text(
-    """
-    WITH booked AS (
-        INSERT INTO inventory_ledger
-            (sku, item_id, order_id, reason, on_hand_delta, item_stock_delta)
-        SELECT i.sku, o.item_id, o.id, 'restocked', o.quantity, 0
-        FROM orders AS o JOIN event_items AS i ON i.id = o.item_id
-        WHERE o.id = ANY(CAST(:ids AS text[]))
-        ORDER BY o.id
-        ON CONFLICT (order_id, reason) WHERE order_id IS NOT NULL DO NOTHING
+# The tail both restocks share: on_hand raised by what was booked now, orders marked returned.
+_RESTOCK_BOOKED = """
+        ON CONFLICT (order_id, sku, reason) WHERE order_id IS NOT NULL DO NOTHING
         RETURNING sku, on_hand_delta
     ), per_sku AS (
         SELECT sku, sum(on_hand_delta) AS units FROM booked GROUP BY sku
@@ -341,6 +431,17 @@ _RECORD_RESTOCKED = text(
     WHERE id = ANY(CAST(:ids AS text[])) AND stock_returned_at IS NULL
     RETURNING id
     """
+
+_RECORD_RESTOCKED = text(
+    """
+    WITH booked AS (
+        INSERT INTO inventory_ledger
+            (sku, item_id, order_id, reason, on_hand_delta, item_stock_delta)
+        SELECT i.sku, o.item_id, o.id, 'restocked', o.quantity, 0
+        FROM orders AS o JOIN event_items AS i ON i.id = o.item_id
+        WHERE o.id = ANY(CAST(:ids AS text[]))
+        ORDER BY o.id"""
+    + _RESTOCK_BOOKED
 )
 
 # Two restocks touching the same SKUs lock them in one order, so they cannot deadlock.
@@ -379,8 +480,7 @@ async def record_restocked(session: AsyncSession, order_ids: Sequence[str]) -> i
 
 _RETURNS_DUE = text(
     f"""
-    SELECT o.id, o.user_id, o.item_id, o.quantity,
-           coalesce(o.refunded_at, o.cancelled_at) < e.ends_at AS back_on_sale
+    SELECT o.id, o.user_id, o.item_id, o.quantity, now() < e.ends_at AS sale_open
     FROM orders AS o
     JOIN event_items AS i ON i.id = o.item_id
     JOIN events AS e ON e.id = i.event_id
@@ -398,13 +498,165 @@ async def stock_returns_due(session: AsyncSession, item_ids: Iterable[int]) -> l
     if not ids:
         return []
     rows = await session.execute(_RETURNS_DUE, {"item_ids": ids})
-    return [
-        StockReturn(
-            order_id=row.id,
-            user_id=row.user_id,
-            item_id=row.item_id,
-            quantity=row.quantity,
-            back_on_sale=bool(row.back_on_sale),
+    return _stock_returns(rows)
+
+
+# -- regular orders (checkout) ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NewRegularOrder:
+    id: str
+    user_id: str
+    quantity: int
+    amount: Decimal
+    discount: Decimal
+    coupon_id: str | None
+    idempotency_key: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewOrderLine:
+    sku: str
+    quantity: int
+    unit_price: Decimal
+    amount: Decimal
+    eligible: bool
+
+
+# ON CONFLICT on the checkout's Idempotency-Key: of two requests with one key, the second
+# waits for the first to commit and then inserts nothing (the caller returns the first).
+_INSERT_REGULAR_ORDER = text(
+    """
+    INSERT INTO orders (id, kind, user_id, quantity, amount, discount, coupon_id, status,
+                        idempotency_key, accepted_at, payment_deadline)
+    VALUES (:id, 'regular', :user_id, :quantity, :amount, :discount, :coupon_id,
+            'pending_payment', :idem, now(), now() + make_interval(secs => :timeout_seconds))
+    ON CONFLICT (user_id, idempotency_key)
+        WHERE kind = 'regular' AND idempotency_key IS NOT NULL
+        DO NOTHING
+    RETURNING id
+    """
+)
+
+
+async def insert_regular_order(
+    session: AsyncSession,
+    order: NewRegularOrder,
+    lines: Sequence[NewOrderLine],
+    *,
+    payment_timeout_seconds: int,
+) -> bool:
+    """Store a checkout's order and its lines; False if the user's Idempotency-Key was
+    used before (nothing is stored then)."""
+    inserted = await session.scalar(
+        _INSERT_REGULAR_ORDER,
+        {
+            "id": order.id,
+            "user_id": order.user_id,
+            "quantity": order.quantity,
+            "amount": order.amount,
+            "discount": order.discount,
+            "coupon_id": order.coupon_id,
+            "idem": order.idempotency_key,
+            "timeout_seconds": float(payment_timeout_seconds),
+        },
+    )
+    if inserted is None:
+        return False
+    await session.execute(
+        text(
+            """
+            INSERT INTO order_lines (order_id, sku, quantity, unit_price, amount, eligible)
+            SELECT :order_id, * FROM unnest(
+                CAST(:skus AS text[]), CAST(:quantities AS integer[]),
+                CAST(:unit_prices AS numeric[]), CAST(:amounts AS numeric[]),
+                CAST(:eligible AS boolean[])
+            )
+            """
+        ),
+        {
+            "order_id": order.id,
+            "skus": [line.sku for line in lines],
+            "quantities": [line.quantity for line in lines],
+            "unit_prices": [line.unit_price for line in lines],
+            "amounts": [line.amount for line in lines],
+            "eligible": [line.eligible for line in lines],
+        },
+    )
+    return True
+
+
+async def regular_order_by_key(
+    session: AsyncSession, *, user_id: str, idempotency_key: str
+) -> Order | None:
+    return await session.scalar(
+        select(Order)
+        .where(
+            Order.kind == OrderKind.REGULAR.value,
+            Order.user_id == user_id,
+            Order.idempotency_key == idempotency_key,
         )
-        for row in rows
-    ]
+        .execution_options(populate_existing=True)
+    )
+
+
+# A regular order's units go back on hand line by line: one `restocked` row per line
+# (unique per order, SKU and reason), on_hand raised only for rows inserted now.
+_RECORD_LINES_RESTOCKED = text(
+    """
+    WITH booked AS (
+        INSERT INTO inventory_ledger (sku, order_id, reason, on_hand_delta, item_stock_delta)
+        SELECT l.sku, l.order_id, 'restocked', l.quantity, 0
+        FROM order_lines AS l
+        WHERE l.order_id = ANY(CAST(:ids AS text[]))
+        ORDER BY l.order_id, l.sku"""
+    + _RESTOCK_BOOKED
+)
+
+
+async def record_lines_restocked(session: AsyncSession, order_ids: Sequence[str]) -> int:
+    """Regular orders: their lines' units back on hand, booked, orders marked returned."""
+    if not order_ids:
+        return 0
+    ids = sorted(order_ids)
+    await session.execute(
+        text(
+            """
+            SELECT s.sku FROM skus AS s
+            WHERE s.sku IN (SELECT sku FROM order_lines WHERE order_id = ANY(CAST(:ids AS text[])))
+            ORDER BY s.sku
+            FOR UPDATE OF s
+            """
+        ),
+        {"ids": ids},
+    )
+    rows = await session.scalars(_RECORD_LINES_RESTOCKED, {"ids": ids})
+    return len(rows.all())
+
+
+async def list_orders_filtered(
+    session: AsyncSession,
+    *,
+    event_id: int | None,
+    item_id: int | None,
+    user_id: str | None,
+    status: str | None,
+    before_id: str | None,
+    limit: int,
+) -> list[Order]:
+    """Stored orders matching every filter given, newest first (ids sort by time);
+    `before_id` continues a page (keyset pagination on the id)."""
+    query = select(Order)
+    if event_id is not None:
+        query = query.where(Order.event_id == event_id)
+    if item_id is not None:
+        query = query.where(Order.item_id == item_id)
+    if user_id is not None:
+        query = query.where(Order.user_id == user_id)
+    if status is not None:
+        query = query.where(Order.status == status)
+    if before_id is not None:
+        query = query.where(Order.id < before_id)
+    rows = await session.scalars(query.order_by(Order.id.desc()).limit(limit))
+    return list(rows.all())

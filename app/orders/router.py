@@ -1,87 +1,106 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Header, Query, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import AdminUser, CurrentUser, User
+from app.container import Container, ContainerDep
+from app.coupons.errors import CouponNotApplicable
 from app.db import SessionDep
-from app.errors import Forbidden, InvalidState, Unauthorized, ValidationFailed, problem_responses
-from app.orders import service
-from app.orders.errors import OrderNotFound
-from app.orders.models import TransitionCause
-from app.orders.release import return_stock_or_defer
-from app.orders.schemas import OrderRead
-from app.pagination import PageDep
-from app.payments import service as payments
-from app.payments.errors import PaymentDeclined
-from app.payments.schemas import PaymentCreate
-from app.state import Services, ServicesDep
+from app.errors import (
+    Forbidden,
+    RateLimited,
+    Unauthorized,
+    ValidationFailed,
+    problem_responses,
+)
+from app.ids import IdempotencyKey, OrderId
+from app.inventory.errors import InsufficientStock
+from app.orders import checkout, service
+from app.orders.errors import CHANGE_PROBLEMS, OrderNotFound
+from app.orders.models import OrderStatus, TransitionCause
+from app.orders.schemas import CheckoutCreate, OrderRead, QuoteRead
+from app.pagination import NEXT_CURSOR_HEADER, CursorPageDep, PageDep
+from app.ratelimit.service import CheckingOutUser
 
 router = APIRouter(prefix="/api/v1/orders", tags=["orders"])
 admin = APIRouter(prefix="/api/v1/admin/orders", tags=["orders (admin)"])
-OrderId = Annotated[str, Path(min_length=1, max_length=64)]
-# 409 invalid_state covers a still-queued order too (with Retry-After: try again shortly).
-CHANGE_PROBLEMS = (Unauthorized, OrderNotFound, InvalidState)
+# The pay and refund routes are the payments domain's (app/payments/router.py).
 
 
 @router.get("", responses=problem_responses(Unauthorized))
-async def list_orders(session: SessionDep, user: CurrentUser, page: PageDep) -> list[OrderRead]:
-    """The caller's stored orders, newest first (a just-accepted order appears within
-    moments, once the order writer has stored it)."""
+async def list_orders(
+    session: SessionDep, services: ContainerDep, user: CurrentUser, page: PageDep
+) -> list[OrderRead]:
+    """The caller's orders, newest first, including orders accepted a moment ago and still
+    `queued` (not yet stored by the order writer)."""
     return await service.list_orders(
-        session=session, user=user, limit=page.limit, offset=page.offset
+        session=session, services=services, user=user, limit=page.limit, offset=page.offset
     )
+
+
+@router.post(
+    "/quote",
+    responses=problem_responses(Unauthorized, CouponNotApplicable, ValidationFailed),
+)
+async def quote_order(
+    data: CheckoutCreate, session: SessionDep, services: ContainerDep, user: CurrentUser
+) -> QuoteRead:
+    """Price SKUs at their regular price with at most one coupon (a claimed coupon's
+    `id`); nothing is taken. A coupon that does not apply: 422 `coupon_not_applicable`
+    with the reason in `detail` (and `reason`)."""
+    return await checkout.quote(session=session, services=services, user=user, data=data)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(
+        Unauthorized, CouponNotApplicable, InsufficientStock, ValidationFailed, RateLimited
+    ),
+)
+async def place_order(
+    data: CheckoutCreate,
+    session: SessionDep,
+    services: ContainerDep,
+    user: CheckingOutUser,
+    idempotency_key: Annotated[IdempotencyKey | None, Header(alias="Idempotency-Key")] = None,
+) -> OrderRead:
+    """Regular checkout: the order (`pending_payment`) takes the SKUs' on-hand stock and
+    uses the coupon, all or nothing. Cancel and payment timeout give both back.
+
+    With an `Idempotency-Key`, repeating the request returns the first order and takes
+    nothing more."""
+    order, _new = await checkout.place_order(
+        session=session,
+        services=services,
+        user=user,
+        data=data,
+        idempotency_key=idempotency_key,
+    )
+    return OrderRead.model_validate(order)
 
 
 @router.get("/{order_id}", responses=problem_responses(Unauthorized, OrderNotFound))
 async def get_order(
-    order_id: OrderId, session: SessionDep, services: ServicesDep, user: CurrentUser
+    order_id: OrderId, session: SessionDep, services: ContainerDep, user: CurrentUser
 ) -> OrderRead:
     """`queued` until the order writer stores the order, then its stored status."""
     return await service.get_order(session=session, services=services, user=user, order_id=order_id)
 
 
-@router.post(
-    "/{order_id}/pay",
-    responses=problem_responses(*CHANGE_PROBLEMS, PaymentDeclined, ValidationFailed),
-)
-async def pay_order(
-    order_id: OrderId,
-    session: SessionDep,
-    services: ServicesDep,
-    user: CurrentUser,
-    body: PaymentCreate | None = None,
-) -> OrderRead:
-    """Pay your `pending_payment` order through the payment gateway; it becomes `paid`.
-
-    409 `invalid_state` if the order is not payable: still `queued` (retry after the
-    `Retry-After` seconds), already paid, or cancelled (for instance by the payment
-    timeout; a charge that raced the timeout is given back)."""
-    paid = await payments.pay(
-        session=session,
-        services=services,
-        user=user,
-        order_id=order_id,
-        payment_token=(body or PaymentCreate()).payment_token,
-    )
-    await session.commit()
-    return OrderRead.model_validate(paid)
-
-
 async def _cancel(
-    order_id: str, session: AsyncSession, services: Services, user: User, cause: TransitionCause
+    order_id: str, session: AsyncSession, services: Container, user: User, cause: TransitionCause
 ) -> OrderRead:
     cancelled = await service.cancel(
         session=session, services=services, user=user, order_id=order_id, cause=cause
     )
-    await session.commit()
-    await return_stock_or_defer(services=services, order_ids=[cancelled.id])
     return OrderRead.model_validate(cancelled)
 
 
 @router.post("/{order_id}/cancel", responses=problem_responses(*CHANGE_PROBLEMS))
 async def cancel_order(
-    order_id: OrderId, session: SessionDep, services: ServicesDep, user: CurrentUser
+    order_id: OrderId, session: SessionDep, services: ContainerDep, user: CurrentUser
 ) -> OrderRead:
     """Cancel your `pending_payment` order; its units go back on sale (or, once the sale
     has ended, back to the warehouse) and count no more against your per-user limit.
@@ -93,22 +112,37 @@ async def cancel_order(
 
 @admin.post("/{order_id}/cancel", responses=problem_responses(*CHANGE_PROBLEMS, Forbidden))
 async def cancel_any_order(
-    order_id: OrderId, session: SessionDep, services: ServicesDep, user: AdminUser
+    order_id: OrderId, session: SessionDep, services: ContainerDep, user: AdminUser
 ) -> OrderRead:
     """Cancel any `pending_payment` order (operators); the stock comes back as for a
     shopper's cancellation."""
     return await _cancel(order_id, session, services, user, TransitionCause.OPERATOR_CANCEL)
 
 
-@admin.post("/{order_id}/refund", responses=problem_responses(*CHANGE_PROBLEMS, Forbidden))
-async def refund_order(
-    order_id: OrderId, session: SessionDep, services: ServicesDep, user: AdminUser
-) -> OrderRead:
-    """Refund a `paid` order through the payment gateway (operators); it becomes
-    `refunded` and its units come back as for a cancellation."""
-    refunded = await payments.refund(
-        session=session, services=services, user=user, order_id=order_id
+@admin.get("", responses=problem_responses(Unauthorized, Forbidden))
+async def list_all_orders(
+    session: SessionDep,
+    _: AdminUser,
+    page: CursorPageDep,
+    response: Response,
+    event_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    item_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    user_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+    status: Annotated[
+        OrderStatus | None, Query(description="A stored status (not `queued`).")
+    ] = None,
+) -> list[OrderRead]:
+    """Stored orders (operators), newest first, filtered by event, item, user and status;
+    more pages: send the `X-Next-Cursor` header back as `cursor`."""
+    found = await service.list_all_orders(
+        session=session,
+        event_id=event_id,
+        item_id=item_id,
+        user_id=user_id,
+        status=status,
+        cursor=page.cursor,
+        limit=page.limit,
     )
-    await session.commit()
-    await return_stock_or_defer(services=services, order_ids=[refunded.id])
-    return OrderRead.model_validate(refunded)
+    if found.next_cursor is not None:
+        response.headers[NEXT_CURSOR_HEADER] = found.next_cursor
+    return found.orders

@@ -1,5 +1,5 @@
 """The payment gateway interface, and the simulated gateway the service runs with until
-a real one is plugged in (Services.gateway).
+a real one is plugged in (Container.gateway).
 
 A real gateway must make both calls idempotent: `charge` per order id (a double-clicked
 Pay charges once) and `refund` per charge reference (a refund retried after a crash, or

@@ -4,16 +4,22 @@ from fastapi import APIRouter, Header, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from app.auth import AdminUser, CurrentUser
+from app.container import ContainerDep
 from app.db import SessionDep
-from app.errors import InvalidState, ValidationFailed, problem_responses
-from app.orders.errors import OrderNotFound
+from app.errors import Forbidden, InvalidState, ValidationFailed, problem_responses
+from app.ids import OrderId
+from app.orders.errors import CHANGE_PROBLEMS, OrderNotFound
+from app.orders.schemas import OrderRead
 from app.payments import service
-from app.payments.errors import AmountMismatch, InvalidSignature
-from app.payments.schemas import NotificationAck, PaymentNotification
+from app.payments.errors import AmountMismatch, InvalidSignature, PaymentDeclined
+from app.payments.schemas import NotificationAck, PaymentCreate, PaymentNotification
 from app.payments.signatures import SIGNATURE_HEADER, is_valid
-from app.state import ServicesDep
 
 router = APIRouter(prefix="/api/v1/payments", tags=["payments"])
+# Paying and refunding an order: under the orders' paths, in the payments domain.
+orders = APIRouter(prefix="/api/v1/orders", tags=["orders"])
+orders_admin = APIRouter(prefix="/api/v1/admin/orders", tags=["orders (admin)"])
 
 
 @router.post(
@@ -31,7 +37,7 @@ router = APIRouter(prefix="/api/v1/payments", tags=["payments"])
 async def payment_callback(
     request: Request,
     session: SessionDep,
-    services: ServicesDep,
+    services: ContainerDep,
     signature: Annotated[
         str | None,
         Header(
@@ -63,5 +69,42 @@ async def payment_callback(
     outcome = await service.record_notification(
         session=session, services=services, notification=notification
     )
-    await session.commit()
     return NotificationAck(outcome=outcome)
+
+
+@orders.post(
+    "/{order_id}/pay",
+    responses=problem_responses(*CHANGE_PROBLEMS, PaymentDeclined, ValidationFailed),
+)
+async def pay_order(
+    order_id: OrderId,
+    session: SessionDep,
+    services: ContainerDep,
+    user: CurrentUser,
+    body: PaymentCreate | None = None,
+) -> OrderRead:
+    """Pay your `pending_payment` order through the payment gateway; it becomes `paid`.
+
+    409 `invalid_state` if the order is not payable: still `queued` (retry after the
+    `Retry-After` seconds), already paid, or cancelled (for instance by the payment
+    timeout; a charge that raced the timeout is given back)."""
+    paid = await service.pay(
+        session=session,
+        services=services,
+        user=user,
+        order_id=order_id,
+        payment_token=(body or PaymentCreate()).payment_token,
+    )
+    return OrderRead.model_validate(paid)
+
+
+@orders_admin.post("/{order_id}/refund", responses=problem_responses(*CHANGE_PROBLEMS, Forbidden))
+async def refund_order(
+    order_id: OrderId, session: SessionDep, services: ContainerDep, user: AdminUser
+) -> OrderRead:
+    """Refund a `paid` order through the payment gateway (operators); it becomes
+    `refunded` and its units come back as for a cancellation."""
+    refunded = await service.refund(
+        session=session, services=services, user=user, order_id=order_id
+    )
+    return OrderRead.model_validate(refunded)

@@ -1,5 +1,5 @@
-"""Paying, payment notifications and refunds. Never commits: the router does, and then
-gives a refunded order's stock back.
+"""Paying, payment notifications and refunds. Never commits: the request's session owns
+the transaction (app/db.py), and a refunded order's stock goes back after its commit.
 
 Money and status can disagree only for a moment: when the gateway has charged but the
 order's conditional update loses (the payment timeout or a cancellation got there first),
@@ -10,13 +10,14 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit_log import service as audit_log
 from app.auth import User
+from app.container import Container
 from app.orders import service as orders
 from app.orders.errors import WrongOrderState
 from app.orders.models import Order, OrderStatus, TransitionCause
 from app.payments.errors import AmountMismatch
 from app.payments.schemas import NotificationOutcome, PaymentNotification
-from app.state import Services
 
 logger = logging.getLogger(__name__)
 
@@ -27,20 +28,30 @@ _GATEWAY = User(id="payment-gateway", is_admin=True)
 async def pay(
     *,
     session: AsyncSession,
-    services: Services,
+    services: Container,
     user: User,
     order_id: str,
     payment_token: str,
 ) -> Order:
-    """Charge the owner's pending order through the gateway and mark it paid."""
+    """Charge the owner's pending order through the gateway and mark it paid. Paying an
+    order this very charge already paid (a double click, a retry after a timeout, or the
+    gateway's notification recorded first) answers the paid order: the charge is
+    idempotent per order, so asking again names the charge that paid it."""
     order = await orders.find_stored_order(
         session=session, services=services, user=user, order_id=order_id, operator=False
     )
-    orders.ensure_status(order, OrderStatus.PAID)
+    if order.status != OrderStatus.PAID.value:
+        orders.ensure_status(order, OrderStatus.PAID)
     await orders.end_read(session, order)
     charge = await services.gateway.charge(
         order_id=order.id, amount=order.amount, payment_token=payment_token
     )
+    if order.status == OrderStatus.PAID.value:
+        if order.payment_reference == charge.reference:
+            return await orders.reload_order(session=session, order_id=order.id)
+        # Paid by another charge: this one must not cost the customer anything.
+        await services.gateway.refund(reference=charge.reference, amount=order.amount)
+        raise WrongOrderState(order.id, order.status, "paid", OrderStatus.PENDING_PAYMENT.value)
     paid = await _settle(
         session=session,
         services=services,
@@ -48,14 +59,13 @@ async def pay(
         reference=charge.reference,
         cause=TransitionCause.PAYMENT,
     )
-    if paid is None:
-        # A double click: the other request, with the same (idempotent) charge, won.
-        raise WrongOrderState(order.id, OrderStatus.PAID.value, "paid", "pending_payment")
+    if paid is None:  # this charge paid it meanwhile (the other click, the notification)
+        return await orders.reload_order(session=session, order_id=order.id)
     return paid
 
 
 async def record_notification(
-    *, session: AsyncSession, services: Services, notification: PaymentNotification
+    *, session: AsyncSession, services: Container, notification: PaymentNotification
 ) -> NotificationOutcome:
     """Apply a (verified) gateway notification; the same notification twice changes
     nothing the second time."""
@@ -94,9 +104,9 @@ async def record_notification(
     return NotificationOutcome.RECORDED if paid else NotificationOutcome.DUPLICATE
 
 
-async def refund(*, session: AsyncSession, services: Services, user: User, order_id: str) -> Order:
-    """Give a paid order's money back (operators). The caller commits, then returns the
-    stock (app/orders/release.py)."""
+async def refund(*, session: AsyncSession, services: Container, user: User, order_id: str) -> Order:
+    """Give a paid order's money back (operators); once the refund commits, its stock
+    goes back (app/orders/release.py)."""
     order = await orders.find_stored_order(
         session=session, services=services, user=user, order_id=order_id, operator=True
     )
@@ -107,15 +117,26 @@ async def refund(*, session: AsyncSession, services: Services, user: User, order
     # racing second refund reaches the gateway with the same reference (idempotent) and
     # then loses the conditional update below.
     await services.gateway.refund(reference=order.payment_reference, amount=order.amount)
-    return await orders.move_or_refuse(
+    refunded = await orders.move_or_refuse(
         session=session, order=order, to_status=OrderStatus.REFUNDED, cause=TransitionCause.REFUND
     )
+    await audit_log.record(
+        session=session,
+        actor=user,
+        action="order.refund",
+        target=f"order:{order.id}",
+        event_id=order.event_id,
+        before={"status": OrderStatus.PAID.value},
+        after={"status": refunded.status, "amount": refunded.amount},
+    )
+    orders.give_back_after_commit(session=session, services=services, order=refunded)
+    return refunded
 
 
 async def _settle(
     *,
     session: AsyncSession,
-    services: Services,
+    services: Container,
     order: Order,
     reference: str,
     cause: TransitionCause,

@@ -1,17 +1,29 @@
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Header, status
+from fastapi import APIRouter, Header, Request, status
 
 from app.auth import CurrentUser
-from app.errors import Unauthorized, ValidationFailed, problem_responses
+from app.container import ContainerDep
+from app.coupons.errors import CouponNotApplicable
+from app.errors import (
+    Ended,
+    LimitExceeded,
+    NotStarted,
+    Paused,
+    RateLimited,
+    Recovering,
+    SoldOut,
+    Unauthorized,
+    ValidationFailed,
+    problem_responses,
+)
 from app.events.errors import ItemNotFound
-from app.events.router import ItemId
+from app.ids import IdempotencyKey, ItemId
 from app.metrics import purchase_seconds
+from app.ratelimit.service import address_of
 from app.seckill import service
-from app.seckill.errors import Ended, LimitExceeded, NotStarted, Paused, SoldOut
-from app.seckill.schemas import IdempotencyKey, PurchaseAccepted, PurchaseCreate
-from app.state import ServicesDep
+from app.seckill.schemas import PurchaseAccepted, PurchaseCreate
 
 router = APIRouter(prefix="/api/v1", tags=["buying"])
 
@@ -28,19 +40,29 @@ router = APIRouter(prefix="/api/v1", tags=["buying"])
         Ended,
         Paused,
         ValidationFailed,
+        RateLimited,
+        CouponNotApplicable,
+        Recovering,
     ),
 )
 async def purchase(
+    request: Request,
     item_id: ItemId,
     user: CurrentUser,
-    services: ServicesDep,
+    services: ContainerDep,
     body: PurchaseCreate | None = None,
     idempotency_key: Annotated[IdempotencyKey | None, Header(alias="Idempotency-Key")] = None,
 ) -> PurchaseAccepted:
     """Take stock now and queue the order; the order row reaches Postgres shortly after.
 
     With an `Idempotency-Key`, repeating the request returns the first answer and takes
-    no more stock."""
+    no more stock.
+
+    After a `503` (`recovering`: the hot store is unreachable, stalled or being rebuilt)
+    or a timeout, the outcome of the attempt is **unknown**: it may have been accepted
+    just before the fault. Retry after `Retry-After` seconds with the **same**
+    `Idempotency-Key`: that returns the first answer if the attempt went through, and
+    decides afresh if it did not, so nobody is sold a unit twice."""
     started = time.perf_counter()
     try:
         accepted = await service.purchase(
@@ -49,6 +71,8 @@ async def purchase(
             user=user,
             quantity=body.quantity if body else 1,
             idempotency_key=idempotency_key,
+            client_address=address_of(request, services),
+            coupon=body.coupon if body else None,
         )
     finally:
         purchase_seconds.observe(time.perf_counter() - started)

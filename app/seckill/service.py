@@ -1,31 +1,40 @@
 """The purchase decision: one Lua call, its outcome mapped to a domain answer."""
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from enum import IntEnum
+from typing import TypeVar
 
 from app.auth import User
-from app.errors import AppError, ValidationFailed
+from app.container import Container
+from app.coupons.errors import not_applicable
+from app.coupons.pricing import Refusal
+from app.errors import (
+    AppError,
+    Ended,
+    LimitExceeded,
+    NotStarted,
+    Paused,
+    RateLimited,
+    Recovering,
+    SoldOut,
+    ValidationFailed,
+)
 from app.events.errors import ItemNotFound
 from app.metrics import purchases
+from app.outages import REDIS_UNAVAILABLE, drop_idle_connections, recovering
 from app.redis import as_text
-from app.seckill.errors import Ended, LimitExceeded, NotStarted, Paused, SoldOut
-from app.seckill.keys import ItemKeys
-from app.seckill.order_ids import new_order_id
-from app.state import Services
+from app.store.acks import confirm_replicated, purchase_replicated
+from app.store.keys import ItemKeys
+from app.store.order_ids import new_order_id
+from app.store.purchase import Outcome, purchase_script_call, run_purchase
+from app.store.rate_limit import refused
+from app.store.records import parse_idempotency_record
 
+T = TypeVar("T")
 
-class Outcome(IntEnum):
-    """purchase.lua's return codes (see the script's header)."""
-
-    ACCEPTED = 0
-    REPLAYED = 1
-    NO_SUCH_ITEM = 2
-    PAUSED = 3
-    NOT_STARTED = 4
-    ENDED = 5
-    LIMIT_EXCEEDED = 6
-    SOLD_OUT = 7
-    BAD_QUANTITY = 8
+# A frozen item stays frozen until it is rebuilt (seconds) or an operator resumes it.
+FROZEN_RETRY_AFTER_SECONDS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,80 +62,167 @@ def _refusal(outcome: Outcome, item_id: int, quantity: int) -> AppError:
                 f"quantity {quantity} is above this item's per-user limit.",
                 field="quantity",
             )
+        case Outcome.KEY_REUSED:
+            return ValidationFailed(
+                "This Idempotency-Key was first used for another quantity; a repeat must "
+                "send the same request (or use a new key for a new purchase).",
+                field="Idempotency-Key",
+            )
+        case Outcome.RECOVERING:
+            return Recovering(
+                f"Item {item_id} is held while the hot store is rebuilt after a fault; "
+                "nothing was taken. Retry later with the same Idempotency-Key.",
+                retry_after_seconds=FROZEN_RETRY_AFTER_SECONDS,
+            )
     raise AssertionError(f"not a refusal: {outcome!r}")
 
 
-def purchase_script_call(
-    *,
-    keys: ItemKeys,
-    user: User,
-    quantity: int,
-    order_id: str,
-    idempotency_key: str | None,
-    idempotency_ttl_seconds: int,
-) -> tuple[list[str], list[str | int]]:
-    """purchase.lua's KEYS and ARGV (see the script's header)."""
-    # Without an Idempotency-Key the script never reads KEYS[3]; any key of the item's
-    # slot stands in, so the call stays single-slot on a cluster.
-    idempotency = keys.idempotency(user.id, idempotency_key) if idempotency_key else keys.sale
-    return (
-        [keys.sale, keys.buyers, idempotency, keys.orders, keys.queued],
-        [
-            user.id,
-            quantity,
-            "1" if user.member else "0",
-            order_id,
-            idempotency_key or "",
-            idempotency_ttl_seconds,
-            keys.item_id,
-        ],
-    )
+async def _guarded(services: Container, call: Callable[[], Awaitable[T]]) -> T:
+    """One Redis call of the hot path behind the circuit breaker: an unreachable or
+    stalled Redis answers 503 `recovering` (Retry-After), never a 500 or a hang."""
+    breaker = services.watch.redis
+    if not breaker.allow():
+        breaker.refused()
+        purchases.labels("recovering").inc()
+        raise recovering(breaker)
+    try:
+        if services.redis_gate is None:
+            result = await call()
+        else:
+            result = await _through_gate(services, services.redis_gate, call)
+    except REDIS_UNAVAILABLE as exc:
+        if breaker.failed(exc):
+            await drop_idle_connections(services.redis)
+        purchases.labels("recovering").inc()
+        raise recovering(breaker) from None
+    breaker.succeeded()
+    return result
+
+
+async def _through_gate(
+    services: Container, gate: asyncio.Semaphore, call: Callable[[], Awaitable[T]]
+) -> T:
+    """On a cluster the client's per-node pool refuses (rather than queues) a call past
+    its size: a burst waits here for a turn instead, like the single-server pool."""
+    try:
+        async with asyncio.timeout(services.settings.redis_pool_timeout_seconds):
+            await gate.acquire()
+    except TimeoutError:
+        purchases.labels("recovering").inc()
+        raise recovering(services.watch.redis) from None  # busy, not down: breaker untouched
+    try:
+        return await call()
+    finally:
+        gate.release()
 
 
 async def _replay_if_known(
-    *, services: Services, keys: ItemKeys, user: User, idempotency_key: str | None
+    *,
+    services: Container,
+    keys: ItemKeys,
+    user: User,
+    idempotency_key: str | None,
+    quantity: int,
 ) -> Accepted | None:
     if idempotency_key is None:
         return None
-    first = as_text(await services.redis.get(keys.idempotency(user.id, idempotency_key)))
-    return Accepted(order_id=first, replayed=True) if first else None
+    key = keys.idempotency(user.id, idempotency_key)
+    value = as_text(await _guarded(services, lambda: services.redis.get(key)))
+    if not value:
+        return None
+    first = parse_idempotency_record(value)
+    if first.quantity is not None and first.quantity != quantity:
+        purchases.labels(Outcome.KEY_REUSED.name.lower()).inc()
+        raise _refusal(Outcome.KEY_REUSED, keys.item_id, quantity)
+    return Accepted(order_id=first.order_id, replayed=True)
 
 
 async def purchase(
     *,
-    services: Services,
+    services: Container,
     item_id: int,
     user: User,
     quantity: int,
     idempotency_key: str | None,
+    client_address: str | None = None,
+    coupon: str | None = None,
 ) -> Accepted:
+    """Decide one purchase. The rate limits (this user's and `client_address`'s requests
+    on this item) are decided by the script; a process-local sold-out answer is not
+    counted: it costs less than counting it would. Seckill prices take no coupons."""
+    if coupon is not None:
+        purchases.labels("coupon_not_applicable").inc()
+        raise not_applicable(Refusal.SECKILL, "pay the seckill price without a coupon")
     settings = services.settings
     keys = ItemKeys(settings.redis_key_prefix, item_id)
     if services.sold_out.is_sold_out(item_id):
         # A retry of an accepted request must still get its first answer; that costs a
         # plain GET, far cheaper than the script, and only with an Idempotency-Key.
         replay = await _replay_if_known(
-            services=services, keys=keys, user=user, idempotency_key=idempotency_key
+            services=services,
+            keys=keys,
+            user=user,
+            idempotency_key=idempotency_key,
+            quantity=quantity,
         )
         if replay is not None:
             purchases.labels(Outcome.REPLAYED.name.lower()).inc()
             return replay
         purchases.labels(Outcome.SOLD_OUT.name.lower()).inc()
+        services.refused_tries.note(item_id, user.id)
         raise _refusal(Outcome.SOLD_OUT, item_id, quantity)
 
-    script_keys, script_args = purchase_script_call(
+    call = purchase_script_call(
         keys=keys,
         user=user,
         quantity=quantity,
         order_id=new_order_id(item_id),
         idempotency_key=idempotency_key,
         idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
+        user_rate=settings.rate_limit_per_user,
+        address=client_address,
+        address_rate=settings.rate_limit_per_address,
+        seen=services.generations.known(item_id),
     )
-    code, remaining, order_id = await services.scripts.purchase(keys=script_keys, args=script_args)
-    outcome = Outcome(code)
-    purchases.labels(outcome.name.lower()).inc()
-    if remaining <= 0 and outcome in (Outcome.ACCEPTED, Outcome.SOLD_OUT):
+    acks = services.acks
+    if acks is None:
+        reply = await _guarded(services, lambda: run_purchase(services.scripts, call))
+        replicated = True
+    else:
+        reply, replicated = await _guarded(
+            services,
+            lambda: purchase_replicated(
+                redis=services.redis, scripts=services.scripts, policy=acks, call=call
+            ),
+        )
+    outcome = reply.outcome
+    if outcome is Outcome.RATE_LIMITED:
+        purchases.labels(outcome.name.lower()).inc()
+        verdict = refused(reply.remaining)
+        raise RateLimited(
+            f"Too many purchase requests from this {reply.order_id} on this item; "
+            f"retry after {verdict.retry_after_header} s.",
+            retry_after_seconds=int(verdict.retry_after_header),
+        )
+    if reply.remaining <= 0 and outcome in (Outcome.ACCEPTED, Outcome.SOLD_OUT):
         services.sold_out.mark(item_id)
+    if acks is not None and outcome is Outcome.REPLAYED:
+        replicated = await _guarded(
+            services, lambda: confirm_replicated(redis=services.redis, policy=acks, keys=keys)
+        )
+    if not replicated:
+        purchases.labels("not_replicated").inc()
+        raise Recovering(
+            "The order reached the hot store but not yet its replicas, so it might not "
+            "survive a failover: retry after Retry-After with the same Idempotency-Key, "
+            "which returns this order once it is replicated.",
+            retry_after_seconds=1,
+        )
+    if outcome is Outcome.ACCEPTED:
+        services.generations.saw(item_id, reply.generation)
+    elif outcome is Outcome.NO_SUCH_ITEM and services.generations.has_seen(item_id):
+        outcome = Outcome.RECOVERING  # on sale a moment ago: Redis lost it, not the shop
+    purchases.labels(outcome.name.lower()).inc()
     if outcome in (Outcome.ACCEPTED, Outcome.REPLAYED):
-        return Accepted(order_id=order_id, replayed=outcome is Outcome.REPLAYED)
+        return Accepted(order_id=reply.order_id, replayed=outcome is Outcome.REPLAYED)
     raise _refusal(outcome, item_id, quantity)

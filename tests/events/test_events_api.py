@@ -9,13 +9,15 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from app.container import Container
 from app.events.models import Event, EventItem
+from app.events.schemas import EventRead
 from app.inventory.models import StockMovement
-from app.state import Services
-from tests.factories import (
+from tests.support.factories import (
     Auth,
     assert_problem,
     buy,
+    create_ended_event,
     create_event,
     create_live_item,
     event_spec,
@@ -30,7 +32,7 @@ async def _post_event(client: httpx.AsyncClient, auth: Auth, spec: Any) -> httpx
     return await client.post("/api/v1/admin/events", json=spec, headers=auth.admin())
 
 
-async def _row_counts(services: Services) -> tuple[int, int, int]:
+async def _row_counts(services: Container) -> tuple[int, int, int]:
     """Events, items and ledger rows in Postgres."""
     async with services.sessionmaker() as session:
         events = await session.scalar(select(func.count()).select_from(Event))
@@ -132,6 +134,13 @@ def _reversed_window(spec: Spec) -> None:
     spec["starts_at"], spec["ends_at"] = spec["ends_at"], spec["starts_at"]
 
 
+def _past_window(spec: Spec) -> None:
+    """A window that ended an hour ago: its stock would go to a sale that never sells."""
+    ends_at = datetime.now(UTC) - timedelta(hours=1)
+    spec["starts_at"] = (ends_at - timedelta(hours=1)).isoformat()
+    spec["ends_at"] = ends_at.isoformat()
+
+
 def _naive(field: str) -> Callable[[Spec], None]:
     def change(spec: Spec) -> None:
         spec[field] = datetime.fromisoformat(spec[field]).replace(tzinfo=None).isoformat()
@@ -154,6 +163,7 @@ class Invalid(NamedTuple):
 INVALID = [
     Invalid(_same_window, "ends_at", id="ends-at-start"),
     Invalid(_reversed_window, "ends_at", id="ends-before-start"),
+    Invalid(_past_window, "ends_at", id="window-in-the-past"),
     Invalid(_naive("starts_at"), "starts_at", id="naive-starts-at"),
     Invalid(_naive("ends_at"), "ends_at", id="naive-ends-at"),
     Invalid(_set("starts_at", "tomorrow"), "starts_at", id="not-a-datetime"),
@@ -216,7 +226,7 @@ INVALID = [
 
 
 async def test_invalid_events_are_refused_and_change_nothing(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
     # A SKU the invalid sales would allocate from, to show it is left alone.
     await client.post(
@@ -250,7 +260,7 @@ MALFORMED_BODIES = [b"{", b"not json at all", b"", b"[]", b"null", b'"an event"'
 
 
 async def test_malformed_bodies_are_validation_errors(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
     headers = {**auth.admin(), "Content-Type": "application/json"}
     refusals: dict[bytes, tuple[int, str, set[str]]] = {}
@@ -269,16 +279,13 @@ async def test_malformed_bodies_are_validation_errors(
 
 
 @pytest.fixture
-async def three_events(client: httpx.AsyncClient, auth: Auth) -> dict[str, dict[str, Any]]:
+async def three_events(
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
+) -> dict[str, EventRead]:
     """An upcoming, a live and an ended sale, created in a shuffled order."""
     live = await create_event(client, auth, name="live", items=[item_spec(sku="L-1")])
-    ended = await create_event(
-        client,
-        auth,
-        name="ended",
-        starts_in=timedelta(hours=-3),
-        lasts=timedelta(hours=1),
-        items=[item_spec(sku="E-1")],
+    ended = await create_ended_event(
+        client, auth, app_services, name="ended", items=[item_spec(sku="E-1")]
     )
     upcoming = await create_event(
         client, auth, name="upcoming", starts_in=timedelta(hours=2), items=[item_spec(sku="U-1")]
@@ -288,18 +295,18 @@ async def three_events(client: httpx.AsyncClient, auth: Auth) -> dict[str, dict[
 
 @pytest.mark.parametrize("state", ["upcoming", "live", "ended"])
 async def test_events_filter_by_state(
-    client: httpx.AsyncClient, three_events: dict[str, dict[str, Any]], state: str
+    client: httpx.AsyncClient, three_events: dict[str, EventRead], state: str
 ) -> None:
     response = await client.get("/api/v1/events", params={"state": state})
     assert response.status_code == 200
     events = response.json()
-    assert [e["id"] for e in events] == [three_events[state]["id"]]
+    assert [e["id"] for e in events] == [three_events[state].id]
     assert events[0]["state"] == state
     assert events[0]["items"][0]["state"] == state
 
 
 async def test_all_events_by_start_time_without_a_filter(
-    client: httpx.AsyncClient, three_events: dict[str, dict[str, Any]]
+    client: httpx.AsyncClient, three_events: dict[str, EventRead]
 ) -> None:
     response = await client.get("/api/v1/events")
     assert response.status_code == 200
@@ -333,12 +340,12 @@ async def test_an_event_and_an_item_show_live_remaining_stock(
     client: httpx.AsyncClient, auth: Auth
 ) -> None:
     event = await create_event(client, auth, items=[item_spec(stock=10, per_user_limit=3)])
-    item_id = event["items"][0]["id"]
+    item_id = event.items[0].id
     assert (await buy(client, auth, item_id, quantity=3)).status_code == 202
     assert (await buy(client, auth, item_id, user_id="other", quantity=1)).status_code == 202
     item = (await client.get(f"/api/v1/items/{item_id}")).json()
     assert (item["stock"], item["remaining"], item["state"]) == (10, 6, "live")
-    read = (await client.get(f"/api/v1/events/{event['id']}")).json()
+    read = (await client.get(f"/api/v1/events/{event.id}")).json()
     assert read["items"][0]["remaining"] == 6
     assert read["items"][0] == item
     listed = (await client.get("/api/v1/events", params={"state": "live"})).json()
@@ -347,19 +354,19 @@ async def test_an_event_and_an_item_show_live_remaining_stock(
 
 async def test_a_sold_out_item(client: httpx.AsyncClient, auth: Auth) -> None:
     item = await create_live_item(client, auth, stock=2, per_user_limit=2)
-    assert (await buy(client, auth, item["id"], quantity=2)).status_code == 202
-    read = (await client.get(f"/api/v1/items/{item['id']}")).json()
+    assert (await buy(client, auth, item.id, quantity=2)).status_code == 202
+    read = (await client.get(f"/api/v1/items/{item.id}")).json()
     assert (read["remaining"], read["state"]) == (0, "sold_out")
 
 
 async def test_item_states_follow_the_window(
-    client: httpx.AsyncClient, three_events: dict[str, dict[str, Any]]
+    client: httpx.AsyncClient, three_events: dict[str, EventRead]
 ) -> None:
     for state, event in three_events.items():
-        item = (await client.get(f"/api/v1/items/{event['items'][0]['id']}")).json()
+        item = (await client.get(f"/api/v1/items/{event.items[0].id}")).json()
         assert item["state"] == state
         assert item["remaining"] == item["stock"]
-        assert item["starts_at"] == event["starts_at"]
+        assert datetime.fromisoformat(item["starts_at"]) == event.starts_at
 
 
 # Path ids: a Postgres bigint names a row or nothing; anything else is malformed.
@@ -398,10 +405,10 @@ async def test_pause_stops_purchases_and_resume_restarts_them(
     client: httpx.AsyncClient, auth: Auth
 ) -> None:
     event = await create_event(client, auth, items=[item_spec(stock=5)])
-    item_id = event["items"][0]["id"]
+    item_id = event.items[0].id
     assert (await buy(client, auth, item_id)).status_code == 202
 
-    paused = await client.post(f"/api/v1/admin/events/{event['id']}/pause", headers=auth.admin())
+    paused = await client.post(f"/api/v1/admin/events/{event.id}/pause", headers=auth.admin())
     assert paused.status_code == 200, paused.text
     assert paused.json()["paused"] is True
     assert paused.json()["items"][0]["state"] == "paused"
@@ -409,7 +416,7 @@ async def test_pause_stops_purchases_and_resume_restarts_them(
     item = (await client.get(f"/api/v1/items/{item_id}")).json()
     assert (item["state"], item["remaining"]) == ("paused", 4)
 
-    resumed = await client.post(f"/api/v1/admin/events/{event['id']}/resume", headers=auth.admin())
+    resumed = await client.post(f"/api/v1/admin/events/{event.id}/resume", headers=auth.admin())
     assert resumed.status_code == 200, resumed.text
     assert resumed.json()["paused"] is False
     assert resumed.json()["items"][0]["state"] == "live"
@@ -420,13 +427,11 @@ async def test_pause_stops_purchases_and_resume_restarts_them(
 async def test_pausing_twice_is_harmless(client: httpx.AsyncClient, auth: Auth) -> None:
     event = await create_event(client, auth)
     for _ in range(2):
-        response = await client.post(
-            f"/api/v1/admin/events/{event['id']}/pause", headers=auth.admin()
-        )
+        response = await client.post(f"/api/v1/admin/events/{event.id}/pause", headers=auth.admin())
         assert response.json()["paused"] is True
     for _ in range(2):
         response = await client.post(
-            f"/api/v1/admin/events/{event['id']}/resume", headers=auth.admin()
+            f"/api/v1/admin/events/{event.id}/resume", headers=auth.admin()
         )
         assert response.json()["paused"] is False
 
@@ -436,7 +441,7 @@ async def test_pause_and_resume_are_for_admins_and_known_events(
     client: httpx.AsyncClient, auth: Auth, action: str
 ) -> None:
     event = await create_event(client, auth)
-    path = f"/api/v1/admin/events/{event['id']}/{action}"
+    path = f"/api/v1/admin/events/{event.id}/{action}"
     assert_problem(await client.post(path), 401, "unauthorized")
     assert_problem(await client.post(path, headers=auth.headers()), 403, "forbidden")
     unknown = f"/api/v1/admin/events/999999/{action}"

@@ -3,29 +3,29 @@ loaded into Redis later) rather than answered with a 500 that invites a duplicat
 
 import httpx
 
+from app.container import Container
 from app.events import service as events
-from app.state import Services
-from tests.factories import Auth, buy, create_live_item, event_spec, item_spec
-from tests.lifecycle import store_orders
-from tests.outages import redis_unreachable
+from tests.support.factories import Auth, buy, create_live_item, event_spec, item_spec
+from tests.support.lifecycle import store_orders
+from tests.support.outages import redis_unreachable
 
 
 async def test_event_pages_answer_from_the_ledger_while_redis_is_away(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
     item = await create_live_item(client, auth, stock=5, per_user_limit=2)
-    assert (await buy(client, auth, item["id"], quantity=2)).status_code == 202
+    assert (await buy(client, auth, item.id, quantity=2)).status_code == 202
     assert await store_orders(app_services) == 1
 
     async with redis_unreachable(app_services):
-        shown = await client.get(f"/api/v1/items/{item['id']}")
+        shown = await client.get(f"/api/v1/items/{item.id}")
 
     assert shown.status_code == 200
     assert shown.json()["remaining"] == 3
 
 
 async def test_an_event_created_while_redis_fails_is_kept_and_loaded_later(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
     spec = event_spec(items=[item_spec(sku="OUTAGE-1", stock=3, per_user_limit=1)])
     async with redis_unreachable(app_services):

@@ -6,11 +6,11 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
+from app.container import Container
 from app.events.models import Event, EventItem
 from app.inventory.models import Sku, StockMovement
 from app.inventory.schemas import MAX_UNITS
-from app.state import Services
-from tests.factories import (
+from tests.support.factories import (
     Auth,
     assert_problem,
     create_event,
@@ -60,7 +60,7 @@ async def _adjust(
     )
 
 
-async def _counts(services: Services) -> tuple[int, int]:
+async def _counts(services: Container) -> tuple[int, int]:
     async with services.sessionmaker() as session:
         events = await session.scalar(select(func.count()).select_from(Event))
         items = await session.scalar(select(func.count()).select_from(EventItem))
@@ -74,7 +74,7 @@ async def test_a_sale_of_an_unknown_sku_brings_exactly_its_allocation_in(
     client: httpx.AsyncClient, auth: Auth
 ) -> None:
     event = await create_event(client, auth, items=[item_spec(sku="NEW-1", name="New", stock=7)])
-    item_id = event["items"][0]["id"]
+    item_id = event.items[0].id
     sku = await _sku(client, auth, "NEW-1")
     assert (sku["name"], sku["on_hand"]) == ("New", 0)
     rows = await _ledger(client, auth, "NEW-1")
@@ -98,7 +98,7 @@ async def test_a_sale_of_a_known_sku_takes_from_on_hand(
 
 
 async def test_a_short_sku_refuses_the_whole_sale(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
     await _create_sku(client, auth, "PHONE-1", on_hand=10)
     # The unknown SKU sorts first, so it is created and allocated before the refusal.
@@ -115,7 +115,7 @@ async def test_a_short_sku_refuses_the_whole_sale(
 
 
 async def test_two_sales_racing_for_one_sku_never_overallocate(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
     await _create_sku(client, auth, "HOT-1", on_hand=10)
     spec = event_spec(items=[item_spec(sku="HOT-1", stock=6)])
@@ -128,7 +128,7 @@ async def test_two_sales_racing_for_one_sku_never_overallocate(
 
 
 async def test_twenty_sales_racing_for_one_sku_never_overallocate(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
     await _create_sku(client, auth, "HOT-1", on_hand=50)
     specs = [
@@ -147,7 +147,7 @@ async def test_twenty_sales_racing_for_one_sku_never_overallocate(
 
 
 async def test_sales_racing_to_create_one_unknown_sku_allocate_it_once(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
     specs = [
         event_spec(name=f"sale {n}", items=[item_spec(sku="FRESH", stock=5)]) for n in range(5)
@@ -161,7 +161,7 @@ async def test_sales_racing_to_create_one_unknown_sku_allocate_it_once(
 
 
 async def test_sales_sharing_skus_in_any_order_do_not_deadlock(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
     await _create_sku(client, auth, "X-1", on_hand=100)
     await _create_sku(client, auth, "Y-1", on_hand=100)
@@ -201,7 +201,7 @@ async def test_sales_and_removals_racing_never_take_more_than_on_hand(
 
 
 async def _assert_books_balance(
-    client: httpx.AsyncClient, auth: Auth, services: Services, sku: str, *, initial: int
+    client: httpx.AsyncClient, auth: Auth, services: Container, sku: str, *, initial: int
 ) -> None:
     """On hand plus what the sales hold is what came in; the ledger says the same."""
     async with services.sessionmaker() as session:

@@ -10,13 +10,26 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 from redis.crc import key_slot
 
-from app.redis import lua_dir
-from app.seckill.keys import GlobalKeys, ItemKeys
-from app.seckill.service import Outcome
-from tests.lua.helpers import open_sale, purchase_call, release_call
+from app.auth import User
+from app.store.adjust_sale import SaleAdjustment, adjust_script_call
+from app.store.coupon_keys import CouponKeys
+from app.store.keys import GlobalKeys, ItemKeys
+from app.store.purchase import Outcome, purchase_script_call
+from app.store.release import release_script_call
+from app.store.scripts import lua_dir
+from tests.support.lua import open_sale
 
 SLOTS = 16384
-SCRIPTS = ("purchase", "release", "warmup")
+SCRIPTS = (
+    "purchase",
+    "release",
+    "warmup",
+    "rate_limit",
+    "claim",
+    "coupon_warmup",
+    "adjust_sale",
+    "retire",
+)
 
 
 def crc16_xmodem(data: bytes) -> int:
@@ -83,15 +96,23 @@ def test_items_spread_over_slots_by_their_tag() -> None:
 
 def test_the_calls_pass_only_one_slot() -> None:
     keys = ItemKeys("sk", 42)
-    purchase_keys, _ = purchase_call(
-        keys, user_id="u1", quantity=1, member=False, order_id="o", idempotency_key="k"
+    user = User(id="u1")
+    purchase_keys, _ = purchase_script_call(
+        keys=keys, user=user, quantity=1, order_id="o", idempotency_key="k",
+        idempotency_ttl_seconds=60,
+    )  # fmt: skip
+    plain_keys, _ = purchase_script_call(
+        keys=keys, user=user, quantity=1, order_id="o", idempotency_key=None,
+        idempotency_ttl_seconds=60,
+    )  # fmt: skip
+    release_keys, _ = release_script_call(
+        keys=keys, order_id="o", user_id="u1", quantity=1, channel="c"
     )
-    plain_keys, _ = purchase_call(
-        keys, user_id="u1", quantity=1, member=False, order_id="o", idempotency_key=None
+    adjust_keys, _ = adjust_script_call(
+        prefix="sk", change=SaleAdjustment(item_id=42, allocated_before=1, allocated_after=2)
     )
-    release_keys, _ = release_call(keys, order_id="o", user_id="u1", quantity=1, channel="c")
 
-    for passed in (purchase_keys, plain_keys, release_keys):
+    for passed in (purchase_keys, plain_keys, release_keys, adjust_keys):
         assert len({cluster_slot(k) for k in passed}) == 1
 
 
@@ -177,13 +198,36 @@ async def test_scripts_create_no_keys_but_the_ones_passed(
     assert (await sale.buy("u1", 1, idempotency_key="k1")).outcome is Outcome.REPLAYED
     await sale.buy("u2", 2)
     await sale.release(order.order_id, "u1", 1)
+    await sale.adjust(allocated_before=5, allocated_after=7, per_user_limit=3)
 
     present = {key async for key in any_redis.scan_iter(match=f"{key_prefix}:*", count=1000)}
 
     expected = {*sale.keys.all(), sale.keys.idempotency("u1", "k1")}
-    # The item registry is written by load_sale in Python, outside any script.
-    assert present == expected | {GlobalKeys(key_prefix).items}
+    # The item registry is written by load_sale in Python, outside any script, and the
+    # failure counts by the order writer only when Postgres refuses an entry.
+    assert present == (expected - {sale.keys.failures}) | {GlobalKeys(key_prefix).items}
 
 
 def test_lua_dir_holds_exactly_the_registered_scripts() -> None:
     assert sorted(p.stem for p in Path(lua_dir()).glob("*.lua")) == sorted(SCRIPTS)
+
+
+@given(prefix=prefixes, coupon_id=st.integers(min_value=1, max_value=2**63 - 1),
+       user_id=user_ids, key=idempotency_keys)  # fmt: skip
+def test_a_coupons_keys_share_one_slot(prefix: str, coupon_id: int, user_id: str, key: str) -> None:
+    keys = CouponKeys(prefix, coupon_id)
+    slots = {cluster_slot(k) for k in [*keys.all(), keys.idempotency(user_id, key)]}
+    assert slots == {cluster_slot(f"{{coupon:{coupon_id}}}")}
+
+
+async def test_claim_creates_no_keys_but_the_ones_passed(any_redis: Redis, key_prefix: str) -> None:
+    from tests.lua.test_claim import open_coupon
+
+    coupon = await open_coupon(any_redis, key_prefix, total=5, limit=2)
+    await coupon.claim("u1", idempotency_key="k1")
+    await coupon.claim("u1", idempotency_key="k1")
+    await coupon.claim("u2")
+
+    present = {key async for key in any_redis.scan_iter(match=f"{key_prefix}:*", count=1000)}
+
+    assert present == {*coupon.keys.all(), coupon.keys.idempotency("u1", "k1")}

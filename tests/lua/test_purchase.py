@@ -7,16 +7,16 @@ import random
 import pytest
 from redis.asyncio import Redis
 
-from app.seckill.keys import ItemKeys
-from app.seckill.order_ids import item_of
-from app.seckill.service import Outcome
-from tests.lua.helpers import (
+from app.auth import User
+from app.store.keys import ItemKeys
+from app.store.order_ids import item_of
+from app.store.purchase import Outcome, purchase_script_call
+from tests.support.lua import (
     HOUR_MS,
     IDEMPOTENCY_TTL_SECONDS,
     MINUTE_MS,
     LuaSale,
     open_sale,
-    purchase_call,
     redis_now_ms,
     sale_terms,
     sleep_past,
@@ -68,8 +68,12 @@ async def test_accepted_takes_stock_and_records_the_order(
     ]
 
     idempotency = sale.keys.idempotency("u1", "k1")
-    assert await any_redis.get(idempotency) == attempt.order_id
-    assert 0 < await any_redis.ttl(idempotency) <= IDEMPOTENCY_TTL_SECONDS
+    assert await any_redis.get(idempotency) == f"{attempt.order_id}|2"
+    # The record outlives the sale's end by the TTL, so a repeat is known all sale long.
+    ends_ms = int(await any_redis.hget(sale.keys.sale, "ends_ms") or 0)
+    kept_ms = await any_redis.pttl(idempotency)
+    assert kept_ms > IDEMPOTENCY_TTL_SECONDS * 1000
+    assert kept_ms <= ends_ms - before + IDEMPOTENCY_TTL_SECONDS * 1000
 
 
 async def test_accepted_without_idempotency_key_writes_no_record(
@@ -107,8 +111,8 @@ async def test_replay_returns_the_first_order_and_takes_nothing(
     sale = await open_sale(any_redis, prefix=key_prefix, stock=10, limit=2)
     first = await sale.buy("u1", 1, idempotency_key="k1")
 
-    # A retry: same user, same key, even with another quantity.
-    again = await sale.buy("u1", 2, idempotency_key="k1")
+    # A retry: same user, same key, same request.
+    again = await sale.buy("u1", 1, idempotency_key="k1")
 
     assert first.outcome is Outcome.ACCEPTED
     assert again.outcome is Outcome.REPLAYED
@@ -260,8 +264,13 @@ async def test_a_quantity_that_is_not_a_positive_integer_is_a_bad_quantity(
 ) -> None:
     """The API validates this too; the script must not trust any caller with its stock."""
     sale = await open_sale(any_redis, prefix=key_prefix, stock=10, limit=2)
-    keys, args = purchase_call(
-        sale.keys, user_id="u1", quantity=1, member=False, order_id="o1", idempotency_key=None
+    keys, args = purchase_script_call(
+        keys=sale.keys,
+        user=User(id="u1"),
+        quantity=1,
+        order_id="o1",
+        idempotency_key=None,
+        idempotency_ttl_seconds=IDEMPOTENCY_TTL_SECONDS,
     )
     args[1] = quantity
 
@@ -330,6 +339,7 @@ async def test_a_replay_is_answered_before_pause_and_window(
             starts_ms=now + starts_in_ms,
             ends_ms=now + ends_in_ms,
             paused=paused,
+            version=1,  # an operator's change of the terms
         )
     )
 
@@ -471,3 +481,30 @@ async def test_five_hundred_concurrent_attempts_sell_exactly_the_stock(
         Outcome.LIMIT_EXCEEDED,
         Outcome.SOLD_OUT,
     }
+
+
+async def test_a_key_reused_for_another_quantity_is_refused_and_takes_nothing(
+    any_redis: Redis, key_prefix: str
+) -> None:
+    sale = await open_sale(any_redis, prefix=key_prefix, stock=10, limit=3)
+    first = await sale.buy("u1", 1, idempotency_key="k")
+
+    reused = await sale.buy("u1", 2, idempotency_key="k")
+    repeat = await sale.buy("u1", 1, idempotency_key="k")
+
+    assert (reused.outcome, reused.order_id) == (Outcome.KEY_REUSED, first.order_id)
+    assert (repeat.outcome, repeat.order_id) == (Outcome.REPLAYED, first.order_id)
+    assert await sale.stock() == 9
+    assert await sale.bought() == {"u1": 1}
+
+
+async def test_a_record_without_its_quantity_replays_whatever_the_quantity(
+    any_redis: Redis, key_prefix: str
+) -> None:
+    sale = await open_sale(any_redis, prefix=key_prefix, stock=10, limit=3)
+    await any_redis.set(sale.keys.idempotency("u1", "k"), "01OLDFORMAT-1")  # written before
+
+    repeat = await sale.buy("u1", 2, idempotency_key="k")
+
+    assert (repeat.outcome, repeat.order_id) == (Outcome.REPLAYED, "01OLDFORMAT-1")
+    assert await sale.stock() == 10

@@ -23,9 +23,10 @@ from hypothesis.stateful import (
 )
 from redis.asyncio import Redis
 
-from app.seckill.keys import GlobalKeys
-from app.seckill.service import Outcome
-from tests.lua.helpers import LuaSale, ReleaseOutcome, open_sale, server_url
+from app.store.keys import GlobalKeys
+from app.store.purchase import Outcome
+from app.store.release import ReleaseOutcome
+from tests.support.lua import LuaSale, open_sale, server_url
 
 USERS = ("ann", "bob", "cy", "dee")
 IDEMPOTENCY_KEYS = ("k1", "k2", "k3")
@@ -47,7 +48,8 @@ class SaleModel:
         if quantity > self.limit:
             return Outcome.BAD_QUANTITY
         if key is not None and (user, key) in self.first_order:
-            return Outcome.REPLAYED
+            _, first_quantity = self.orders[self.first_order[(user, key)]]
+            return Outcome.REPLAYED if first_quantity == quantity else Outcome.KEY_REUSED
         if self.bought[user] + quantity > self.limit:
             return Outcome.LIMIT_EXCEEDED
         if self.stock < quantity:
@@ -125,7 +127,7 @@ class PurchaseMachine(RuleBasedStateMachine):
         event(f"purchase {expected.name.lower()}")
         if expected is Outcome.ACCEPTED:
             self.model.accept(attempt.order_id, user, quantity, key)
-        elif expected is Outcome.REPLAYED:
+        elif expected in (Outcome.REPLAYED, Outcome.KEY_REUSED):
             assert key is not None
             assert attempt.order_id == self.model.first_order[(user, key)]
         else:

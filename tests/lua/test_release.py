@@ -7,9 +7,10 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
-from app.seckill.keys import ItemKeys
-from app.seckill.service import Outcome
-from tests.lua.helpers import LuaSale, ReleaseOutcome, open_sale
+from app.store.keys import ItemKeys
+from app.store.purchase import Outcome
+from app.store.release import ReleaseOutcome
+from tests.support.lua import LuaSale, open_sale, redis_now_ms
 
 # Only a guard against a hang; no test asserts how long anything takes.
 MESSAGE_WAIT_SECONDS = 10
@@ -114,3 +115,45 @@ async def test_no_such_item(sale: LuaSale, key_prefix: str) -> None:
     assert (released.outcome, released.remaining) == (ReleaseOutcome.NO_SUCH_ITEM, 0)
     assert await sale.redis.exists(*missing.keys.all()) == 0
     assert await sale.stock() == 10
+
+
+async def test_a_sale_whose_counters_are_being_rebuilt_takes_nothing_back(sale: LuaSale) -> None:
+    bought = await sale.buy("u1", 2)
+    await sale.redis.hdel(sale.keys.sale, "stock")  # freshness.rebuild() in progress
+
+    released = await sale.release(bought.order_id, "u1", 2)
+
+    assert released.outcome is ReleaseOutcome.NO_SUCH_ITEM
+    assert await sale.redis.hget(sale.keys.sale, "stock") is None, "no stock out of nothing"
+    assert await sale.bought() == {"u1": 2}
+    assert not await sale.redis.sismember(sale.keys.released, bought.order_id)
+
+
+async def test_a_closed_window_takes_nothing_back_and_a_retry_decides_the_same(
+    sale: LuaSale,
+) -> None:
+    bought = await sale.buy("u1", 2)
+    now = await redis_now_ms(sale.redis)
+    await sale.redis.hset(sale.keys.sale, "ends_ms", now - 1)  # the sale has just closed
+
+    first = await sale.release(bought.order_id, "u1", 2)
+    again = await sale.release(bought.order_id, "u1", 2)
+
+    assert (first.outcome, first.remaining) == (ReleaseOutcome.CLOSED, 8)
+    assert again.outcome is ReleaseOutcome.CLOSED
+    assert await sale.stock() == 8, "never into a sale nobody can buy"
+    assert await sale.bought() == {"u1": 2}
+
+
+async def test_an_order_released_before_the_window_closed_stays_released(
+    sale: LuaSale,
+) -> None:
+    bought = await sale.buy("u1", 2)
+    assert (await sale.release(bought.order_id, "u1", 2)).outcome is ReleaseOutcome.RELEASED
+    now = await redis_now_ms(sale.redis)
+    await sale.redis.hset(sale.keys.sale, "ends_ms", now - 1)
+
+    # A retry after a crash before Postgres booked it: released, not now "closed"
+    retry = await sale.release(bought.order_id, "u1", 2)
+
+    assert (retry.outcome, retry.remaining) == (ReleaseOutcome.ALREADY_RELEASED, 10)

@@ -5,10 +5,11 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from app.redis import Scripts
-from app.seckill.keys import GlobalKeys, ItemKeys
-from app.seckill.service import Outcome
-from tests.lua.helpers import GROUP, HOUR_MS, MINUTE_MS, LuaSale, redis_now_ms, sale_terms
+from app.store.keys import GlobalKeys, ItemKeys
+from app.store.purchase import Outcome
+from app.store.scripts import Scripts
+from app.store.warmup import SaleTerms
+from tests.support.lua import GROUP, HOUR_MS, MINUTE_MS, LuaSale, redis_now_ms, sale_terms
 
 ITEM = 5
 
@@ -42,8 +43,13 @@ async def test_first_load_writes_counters_buyers_and_terms(
     loaded = await sale.warm(terms, bought={"u1": 1, "u2": 3})
 
     assert loaded is True
-    assert await any_redis.hgetall(sale.keys.sale) == {
+    written = await any_redis.hgetall(sale.keys.sale)
+    # A new generation: warmup.lua's own clock, no acceptance yet (app/store/generations.py)
+    assert int(written.pop("epoch")) >= now
+    assert (written.pop("seq"), written.pop("terms_version")) == ("0", "0")
+    assert written == {
         "stock": "16",
+        "allocated": "20",
         "starts_ms": str(now - MINUTE_MS),
         "ends_ms": str(now + HOUR_MS),
         "early_ms": "90000",
@@ -72,6 +78,7 @@ async def test_a_second_load_keeps_live_counters_and_refreshes_the_terms(
         )
     )
     assert (await sale.buy("u1", 2)).outcome is Outcome.ACCEPTED
+    generation_before = await any_redis.hget(sale.keys.sale, "epoch")
 
     loaded = await sale.warm(
         sale_terms(
@@ -84,13 +91,18 @@ async def test_a_second_load_keeps_live_counters_and_refreshes_the_terms(
             paused=True,
             price="1.25",
             event_id=8,
+            version=1,  # Postgres's terms changed since the first load
         ),
         bought={"someone-else": 4},
     )
 
     assert loaded is False
-    assert await any_redis.hgetall(sale.keys.sale) == {
+    kept = await any_redis.hgetall(sale.keys.sale)
+    assert (kept.pop("epoch"), kept.pop("seq")) == (generation_before, "1")  # same generation
+    assert kept.pop("terms_version") == "1"
+    assert kept == {
         "stock": "8",
+        "allocated": "10",
         "starts_ms": str(now - 2 * MINUTE_MS),
         "ends_ms": str(now + 2 * HOUR_MS),
         "early_ms": "30000",
@@ -149,3 +161,37 @@ async def test_errors_other_than_busygroup_are_raised(sale: LuaSale, any_redis: 
                 item_id=ITEM, stock=10, limit=2, starts_ms=now - MINUTE_MS, ends_ms=now + HOUR_MS
             )
         )
+
+
+async def test_an_older_version_of_the_terms_never_undoes_a_newer_one(
+    sale: LuaSale, any_redis: Redis
+) -> None:
+    """The race: a warm-up reads Postgres, an operator's pause commits and reaches Redis,
+    then the warm-up writes what it read. The pause stands."""
+    now = await whole_seconds_now(any_redis)
+
+    def terms(*, paused: bool, version: int, limit: int = 2) -> SaleTerms:
+        return sale_terms(
+            item_id=ITEM,
+            stock=10,
+            limit=limit,
+            starts_ms=now - MINUTE_MS,
+            ends_ms=now + HOUR_MS,
+            paused=paused,
+            version=version,
+        )
+
+    await sale.warm(terms(paused=False, version=3))
+    read_before_the_pause = terms(paused=False, version=3, limit=5)
+    await sale.warm(terms(paused=True, version=4))  # the pause, applied after its commit
+
+    await sale.warm(read_before_the_pause)
+
+    assert await any_redis.hmget(sale.keys.sale, ["paused", "limit", "terms_version"]) == [
+        "1",
+        "2",
+        "4",
+    ]
+    assert (await sale.buy("u1", 1)).outcome is Outcome.PAUSED
+    await sale.warm(terms(paused=False, version=5))  # the resume
+    assert (await sale.buy("u1", 1)).outcome is Outcome.ACCEPTED

@@ -6,9 +6,9 @@ from typing import Any
 import httpx
 import pytest
 
-from app.state import Services
-from tests.factories import Auth, assert_problem, buy, create_live_item
-from tests.lifecycle import (
+from app.container import Container
+from tests.support.factories import Auth, assert_problem, buy, create_live_item
+from tests.support.lifecycle import (
     books,
     bought,
     order_row,
@@ -28,11 +28,11 @@ def cancel(client: httpx.AsyncClient, headers: dict[str, str], order_id: str) ->
 
 
 async def test_the_owner_cancels_and_the_units_go_back_on_sale(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
     item = await create_live_item(client, auth, stock=5, per_user_limit=3)
-    order_id = await stored_order(client, auth, app_services, item["id"], quantity=2)
-    assert await redis_stock(app_services, item["id"]) == 3
+    order_id = await stored_order(client, auth, app_services, item.id, quantity=2)
+    assert await redis_stock(app_services, item.id) == 3
 
     response = await cancel(client, auth.headers(), order_id)
 
@@ -40,38 +40,38 @@ async def test_the_owner_cancels_and_the_units_go_back_on_sale(
     body = response.json()
     assert body["status"] == "cancelled"
     assert body["cancelled_at"] is not None
-    assert await redis_stock(app_services, item["id"]) == 5
-    assert await redis_bought(app_services, item["id"]) == {}
-    assert await released_set(app_services, item["id"]) == {order_id}
+    assert await redis_stock(app_services, item.id) == 5
+    assert await redis_bought(app_services, item.id) == {}
+    assert await released_set(app_services, item.id) == {order_id}
     assert await transitions(app_services, order_id) == [
         ("pending_payment", "cancelled", "user_cancel")
     ]
     assert await returns_of(app_services, order_id) == [("released", 0, 2)]
     assert (await order_row(app_services, order_id)).stock_returned_at is not None
-    (await books(app_services, item["id"])).assert_balanced()
+    (await books(app_services, item.id)).assert_balanced()
 
 
 async def test_cancelling_twice_is_refused_and_returns_nothing_more(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
     item = await create_live_item(client, auth, stock=5)
-    order_id = await stored_order(client, auth, app_services, item["id"])
+    order_id = await stored_order(client, auth, app_services, item.id)
     assert (await cancel(client, auth.headers(), order_id)).status_code == 200
 
     again = await cancel(client, auth.headers(), order_id)
 
     body = assert_problem(again, 409, "invalid_state")
     assert body["order_status"] == "cancelled"
-    assert await redis_stock(app_services, item["id"]) == 5
+    assert await redis_stock(app_services, item.id) == 5
     assert len(await transitions(app_services, order_id)) == 1
 
 
 async def test_a_double_clicked_cancel_has_one_winner(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
     item = await create_live_item(client, auth, stock=50, per_user_limit=1)
     users = [f"u{n}" for n in range(20)]
-    orders = [await bought(client, auth, item["id"], user_id=u) for u in users]
+    orders = [await bought(client, auth, item.id, user_id=u) for u in users]
     await store_orders(app_services)
 
     responses = await asyncio.gather(
@@ -89,16 +89,16 @@ async def test_a_double_clicked_cancel_has_one_winner(
     for order_id in orders:
         assert len(await transitions(app_services, order_id)) == 1
         assert len(await returns_of(app_services, order_id)) == 1
-    assert await redis_stock(app_services, item["id"]) == 50
-    assert await released_set(app_services, item["id"]) == set(orders)
-    (await books(app_services, item["id"])).assert_balanced()
+    assert await redis_stock(app_services, item.id) == 50
+    assert await released_set(app_services, item.id) == set(orders)
+    (await books(app_services, item.id)).assert_balanced()
 
 
 async def test_someone_elses_order_is_not_found(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
     item = await create_live_item(client, auth, stock=5)
-    order_id = await stored_order(client, auth, app_services, item["id"], user_id="owner")
+    order_id = await stored_order(client, auth, app_services, item.id, user_id="owner")
 
     response = await cancel(client, auth.headers("intruder"), order_id)
 
@@ -107,10 +107,10 @@ async def test_someone_elses_order_is_not_found(
 
 
 async def test_a_queued_order_asks_for_a_retry_then_cancels(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
     item = await create_live_item(client, auth, stock=5)
-    order_id = await bought(client, auth, item["id"])
+    order_id = await bought(client, auth, item.id)
 
     early = await cancel(client, auth.headers(), order_id)
     stranger = await cancel(client, auth.headers("intruder"), order_id)
@@ -130,40 +130,40 @@ async def test_an_unknown_order_is_not_found(
 
 
 async def test_a_cancelled_order_no_longer_counts_against_the_limit(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
     item = await create_live_item(client, auth, stock=5, per_user_limit=1)
-    order_id = await stored_order(client, auth, app_services, item["id"])
-    assert_problem(await buy(client, auth, item["id"]), 409, "limit_exceeded")
+    order_id = await stored_order(client, auth, app_services, item.id)
+    assert_problem(await buy(client, auth, item.id), 409, "limit_exceeded")
 
     assert (await cancel(client, auth.headers(), order_id)).status_code == 200
 
-    assert (await buy(client, auth, item["id"])).status_code == 202
+    assert (await buy(client, auth, item.id)).status_code == 202
 
 
 @pytest.mark.parametrize("settings_overrides", [{"sold_out_mark_seconds": 3600.0}])
 async def test_a_cancellation_clears_the_sold_out_mark_of_every_process(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
     # The mark outlives the test, so only the stock-back message can clear it.
     item = await create_live_item(client, auth, stock=2, per_user_limit=1)
-    first = await bought(client, auth, item["id"], user_id="u1")
-    await bought(client, auth, item["id"], user_id="u2")
-    assert_problem(await buy(client, auth, item["id"], user_id="u3"), 409, "sold_out")
-    assert app_services.sold_out.is_sold_out(item["id"])
+    first = await bought(client, auth, item.id, user_id="u1")
+    await bought(client, auth, item.id, user_id="u2")
+    assert_problem(await buy(client, auth, item.id, user_id="u3"), 409, "sold_out")
+    assert app_services.sold_out.is_sold_out(item.id)
     await store_orders(app_services)
 
     assert (await cancel(client, auth.headers("u1"), first)).status_code == 200
 
-    await until(lambda: not app_services.sold_out.is_sold_out(item["id"]))
-    assert (await buy(client, auth, item["id"], user_id="u3")).status_code == 202
+    await until(lambda: not app_services.sold_out.is_sold_out(item.id))
+    assert (await buy(client, auth, item.id, user_id="u3")).status_code == 202
 
 
 async def test_an_operator_cancels_any_order_and_a_shopper_may_not(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
     item = await create_live_item(client, auth, stock=5)
-    order_id = await stored_order(client, auth, app_services, item["id"], user_id="owner")
+    order_id = await stored_order(client, auth, app_services, item.id, user_id="owner")
     path = f"/api/v1/admin/orders/{order_id}/cancel"
 
     assert_problem(await client.post(path, headers=auth.headers("owner")), 403, "forbidden")
@@ -174,4 +174,4 @@ async def test_an_operator_cancels_any_order_and_a_shopper_may_not(
     assert await transitions(app_services, order_id) == [
         ("pending_payment", "cancelled", "operator_cancel")
     ]
-    assert await redis_stock(app_services, item["id"]) == 5
+    assert await redis_stock(app_services, item.id) == 5

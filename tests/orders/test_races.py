@@ -6,10 +6,10 @@ import asyncio
 import httpx
 import pytest
 
+from app.container import Container
 from app.payments.gateway import SimulatedGateway
-from app.state import Services
-from tests.factories import Auth, assert_problem, create_live_item
-from tests.lifecycle import (
+from tests.support.factories import Auth, assert_problem, create_live_item
+from tests.support.lifecycle import (
     books,
     bought,
     order_row,
@@ -27,18 +27,18 @@ RACE_SETTINGS = {"payment_timeout_seconds": 1, "timeout_sweep_batch_size": 3}
 
 
 async def overdue_orders(
-    client: httpx.AsyncClient, auth: Auth, services: Services, count: int
+    client: httpx.AsyncClient, auth: Auth, services: Container, count: int
 ) -> tuple[int, list[str]]:
     item = await create_live_item(client, auth, stock=count, per_user_limit=1)
-    orders = [await bought(client, auth, item["id"], user_id=f"u{n}") for n in range(count)]
+    orders = [await bought(client, auth, item.id, user_id=f"u{n}") for n in range(count)]
     await store_orders(services)
     await wait_until_overdue(services)
-    return item["id"], orders
+    return item.id, orders
 
 
 @pytest.mark.parametrize("settings_overrides", [RACE_SETTINGS])
 async def test_payment_against_the_timeout_has_one_outcome_per_order(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
     item_id, orders = await overdue_orders(client, auth, app_services, ORDERS)
     # A gateway that takes a moment, so sweeps land between charge and update.
@@ -82,7 +82,7 @@ async def test_payment_against_the_timeout_has_one_outcome_per_order(
 
 @pytest.mark.parametrize("settings_overrides", [RACE_SETTINGS])
 async def test_a_cancel_against_the_timeout_returns_the_stock_once(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
     item_id, orders = await overdue_orders(client, auth, app_services, ORDERS)
 

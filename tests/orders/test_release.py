@@ -6,14 +6,14 @@ import asyncio
 import httpx
 
 from app.auth import User
+from app.container import Container
 from app.orders import repository
 from app.orders import service as orders
 from app.orders.models import TransitionCause
 from app.orders.release import Returned, release_in_redis, return_stock
-from app.seckill.keys import ItemKeys
-from app.state import Services
-from tests.factories import Auth, create_live_item
-from tests.lifecycle import (
+from app.store.keys import ItemKeys
+from tests.support.factories import Auth, create_live_item
+from tests.support.lifecycle import (
     books,
     closing_sale,
     on_hand,
@@ -28,7 +28,7 @@ from tests.lifecycle import (
 )
 
 
-async def cancel_without_return(services: Services, order_id: str, user_id: str) -> None:
+async def cancel_without_return(services: Container, order_id: str, user_id: str) -> None:
     """The cancellation commits and the process dies before giving the stock back."""
     async with services.sessionmaker() as session:
         await orders.cancel(
@@ -42,9 +42,9 @@ async def cancel_without_return(services: Services, order_id: str, user_id: str)
 
 
 async def test_retried_and_concurrent_returns_give_the_units_back_once(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services, services: Services
+    client: httpx.AsyncClient, auth: Auth, app_services: Container, services: Container
 ) -> None:
-    item = (await create_live_item(client, auth, stock=10, per_user_limit=4))["id"]
+    item = (await create_live_item(client, auth, stock=10, per_user_limit=4)).id
     order_id = await stored_order(client, auth, app_services, item, user_id="u1", quantity=3)
     await stored_order(client, auth, app_services, item, user_id="u1", quantity=1)
     await cancel_without_return(app_services, order_id, "u1")
@@ -68,9 +68,9 @@ async def test_retried_and_concurrent_returns_give_the_units_back_once(
 
 
 async def test_a_return_interrupted_after_the_cancel_is_finished_by_the_sweep(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
-    item = (await create_live_item(client, auth, stock=4, per_user_limit=2))["id"]
+    item = (await create_live_item(client, auth, stock=4, per_user_limit=2)).id
     order_id = await stored_order(client, auth, app_services, item, quantity=2)
 
     await cancel_without_return(app_services, order_id, "shopper-1")
@@ -86,9 +86,9 @@ async def test_a_return_interrupted_after_the_cancel_is_finished_by_the_sweep(
 
 
 async def test_a_return_interrupted_between_redis_and_the_ledger_books_once(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
-    item = (await create_live_item(client, auth, stock=4, per_user_limit=2))["id"]
+    item = (await create_live_item(client, auth, stock=4, per_user_limit=2)).id
     order_id = await stored_order(client, auth, app_services, item, quantity=2)
     await cancel_without_return(app_services, order_id, "shopper-1")
     # release.lua ran (as the dying process's did), its ledger transaction never committed.
@@ -106,7 +106,7 @@ async def test_a_return_interrupted_between_redis_and_the_ledger_books_once(
 
 
 async def test_after_the_sale_the_units_go_back_on_hand_once(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services, services: Services
+    client: httpx.AsyncClient, auth: Auth, app_services: Container, services: Container
 ) -> None:
     item, ends_at = await closing_sale(client, auth, sku="SHORT-1", stock=6, per_user_limit=3)
     order_id = await stored_order(client, auth, app_services, item, quantity=3)
@@ -133,3 +133,54 @@ async def test_after_the_sale_the_units_go_back_on_hand_once(
     await app_services.redis.delete(keys.sale)
     shown = (await client.get(f"/api/v1/items/{item}")).json()
     assert (shown["remaining"], shown["state"]) == (3, "ended")
+
+
+async def test_a_sale_closed_by_redis_clock_takes_the_units_on_hand_not_into_the_sale(
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
+) -> None:
+    item = (await create_live_item(client, auth, sku="SKEW-1", stock=4, per_user_limit=2)).id
+    order_id = await stored_order(client, auth, app_services, item, quantity=2)
+    keys = ItemKeys(app_services.settings.redis_key_prefix, item)
+    # Redis's clock (the one that closes the window) is past the end; Postgres's is not.
+    seconds, micros = await app_services.redis.time()
+    await app_services.redis.hset(keys.sale, "ends_ms", seconds * 1000 + micros // 1000 - 1)
+    before = await on_hand(app_services, "SKEW-1")
+
+    await cancel_without_return(app_services, order_id, "shopper-1")
+    returned = await return_stock(services=app_services, order_ids=[order_id])
+
+    assert (returned.on_sale, returned.on_hand) == (0, 1)
+    assert await redis_stock(app_services, item) == 2, "never into a sale nobody can buy"
+    assert await on_hand(app_services, "SKEW-1") == before + 2
+    assert await returns_of(app_services, order_id) == [("restocked", 2, 0)]
+    (await books(app_services, item)).assert_balanced()
+
+
+async def test_a_release_interrupted_before_the_end_moved_stays_on_sale(
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
+) -> None:
+    item = (await create_live_item(client, auth, sku="MOVE-1", stock=4, per_user_limit=2)).id
+    order_id = await stored_order(client, auth, app_services, item, quantity=2)
+    await cancel_without_return(app_services, order_id, "shopper-1")
+    async with app_services.sessionmaker() as session:  # released, never booked
+        due = await repository.lock_stock_returns(session, order_ids=None, limit=10)
+        assert len(await release_in_redis(app_services, due)) == 1
+        await session.rollback()
+    before = await on_hand(app_services, "MOVE-1")
+    # The operator ends the sale before the retry: Redis's window closes too.
+    ended = await client.post(
+        f"/api/v1/admin/events/{await event_of(client, item)}/end", headers=auth.admin()
+    )
+    assert ended.status_code == 200, ended.text
+
+    returned = await return_stock(services=app_services)
+
+    assert (returned.on_sale, returned.on_hand) == (1, 0), "the first decision stands"
+    assert await on_hand(app_services, "MOVE-1") == before
+    assert await returns_of(app_services, order_id) == [("released", 0, 2)]
+    (await books(app_services, item)).assert_balanced()
+
+
+async def event_of(client: httpx.AsyncClient, item_id: int) -> int:
+    event_id: int = (await client.get(f"/api/v1/items/{item_id}")).json()["event_id"]
+    return event_id

@@ -9,12 +9,12 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from app.container import Container
+from app.flows.writer import OrderWriter
 from app.orders.models import Order
 from app.orders.repository import LIVE_STATUSES
-from app.seckill.worker import OrderWriter
-from app.state import Services
-from tests.factories import Auth, buy, create_live_item
-from tests.lifecycle import books, redis_bought, redis_stock, sweeper, transitions, until
+from tests.support.factories import Auth, buy, create_live_item
+from tests.support.lifecycle import books, redis_bought, redis_stock, sweeper, transitions, until
 
 STOCK = 20
 PAYERS = 30
@@ -73,7 +73,7 @@ async def dawdler(
         tally.abandoned[user] = response.json()["order_id"]
 
 
-async def sample(services: Services, item_id: int, tally: Tally, stop: asyncio.Event) -> None:
+async def sample(services: Container, item_id: int, tally: Tally, stop: asyncio.Event) -> None:
     """Paid plus pending units in Postgres, and Redis's stock, while the sale runs."""
     while not stop.is_set():
         async with services.sessionmaker() as session:
@@ -93,10 +93,10 @@ async def sample(services: Services, item_id: int, tally: Tally, stop: asyncio.E
     [{"payment_timeout_seconds": 1, "timeout_sweep_interval_seconds": 0.05}],
 )
 async def test_unpaid_units_return_and_sell_to_payers(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
     item = await create_live_item(client, auth, stock=STOCK, per_user_limit=1)
-    item_id = item["id"]
+    item_id = item.id
     shoppers = [f"payer{n}" for n in range(PAYERS)] + [f"dawdler{n}" for n in range(DAWDLERS)]
     random.Random(11).shuffle(shoppers)
     tally = Tally()

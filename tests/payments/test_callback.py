@@ -4,43 +4,25 @@ that are not the order's."""
 import asyncio
 import json
 from decimal import Decimal
-from typing import Any
 
 import httpx
 import pytest
 
+from app.container import Container
 from app.payments.gateway import SimulatedGateway
-from app.payments.signatures import SIGNATURE_HEADER, sign
-from app.state import Services
-from tests.factories import Auth, assert_problem, create_live_item
-from tests.lifecycle import bought, order_row, redis_stock, stored_order, transitions
-
-CALLBACK = "/api/v1/payments/callback"
+from app.payments.signatures import sign
+from tests.support.factories import Auth, assert_problem, create_live_item
+from tests.support.lifecycle import bought, order_row, redis_stock, stored_order, transitions
+from tests.support.payments import CALLBACK, notification, notify
 
 
-def notification(order_id: str, amount: str, reference: str = "gw_1001", **extra: Any) -> bytes:
-    body = {"order_id": order_id, "reference": reference, "amount": amount, "status": "succeeded"}
-    return json.dumps({**body, **extra}).encode()
-
-
-def notify(
-    client: httpx.AsyncClient, services: Services, body: bytes, *, signature: str | None = None
-) -> Any:
-    secret = services.settings.payment_webhook_secret.get_secret_value()
-    headers = {
-        "Content-Type": "application/json",
-        SIGNATURE_HEADER: signature if signature is not None else sign(secret, body),
-    }
-    return client.post(CALLBACK, content=body, headers=headers)
-
-
-async def pending_order(client: httpx.AsyncClient, auth: Auth, services: Services) -> str:
+async def pending_order(client: httpx.AsyncClient, auth: Auth, services: Container) -> str:
     item = await create_live_item(client, auth, stock=5, seckill_price="19.90")
-    return await stored_order(client, auth, services, item["id"], quantity=2)
+    return await stored_order(client, auth, services, item.id, quantity=2)
 
 
 async def test_a_signed_notification_marks_the_order_paid(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
     order_id = await pending_order(client, auth, app_services)
 
@@ -56,7 +38,7 @@ async def test_a_signed_notification_marks_the_order_paid(
 
 
 async def test_the_same_notification_twice_changes_nothing(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
     order_id = await pending_order(client, auth, app_services)
     body = notification(order_id, "39.80")
@@ -72,7 +54,7 @@ async def test_the_same_notification_twice_changes_nothing(
 
 
 async def test_a_notification_delivered_twice_at_once_is_recorded_once(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
     order_id = await pending_order(client, auth, app_services)
     body = notification(order_id, "39.80")
@@ -91,7 +73,7 @@ async def test_a_notification_delivered_twice_at_once_is_recorded_once(
     ids=["empty", "wrong-digest", "wrong-scheme", "garbage"],
 )
 async def test_a_bad_signature_is_refused_and_changes_nothing(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services, signature: str
+    client: httpx.AsyncClient, auth: Auth, app_services: Container, signature: str
 ) -> None:
     order_id = await pending_order(client, auth, app_services)
 
@@ -105,7 +87,7 @@ async def test_a_bad_signature_is_refused_and_changes_nothing(
 
 
 async def test_a_signature_of_another_body_is_refused(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
     order_id = await pending_order(client, auth, app_services)
     secret = app_services.settings.payment_webhook_secret.get_secret_value()
@@ -121,7 +103,7 @@ async def test_a_signature_of_another_body_is_refused(
 
 
 async def test_a_missing_signature_is_refused(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
     order_id = await pending_order(client, auth, app_services)
 
@@ -132,7 +114,7 @@ async def test_a_missing_signature_is_refused(
 
 @pytest.mark.parametrize("amount", ["39.79", "19.90", "398.00"])
 async def test_a_wrong_amount_is_refused_and_changes_nothing(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services, amount: str
+    client: httpx.AsyncClient, auth: Auth, app_services: Container, amount: str
 ) -> None:
     order_id = await pending_order(client, auth, app_services)
 
@@ -148,7 +130,7 @@ async def test_a_wrong_amount_is_refused_and_changes_nothing(
 
 
 async def test_a_failed_charge_is_acknowledged_and_changes_nothing(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
     order_id = await pending_order(client, auth, app_services)
 
@@ -159,7 +141,7 @@ async def test_a_failed_charge_is_acknowledged_and_changes_nothing(
 
 
 async def test_a_payment_for_a_cancelled_order_is_refunded(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
     order_id = await pending_order(client, auth, app_services)
     cancel = await client.post(f"/api/v1/orders/{order_id}/cancel", headers=auth.headers())
@@ -178,16 +160,16 @@ async def test_a_payment_for_a_cancelled_order_is_refunded(
 
 
 async def test_a_queued_order_asks_the_gateway_to_retry(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
     item = await create_live_item(client, auth, stock=5, seckill_price="19.90")
-    order_id = await bought(client, auth, item["id"])
+    order_id = await bought(client, auth, item.id)
 
     response = await notify(client, app_services, notification(order_id, "19.90"))
 
     assert_problem(response, 409, "invalid_state")
     assert response.headers["Retry-After"] == "1"
-    assert await redis_stock(app_services, item["id"]) == 4
+    assert await redis_stock(app_services, item.id) == 4
 
 
 @pytest.mark.parametrize(
@@ -202,13 +184,13 @@ async def test_a_queued_order_asks_the_gateway_to_retry(
     ids=["malformed", "incomplete", "negative-amount"],
 )
 async def test_a_signed_but_malformed_notification_is_a_validation_problem(
-    client: httpx.AsyncClient, app_services: Services, body: bytes
+    client: httpx.AsyncClient, app_services: Container, body: bytes
 ) -> None:
     assert_problem(await notify(client, app_services, body), 422, "validation_error")
 
 
 async def test_an_unknown_order_is_not_found(
-    client: httpx.AsyncClient, app_services: Services
+    client: httpx.AsyncClient, app_services: Container
 ) -> None:
     body = notification("01JDZZZZZZZZZZZZZZZZZZZZZZ-424242", "1.00")
     assert_problem(await notify(client, app_services, body), 404, "not_found")

@@ -6,10 +6,10 @@ from decimal import Decimal
 
 import httpx
 
+from app.container import Container
 from app.payments.gateway import SimulatedGateway
-from app.state import Services
-from tests.factories import Auth, assert_problem, create_live_item
-from tests.lifecycle import (
+from tests.support.factories import Auth, assert_problem, create_live_item
+from tests.support.lifecycle import (
     books,
     closing_sale,
     on_hand,
@@ -30,7 +30,7 @@ def refund(client: httpx.AsyncClient, auth: Auth, order_id: str) -> "asyncio.Tas
 
 
 async def paid_order(
-    client: httpx.AsyncClient, auth: Auth, services: Services, item_id: int, quantity: int = 1
+    client: httpx.AsyncClient, auth: Auth, services: Container, item_id: int, quantity: int = 1
 ) -> str:
     order_id = await stored_order(client, auth, services, item_id, quantity=quantity)
     paid = await client.post(f"/api/v1/orders/{order_id}/pay", headers=auth.headers())
@@ -38,16 +38,16 @@ async def paid_order(
     return order_id
 
 
-def simulated(services: Services) -> SimulatedGateway:
+def simulated(services: Container) -> SimulatedGateway:
     assert isinstance(services.gateway, SimulatedGateway)
     return services.gateway
 
 
 async def test_a_refund_gives_the_money_and_the_units_back(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
     item = await create_live_item(client, auth, stock=5, seckill_price="19.90", per_user_limit=2)
-    order_id = await paid_order(client, auth, app_services, item["id"], quantity=2)
+    order_id = await paid_order(client, auth, app_services, item.id, quantity=2)
 
     response = await refund(client, auth, order_id)
 
@@ -61,32 +61,32 @@ async def test_a_refund_gives_the_money_and_the_units_back(
         ("pending_payment", "paid", "payment"),
         ("paid", "refunded", "refund"),
     ]
-    assert await redis_stock(app_services, item["id"]) == 5
-    assert await redis_bought(app_services, item["id"]) == {}
+    assert await redis_stock(app_services, item.id) == 5
+    assert await redis_bought(app_services, item.id) == {}
     assert await returns_of(app_services, order_id) == [("released", 0, 2)]
-    (await books(app_services, item["id"])).assert_balanced()
+    (await books(app_services, item.id)).assert_balanced()
 
 
 async def test_two_refunds_at_once_refund_once(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
     item = await create_live_item(client, auth, stock=5)
-    order_id = await paid_order(client, auth, app_services, item["id"])
+    order_id = await paid_order(client, auth, app_services, item.id)
 
     responses = await asyncio.gather(*[refund(client, auth, order_id) for _ in range(3)])
 
     assert sorted(r.status_code for r in responses) == [200, 409, 409]
     assert len(simulated(app_services).refunds) == 1
-    assert await redis_stock(app_services, item["id"]) == 5
+    assert await redis_stock(app_services, item.id) == 5
     assert len(await returns_of(app_services, order_id)) == 1
 
 
 async def test_only_paid_orders_are_refunded_and_only_by_operators(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
     item = await create_live_item(client, auth, stock=5)
-    pending = await stored_order(client, auth, app_services, item["id"], user_id="u1")
-    paid = await paid_order(client, auth, app_services, item["id"])
+    pending = await stored_order(client, auth, app_services, item.id, user_id="u1")
+    paid = await paid_order(client, auth, app_services, item.id)
 
     assert_problem(await refund(client, auth, pending), 409, "invalid_state")
     by_shopper = await client.post(f"/api/v1/admin/orders/{paid}/refund", headers=auth.headers())
@@ -100,7 +100,7 @@ async def test_only_paid_orders_are_refunded_and_only_by_operators(
 
 
 async def test_a_refund_after_the_sale_restocks_the_warehouse(
-    client: httpx.AsyncClient, auth: Auth, app_services: Services
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
     item, ends_at = await closing_sale(client, auth, sku="SHORT-2", stock=4, per_user_limit=2)
     order_id = await paid_order(client, auth, app_services, item, quantity=2)

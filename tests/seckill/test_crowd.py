@@ -12,12 +12,12 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
+from app.container import Container
+from app.flows.writer import OrderWriter
 from app.inventory.models import StockMovement
 from app.orders.models import Order
-from app.seckill.keys import ItemKeys
-from app.seckill.worker import OrderWriter
-from app.state import Services
-from tests.factories import Auth, create_live_item
+from app.store.keys import ItemKeys
+from tests.support.factories import Auth, create_live_item
 
 BUYERS = int(os.environ.get("CROWD_BUYERS", "700"))
 ATTEMPTS = int(os.environ.get("CROWD_ATTEMPTS", "2000"))
@@ -52,7 +52,7 @@ async def http_base_url(app: FastAPI) -> AsyncIterator[str]:
 
 @pytest.mark.slow
 async def test_two_thousand_buyers_sell_exactly_the_stock(
-    client: httpx.AsyncClient, auth: Auth, http_base_url: str, app_services: Services
+    client: httpx.AsyncClient, auth: Auth, http_base_url: str, app_services: Container
 ) -> None:
     item = await create_live_item(client, auth, stock=STOCK, per_user_limit=LIMIT)
     rng = random.Random(7)
@@ -79,7 +79,7 @@ async def test_two_thousand_buyers_sell_exactly_the_stock(
     async def attempt(n: int, user: str, quantity: int, key: str) -> Result:
         await start.wait()
         response = await crowd[n % CLIENTS].post(
-            f"/api/v1/items/{item['id']}/purchase",
+            f"/api/v1/items/{item.id}/purchase",
             json={"quantity": quantity},
             headers={**headers[user], "Idempotency-Key": key},
         )
@@ -110,7 +110,7 @@ async def test_two_thousand_buyers_sell_exactly_the_stock(
     for user, quantity in accepted.values():
         per_user[user] += quantity
 
-    keys = ItemKeys(app_services.settings.redis_key_prefix, item["id"])
+    keys = ItemKeys(app_services.settings.redis_key_prefix, item.id)
     remaining = int(await app_services.redis.hget(keys.sale, "stock") or -1)
     assert sold == STOCK - remaining
     assert remaining == 0, "demand far above stock must sell out"
@@ -126,7 +126,7 @@ async def test_two_thousand_buyers_sell_exactly_the_stock(
         rows = (await session.execute(select(Order.id, Order.user_id, Order.quantity))).all()
         sold_in_ledger = await session.scalar(
             select(func.sum(StockMovement.item_stock_delta)).where(
-                StockMovement.item_id == item["id"], StockMovement.reason == "sold"
+                StockMovement.item_id == item.id, StockMovement.reason == "sold"
             )
         )
     assert {r.id: (r.user_id, r.quantity) for r in rows} == accepted

@@ -1,0 +1,71 @@
+"""The container: the process's infrastructure, built once by the lifespan (or by
+`build_services` for the CLI and tests), and its dependency alias.
+
+It holds connections and adapters only (settings, engine, sessionmaker, Redis, the
+scripts, the sold-out marks, the payment gateway, the token verifier); domain
+collaborators are passed explicitly as keyword arguments, never looked up here.
+"""
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.auth import TokenVerifier
+from app.config import Settings
+from app.outages import BackendWatch
+from app.payments.gateway import PaymentGateway, SimulatedGateway
+from app.redis import RedisClient
+from app.store.acks import AckPolicy
+from app.store.generations import SeenGenerations
+from app.store.keys import GlobalKeys
+from app.store.refused_tries import RefusedTries
+from app.store.scripts import Scripts
+from app.store.sold_out import SoldOutMarks
+
+
+@dataclass
+class Container:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    redis: RedisClient
+    scripts: Scripts
+    sold_out: SoldOutMarks
+    # Charges and refunds; the simulated gateway until a real one is plugged in.
+    gateway: PaymentGateway = field(default_factory=SimulatedGateway)
+    # Replicated acceptance (SECKILL_REDIS_MIN_REPLICA_ACKS), None when off.
+    acks: AckPolicy | None = None
+    # On a cluster: at most redis_max_connections hot-path calls at once (see purchase).
+    redis_gate: asyncio.Semaphore | None = field(init=False)
+    # Reachability of Redis (the purchase circuit breaker) and Postgres, as seen here.
+    watch: BackendWatch = field(init=False)
+    tokens: TokenVerifier = field(init=False)
+    # Attempts answered from a sold-out mark, for the live stats.
+    refused_tries: RefusedTries = field(init=False)
+    # Each sale's newest generation seen accepted here: Redis behind it froze the item.
+    generations: SeenGenerations = field(init=False, default_factory=SeenGenerations)
+
+    def __post_init__(self) -> None:
+        self.tokens = TokenVerifier(self.settings)
+        self.refused_tries = RefusedTries(self.settings.redis_key_prefix)
+        self.watch = BackendWatch.from_settings(self.settings)
+        self.redis_gate = (
+            asyncio.Semaphore(self.settings.redis_max_connections)
+            if self.settings.redis_cluster
+            else None
+        )
+
+    @property
+    def keys(self) -> GlobalKeys:
+        return GlobalKeys(self.settings.redis_key_prefix)
+
+
+async def get_container(request: Request) -> Container:  # async: no thread-pool hop
+    container: Container = request.app.state.container
+    return container
+
+
+ContainerDep = Annotated[Container, Depends(get_container)]

@@ -1,0 +1,1 @@
+"""Flows that span domains: the order writer, the audits, sweeps, reports."""

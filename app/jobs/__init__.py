@@ -1,0 +1,1 @@
+"""Background jobs with progress (bulk coupon grants), resumable after a crash."""

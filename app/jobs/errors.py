@@ -1,0 +1,7 @@
+from app.errors import AppError
+
+
+class JobNotFound(AppError):
+    status = 404
+    code = "not_found"
+    title = "No such job"

@@ -1,0 +1,37 @@
+"""GET /dashboard: the operators' live page. Plain HTML, CSS and JS shipped inside the
+package and served by the app itself: nothing from a CDN, no build step."""
+
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, HTMLResponse
+
+STATIC = Path(__file__).resolve().parent / "static"
+# Only this service's own files run on the page; the token never leaves for elsewhere.
+POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+router = APIRouter(tags=["live sale (admin)"])
+
+
+@router.get("/dashboard", response_class=HTMLResponse)
+async def dashboard() -> HTMLResponse:
+    """The operators' live page: type an operator token, choose an event, and watch its
+    numbers, a chart and low-stock warnings update by themselves (from the stats
+    stream); pause, resume, extend or end the sale, and change items' stock, limit,
+    price and low-stock threshold, each after a confirmation."""
+    return HTMLResponse(
+        (STATIC / "dashboard.html").read_text(), headers={"Content-Security-Policy": POLICY}
+    )
+
+
+@router.get("/dashboard/dashboard.js", include_in_schema=False)
+async def script() -> FileResponse:
+    return FileResponse(STATIC / "dashboard.js", media_type="text/javascript")
+
+
+@router.get("/dashboard/dashboard.css", include_in_schema=False)
+async def stylesheet() -> FileResponse:
+    return FileResponse(STATIC / "dashboard.css", media_type="text/css")

@@ -1,0 +1,58 @@
+from datetime import datetime
+from decimal import Decimal
+
+from pydantic import BaseModel, Field
+
+from app.events.schemas import EventState, ItemState
+
+
+class ItemStats(BaseModel):
+    id: int
+    name: str
+    state: ItemState
+    remaining: int = Field(description="Units for sale right now (Redis).")
+    allocated: int = Field(description="Units allocated to the sale (stock added included).")
+    attempts: int
+    participants: int = Field(description="Distinct users who tried this item (estimate).")
+    accepted_orders: int
+    accepted_units: int
+    paid_orders: int
+    paid_units: int
+    gmv: Decimal
+    low_stock_threshold: int | None
+    low_stock: bool = Field(description="remaining < low_stock_threshold.")
+    sold_out_at: datetime | None = Field(description="When the stock ran out, if it is out.")
+
+
+class EventStats(BaseModel):
+    event_id: int
+    at: datetime = Field(description="When these numbers were read.")
+    state: EventState
+    paused: bool
+    starts_at: datetime
+    ends_at: datetime
+    participants: int = Field(
+        description="Distinct users who tried to buy (HyperLogLog estimate, within 2%)."
+    )
+    attempts: int
+    accepted_orders: int
+    accepted_units: int
+    paid_orders: int
+    paid_units: int
+    gmv: Decimal = Field(description="Amount of paid orders.")
+    conversion: float = Field(description="Users with an accepted order / participants.")
+    items: list[ItemStats]
+
+
+class LiveItem(BaseModel):
+    id: int
+    remaining: int
+    state: ItemState
+
+
+class LiveBoard(BaseModel):
+    """The public live board of a sale (实时播报)."""
+
+    event_id: int
+    participants: int
+    items: list[LiveItem]

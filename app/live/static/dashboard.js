@@ -1,0 +1,250 @@
+// The operators' live page: no framework, no build step, nothing from the network but
+// this service. Stats arrive as Server-Sent Events read through fetch() (EventSource
+// cannot send the Authorization header); controls are PATCH/POST calls, each confirmed.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = { token: "", eventId: "", abort: null, history: [], last: null, items: {} };
+const HISTORY = 300; // points on the chart (five minutes at one a second)
+
+function money(value) { return Number(value).toLocaleString(undefined, { minimumFractionDigits: 2 }); }
+function when(iso) { return iso ? new Date(iso).toLocaleTimeString() : "–"; }
+
+function say(text, error = false) {
+  const result = $("result");
+  result.textContent = text;
+  result.className = error ? "error" : "";
+}
+
+async function api(method, path, body) {
+  const response = await fetch(path, {
+    method,
+    headers: { Authorization: `Bearer ${state.token}`, "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    throw new Error(`${response.status} ${data.code || ""}: ${data.detail || response.statusText}`);
+  }
+  return data;
+}
+
+async function loadEvents() {
+  const events = await api("GET", "/api/v1/events?limit=200");
+  const select = $("event");
+  select.innerHTML = "";
+  const order = { live: 0, upcoming: 1, ended: 2 };
+  events.sort((a, b) => order[a.state] - order[b.state] || b.id - a.id);
+  for (const event of events) {
+    const option = document.createElement("option");
+    option.value = event.id;
+    option.textContent = `#${event.id} ${event.name} (${event.state})`;
+    select.appendChild(option);
+  }
+  select.disabled = false;
+  const wanted = new URLSearchParams(location.search).get("event");
+  if (wanted && events.some((e) => String(e.id) === wanted)) select.value = wanted;
+  if (select.value) watch(select.value);
+}
+
+function render(stats) {
+  state.last = stats;
+  $("state").textContent = stats.paused ? "paused" : stats.state;
+  $("participants").textContent = stats.participants.toLocaleString();
+  $("attempts").textContent = stats.attempts.toLocaleString();
+  $("accepted_orders").textContent = stats.accepted_orders.toLocaleString();
+  $("accepted_units").textContent = stats.accepted_units.toLocaleString();
+  $("paid_orders").textContent = stats.paid_orders.toLocaleString();
+  $("gmv").textContent = money(stats.gmv);
+  $("conversion").textContent = `${(stats.conversion * 100).toFixed(1)}%`;
+  $("ends").textContent = when(stats.ends_at);
+
+  const warnings = $("warnings");
+  warnings.innerHTML = "";
+  for (const item of stats.items) {
+    if (item.low_stock && item.remaining > 0) {
+      const div = document.createElement("div");
+      div.className = "warn";
+      div.dataset.testid = "low-stock";
+      div.textContent = `Low stock: ${item.name} (#${item.id}) has ${item.remaining} left, below ${item.low_stock_threshold}.`;
+      warnings.appendChild(div);
+    }
+  }
+  renderItems(stats.items);
+  state.history.push({ at: Date.parse(stats.at), accepted: stats.accepted_units, paid: stats.paid_units });
+  if (state.history.length > HISTORY) state.history.shift();
+  drawChart();
+}
+
+function renderItems(items) {
+  const body = $("items").querySelector("tbody");
+  for (const item of items) {
+    let row = body.querySelector(`tr[data-item="${item.id}"]`);
+    if (!row) {
+      row = document.createElement("tr");
+      row.dataset.item = item.id;
+      row.innerHTML = `
+        <td class="name"></td><td class="state"></td><td class="stock"></td>
+        <td class="accepted"></td><td class="paid"></td><td class="limit"></td>
+        <td class="price"></td><td class="soldout"></td>
+        <td class="change">
+          <input class="add_stock" type="number" min="1" placeholder="+stock" title="units to add from the SKU">
+          <input class="per_user_limit" type="number" min="1" placeholder="limit" title="per-user limit">
+          <input class="seckill_price" type="text" inputmode="decimal" placeholder="price" title="seckill price">
+          <input class="low_stock_threshold" type="number" min="0" placeholder="warn <" title="low-stock threshold">
+          <button type="button" class="apply">Apply</button>
+        </td>`;
+      row.querySelector(".apply").addEventListener("click", () => changeItem(item.id, row));
+      body.appendChild(row);
+    }
+    const known = state.items[item.id] || {};
+    row.className = item.remaining <= 0 ? "sold_out" : item.low_stock ? "low" : "";
+    row.querySelector(".name").textContent = `#${item.id} ${item.name}`;
+    row.querySelector(".state").innerHTML = item.state + (item.low_stock && item.remaining > 0 ? '<span class="badge">LOW</span>' : "");
+    row.querySelector(".stock").textContent = `${item.remaining} / ${item.allocated}`;
+    row.querySelector(".accepted").textContent = item.accepted_units;
+    row.querySelector(".paid").textContent = item.paid_units;
+    row.querySelector(".limit").textContent = known.per_user_limit ?? "–";
+    row.querySelector(".price").textContent = known.seckill_price ?? "–";
+    row.querySelector(".soldout").textContent = when(item.sold_out_at);
+  }
+}
+
+async function loadItemTerms(eventId) {
+  const event = await api("GET", `/api/v1/events/${eventId}`);
+  state.items = {};
+  for (const item of event.items) state.items[item.id] = item;
+}
+
+function drawChart() {
+  const canvas = $("chart");
+  const ctx = canvas.getContext("2d");
+  const { width, height } = canvas;
+  ctx.clearRect(0, 0, width, height);
+  const points = state.history;
+  if (points.length < 2) return;
+  const top = Math.max(1, ...points.map((p) => p.accepted));
+  const t0 = points[0].at;
+  const span = Math.max(1, points[points.length - 1].at - t0);
+  const x = (p) => 40 + ((p.at - t0) / span) * (width - 50);
+  const y = (v) => height - 20 - (v / top) * (height - 35);
+  ctx.strokeStyle = "#c8cfdc";
+  ctx.fillStyle = "#5b6478";
+  ctx.font = "11px system-ui";
+  ctx.beginPath(); ctx.moveTo(40, 10); ctx.lineTo(40, height - 20); ctx.lineTo(width - 10, height - 20); ctx.stroke();
+  ctx.fillText(String(top), 4, 16);
+  ctx.fillText("0", 28, height - 22);
+  for (const [key, color] of [["accepted", "#2f6fde"], ["paid", "#1f9d55"]]) {
+    ctx.strokeStyle = color;
+    ctx.lineWidth = 2;
+    ctx.beginPath();
+    points.forEach((p, i) => (i ? ctx.lineTo(x(p), y(p[key])) : ctx.moveTo(x(p), y(p[key]))));
+    ctx.stroke();
+  }
+}
+
+function setLink(text, live) {
+  $("link").textContent = text;
+  $("link").className = live ? "pill live" : "pill";
+}
+
+async function watch(eventId) {
+  if (state.abort) state.abort.abort();
+  state.eventId = String(eventId);
+  state.history = [];
+  $("items").querySelector("tbody").innerHTML = "";
+  history.replaceState(null, "", `?event=${eventId}`);
+  const abort = new AbortController();
+  state.abort = abort;
+  try { await loadItemTerms(eventId); } catch (error) { say(error.message, true); }
+  while (!abort.signal.aborted) {
+    try {
+      const response = await fetch(`/api/v1/admin/events/${eventId}/stats/stream`, {
+        headers: { Authorization: `Bearer ${state.token}`, Accept: "text/event-stream" },
+        signal: abort.signal,
+      });
+      if (!response.ok) {
+        const problem = await response.json().catch(() => ({}));
+        throw new Error(`${response.status} ${problem.code || ""}: ${problem.detail || ""}`);
+      }
+      setLink("live", true);
+      await readEvents(response.body, (name, data) => { if (name === "stats") render(JSON.parse(data)); });
+    } catch (error) {
+      if (abort.signal.aborted) return;
+      say(`stream: ${error.message}; reconnecting`, true);
+    }
+    setLink("reconnecting", false);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+  }
+}
+
+async function readEvents(stream, onEvent) {
+  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      let name = "message";
+      const data = [];
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event:")) name = line.slice(6).trim();
+        else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
+      }
+      onEvent(name, data.join("\n"));
+    }
+  }
+}
+
+async function act(question, method, path, body) {
+  if (!confirm(question)) { say("cancelled"); return; }
+  try {
+    await api(method, path, body);
+    say(`done: ${question}`);
+    await loadItemTerms(state.eventId);
+  } catch (error) {
+    say(error.message, true);
+  }
+}
+
+function changeItem(itemId, row) {
+  const body = {};
+  for (const field of ["add_stock", "per_user_limit", "low_stock_threshold"]) {
+    const input = row.querySelector(`.${field}`);
+    if (input.value !== "") body[field] = Number(input.value);
+  }
+  const price = row.querySelector(".seckill_price").value.trim();
+  if (price) body.seckill_price = price;
+  if (!Object.keys(body).length) { say("nothing to change", true); return; }
+  const words = Object.entries(body).map(([k, v]) => `${k} = ${v}`).join(", ");
+  act(`Change item #${itemId}: ${words}?`, "PATCH", `/api/v1/admin/items/${itemId}`, body).then(() => {
+    for (const input of row.querySelectorAll("input")) input.value = "";
+  });
+}
+
+$("connect").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  state.token = $("token").value.trim();
+  sessionStorage.setItem("seckill-token", state.token);
+  try { await loadEvents(); say("connected"); } catch (error) { say(error.message, true); }
+});
+$("event").addEventListener("change", (e) => { if (e.target.value) watch(e.target.value); });
+$("pause").addEventListener("click", () =>
+  act(`Pause event #${state.eventId}?`, "POST", `/api/v1/admin/events/${state.eventId}/pause`));
+$("resume").addEventListener("click", () =>
+  act(`Resume event #${state.eventId}?`, "POST", `/api/v1/admin/events/${state.eventId}/resume`));
+$("end").addEventListener("click", () =>
+  act(`End event #${state.eventId} NOW? Nobody can buy afterwards.`, "POST", `/api/v1/admin/events/${state.eventId}/end`));
+$("extend").addEventListener("click", () => {
+  if (!state.last) return;
+  const minutes = Number($("extend-minutes").value || 0);
+  const ends = new Date(Date.parse(state.last.ends_at) + minutes * 60000).toISOString();
+  act(`Move the end of event #${state.eventId} to ${ends}?`, "PATCH", `/api/v1/admin/events/${state.eventId}`, { ends_at: ends });
+});
+
+const saved = sessionStorage.getItem("seckill-token");
+if (saved) { $("token").value = saved; $("connect").requestSubmit(); }

@@ -1,0 +1,135 @@
+"""Every SQL statement of the sale report. All figures come from Postgres."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    orders: int
+    units: int
+    buyers: int
+    pending_orders: int
+    paid_orders: int
+    paid_units: int
+    cancelled_orders: int
+    cancelled_units: int
+    timed_out_orders: int
+    refunded_orders: int
+    refunded_units: int
+    gmv: Decimal
+    refunded_amount: Decimal
+    first_sale_at: datetime | None
+
+
+_TOTALS = text(
+    """
+    SELECT count(*) AS orders,
+           coalesce(sum(o.quantity), 0) AS units,
+           count(DISTINCT o.user_id) AS buyers,
+           count(*) FILTER (WHERE o.status = 'pending_payment') AS pending_orders,
+           count(*) FILTER (WHERE o.status = 'paid') AS paid_orders,
+           coalesce(sum(o.quantity) FILTER (WHERE o.status = 'paid'), 0) AS paid_units,
+           count(*) FILTER (WHERE o.status = 'cancelled') AS cancelled_orders,
+           coalesce(sum(o.quantity) FILTER (WHERE o.status = 'cancelled'), 0)
+               AS cancelled_units,
+           count(*) FILTER (WHERE o.status = 'cancelled' AND EXISTS (
+               SELECT 1 FROM order_transitions AS t
+               WHERE t.order_id = o.id AND t.cause = 'payment_timeout')) AS timed_out_orders,
+           count(*) FILTER (WHERE o.status = 'refunded') AS refunded_orders,
+           coalesce(sum(o.quantity) FILTER (WHERE o.status = 'refunded'), 0)
+               AS refunded_units,
+           coalesce(sum(o.amount) FILTER (WHERE o.status = 'paid'), 0) AS gmv,
+           coalesce(sum(o.amount) FILTER (WHERE o.status = 'refunded'), 0) AS refunded_amount,
+           min(o.accepted_at) AS first_sale_at
+    FROM orders AS o
+    WHERE o.event_id = :event_id AND (CAST(:item_id AS bigint) IS NULL OR o.item_id = :item_id)
+    """
+)
+
+
+async def totals(session: AsyncSession, event_id: int, item_id: int | None = None) -> Totals:
+    row = (await session.execute(_TOTALS, {"event_id": event_id, "item_id": item_id})).one()
+    return Totals(
+        orders=int(row.orders),
+        units=int(row.units),
+        buyers=int(row.buyers),
+        pending_orders=int(row.pending_orders),
+        paid_orders=int(row.paid_orders),
+        paid_units=int(row.paid_units),
+        cancelled_orders=int(row.cancelled_orders),
+        cancelled_units=int(row.cancelled_units),
+        timed_out_orders=int(row.timed_out_orders),
+        refunded_orders=int(row.refunded_orders),
+        refunded_units=int(row.refunded_units),
+        gmv=Decimal(row.gmv),
+        refunded_amount=Decimal(row.refunded_amount),
+        first_sale_at=row.first_sale_at,
+    )
+
+
+# The moment an item sold out: the acceptance of the order whose units, added to all
+# accepted before it, reached the item's allocation (orders later cancelled included:
+# they took the stock at that moment).
+_SOLD_OUT = text(
+    """
+    SELECT item_id, min(accepted_at) AS sold_out_at
+    FROM (
+        SELECT o.item_id, o.accepted_at, i.stock,
+               sum(o.quantity) OVER (PARTITION BY o.item_id ORDER BY o.accepted_at, o.id)
+                   AS running
+        FROM orders AS o JOIN event_items AS i ON i.id = o.item_id
+        WHERE o.event_id = :event_id
+    ) AS r
+    WHERE running >= stock
+    GROUP BY item_id
+    """
+)
+
+
+async def sold_out_at(session: AsyncSession, event_id: int) -> dict[int, datetime]:
+    rows = await session.execute(_SOLD_OUT, {"event_id": event_id})
+    return {row.item_id: row.sold_out_at for row in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class MinuteRow:
+    minute: datetime
+    item_id: int
+    orders: int
+    units: int
+    paid_units: int
+    gmv: Decimal
+
+
+_SERIES = text(
+    """
+    SELECT date_trunc('minute', accepted_at) AS minute, item_id,
+           count(*) AS orders, sum(quantity) AS units,
+           coalesce(sum(quantity) FILTER (WHERE status = 'paid'), 0) AS paid_units,
+           coalesce(sum(amount) FILTER (WHERE status = 'paid'), 0) AS gmv
+    FROM orders
+    WHERE event_id = :event_id
+    GROUP BY 1, 2
+    ORDER BY 1, 2
+    """
+)
+
+
+async def per_minute(session: AsyncSession, event_id: int) -> list[MinuteRow]:
+    rows = await session.execute(_SERIES, {"event_id": event_id})
+    return [
+        MinuteRow(
+            minute=row.minute,
+            item_id=row.item_id,
+            orders=int(row.orders),
+            units=int(row.units),
+            paid_units=int(row.paid_units),
+            gmv=Decimal(row.gmv),
+        )
+        for row in rows
+    ]

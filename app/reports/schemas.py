@@ -1,0 +1,76 @@
+from datetime import datetime
+from decimal import Decimal
+
+from pydantic import BaseModel, Field
+
+
+class ReportTotals(BaseModel):
+    participants: int | None = Field(
+        description="Distinct users who tried to buy (live stats' estimate; null if the "
+        "sale's counters are gone from Redis)."
+    )
+    buyers: int = Field(description="Distinct users with an order.")
+    orders: int
+    units: int
+    pending_orders: int
+    paid_orders: int
+    paid_units: int
+    unpaid_orders: int = Field(description="Cancelled, by the user or by the timeout.")
+    cancelled_orders: int
+    cancelled_units: int
+    timed_out_orders: int = Field(description="Cancelled by the payment timeout.")
+    refunded_orders: int
+    refunded_units: int
+    gmv: Decimal = Field(description="Amount of paid orders (refunded ones excluded).")
+    refunded_amount: Decimal
+    conversion: float | None = Field(description="buyers / participants.")
+    payment_rate: float | None = Field(description="paid orders / orders.")
+    average_order_value: Decimal | None = Field(description="gmv / paid orders.")
+    first_sale_at: datetime | None
+    time_to_first_sale_seconds: float | None
+
+
+class ItemReport(BaseModel):
+    id: int
+    sku: str
+    name: str
+    allocated: int
+    orders: int
+    units: int
+    paid_units: int
+    cancelled_units: int
+    refunded_units: int
+    gmv: Decimal
+    first_sale_at: datetime | None
+    sold_out_at: datetime | None
+    sell_out_seconds: float | None = Field(description="From the sale's start to sold out.")
+
+
+class MinutePoint(BaseModel):
+    minute: datetime
+    item_id: int
+    orders: int
+    units: int
+    paid_units: int
+    gmv: Decimal
+
+
+class Comparison(BaseModel):
+    event_id: int
+    name: str
+    totals: ReportTotals
+    change: dict[str, float | None] = Field(
+        description="This sale's figure / the other's, less 1 (0.1 = 10% more)."
+    )
+
+
+class EventReport(BaseModel):
+    event_id: int
+    name: str
+    starts_at: datetime
+    ends_at: datetime
+    generated_at: datetime
+    totals: ReportTotals
+    items: list[ItemReport]
+    series: list[MinutePoint] = Field(description="Per minute and item, by acceptance time.")
+    compared_with: Comparison | None = None

@@ -1,0 +1,225 @@
+"""Building the report of a sale from Postgres (participants from the live stats)."""
+
+import csv
+import io
+import logging
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.container import Container
+from app.events import service as events
+from app.live import service as live
+from app.reports import repository
+from app.reports.schemas import (
+    Comparison,
+    EventReport,
+    ItemReport,
+    MinutePoint,
+    ReportTotals,
+)
+
+logger = logging.getLogger(__name__)
+CENT = Decimal("0.01")
+COMPARED = (
+    "participants",
+    "buyers",
+    "orders",
+    "units",
+    "paid_orders",
+    "paid_units",
+    "gmv",
+    "conversion",
+    "average_order_value",
+)
+
+
+def _ratio(part: float, whole: float) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _seconds(later: datetime | None, earlier: datetime) -> float | None:
+    return None if later is None else round((later - earlier).total_seconds(), 3)
+
+
+async def _participants(*, session: AsyncSession, services: Container, event_id: int) -> int | None:
+    try:
+        stats = await live.compute_stats(session=session, services=services, event_id=event_id)
+    except RedisError:
+        logger.warning("participants unavailable: Redis unreachable", exc_info=True)
+        return None
+    return stats.participants if stats.attempts else None
+
+
+def _totals(
+    found: repository.Totals, participants: int | None, starts_at: datetime
+) -> ReportTotals:
+    return ReportTotals(
+        participants=participants,
+        buyers=found.buyers,
+        orders=found.orders,
+        units=found.units,
+        pending_orders=found.pending_orders,
+        paid_orders=found.paid_orders,
+        paid_units=found.paid_units,
+        unpaid_orders=found.cancelled_orders,
+        cancelled_orders=found.cancelled_orders,
+        cancelled_units=found.cancelled_units,
+        timed_out_orders=found.timed_out_orders,
+        refunded_orders=found.refunded_orders,
+        refunded_units=found.refunded_units,
+        gmv=found.gmv,
+        refunded_amount=found.refunded_amount,
+        conversion=_ratio(found.buyers, participants or 0),
+        payment_rate=_ratio(found.paid_orders, found.orders),
+        average_order_value=(
+            (found.gmv / found.paid_orders).quantize(CENT, ROUND_HALF_UP)
+            if found.paid_orders
+            else None
+        ),
+        first_sale_at=found.first_sale_at,
+        time_to_first_sale_seconds=_seconds(found.first_sale_at, starts_at),
+    )
+
+
+async def build_report(
+    *, session: AsyncSession, services: Container, event_id: int, compare_with: int | None = None
+) -> EventReport:
+    event = await events.get_event_row(session=session, event_id=event_id)
+    participants = await _participants(session=session, services=services, event_id=event_id)
+    totals = _totals(await repository.totals(session, event_id), participants, event.starts_at)
+    sold_out = await repository.sold_out_at(session, event_id)
+    items = []
+    for item in event.items:
+        found = await repository.totals(session, event_id, item.id)
+        items.append(
+            ItemReport(
+                id=item.id,
+                sku=item.sku,
+                name=item.name,
+                allocated=item.stock,
+                orders=found.orders,
+                units=found.units,
+                paid_units=found.paid_units,
+                cancelled_units=found.cancelled_units,
+                refunded_units=found.refunded_units,
+                gmv=found.gmv,
+                first_sale_at=found.first_sale_at,
+                sold_out_at=sold_out.get(item.id),
+                sell_out_seconds=_seconds(sold_out.get(item.id), event.starts_at),
+            )
+        )
+    series = [
+        MinutePoint(
+            minute=row.minute,
+            item_id=row.item_id,
+            orders=row.orders,
+            units=row.units,
+            paid_units=row.paid_units,
+            gmv=row.gmv,
+        )
+        for row in await repository.per_minute(session, event_id)
+    ]
+    report = EventReport(
+        event_id=event.id,
+        name=event.name,
+        starts_at=event.starts_at,
+        ends_at=event.ends_at,
+        generated_at=datetime.now(UTC),
+        totals=totals,
+        items=items,
+        series=series,
+    )
+    if compare_with is not None:
+        other = await build_report(session=session, services=services, event_id=compare_with)
+        report.compared_with = compare(report, other)
+    return report
+
+
+def compare(report: EventReport, other: EventReport) -> Comparison:
+    change: dict[str, float | None] = {}
+    for name in COMPARED:
+        mine, theirs = getattr(report.totals, name), getattr(other.totals, name)
+        change[name] = (
+            None
+            if mine is None or theirs is None or not theirs
+            else round(float(mine) / float(theirs) - 1, 4)
+        )
+    return Comparison(event_id=other.event_id, name=other.name, totals=other.totals, change=change)
+
+
+CSV_COLUMNS = (
+    "item_id",
+    "sku",
+    "name",
+    "allocated",
+    "orders",
+    "units",
+    "paid_units",
+    "cancelled_units",
+    "refunded_units",
+    "gmv",
+    "first_sale_at",
+    "sold_out_at",
+    "sell_out_seconds",
+)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def report_csv(report: EventReport) -> str:
+    """One row per item, then a total row (`item_id` = "all")."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for item in report.items:
+        writer.writerow(
+            [
+                _cell(v)
+                for v in (
+                    item.id,
+                    item.sku,
+                    item.name,
+                    item.allocated,
+                    item.orders,
+                    item.units,
+                    item.paid_units,
+                    item.cancelled_units,
+                    item.refunded_units,
+                    item.gmv,
+                    item.first_sale_at,
+                    item.sold_out_at,
+                    item.sell_out_seconds,
+                )
+            ]
+        )
+    t = report.totals
+    writer.writerow(
+        [
+            _cell(v)
+            for v in (
+                "all",
+                "",
+                report.name,
+                sum(i.allocated for i in report.items),
+                t.orders,
+                t.units,
+                t.paid_units,
+                t.cancelled_units,
+                t.refunded_units,
+                t.gmv,
+                t.first_sale_at,
+                None,
+                None,
+            )
+        ]
+    )
+    return out.getvalue()

@@ -1,0 +1,1 @@
+"""The sale store: Redis key layout, one typed wrapper per Lua script, record codecs."""

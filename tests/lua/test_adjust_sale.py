@@ -1,0 +1,131 @@
+"""adjust_sale.lua against real Redis (7 and the embedded 6.2): stock by allocation (once,
+in any order), terms by version, nothing for an item not in Redis, and a crowd buying
+while stock is added never oversells."""
+
+import asyncio
+
+from redis.asyncio import Redis
+
+from app.store.adjust_sale import AdjustOutcome
+from app.store.purchase import Outcome
+from tests.support.lua import HOUR_MS, open_sale, redis_now_ms, wider_client
+
+
+async def test_added_stock_is_sold_and_the_allocation_remembered(
+    any_redis: Redis, key_prefix: str
+) -> None:
+    sale = await open_sale(any_redis, prefix=key_prefix, stock=2, limit=5)
+    assert (await sale.buy("u1", 2)).outcome is Outcome.ACCEPTED
+    assert (await sale.buy("u2", 1)).outcome is Outcome.SOLD_OUT
+
+    adjusted = await sale.adjust(allocated_before=2, allocated_after=5)
+
+    assert adjusted.outcome is AdjustOutcome.APPLIED
+    assert (adjusted.remaining, adjusted.added) == (3, 3)
+    assert await any_redis.hget(sale.keys.sale, "allocated") == "5"
+    assert (await sale.buy("u2", 3)).outcome is Outcome.ACCEPTED
+    assert await sale.stock() == 0
+
+
+async def test_a_change_applied_twice_or_out_of_order_adds_each_unit_once(
+    any_redis: Redis, key_prefix: str
+) -> None:
+    sale = await open_sale(any_redis, prefix=key_prefix, stock=10)
+    # Postgres committed 10 -> 15 then 15 -> 18; Redis hears the second first, then both
+    # again (retries).
+    await sale.adjust(allocated_before=15, allocated_after=18)
+    await sale.adjust(allocated_before=10, allocated_after=15)
+    await sale.adjust(allocated_before=15, allocated_after=18)
+
+    assert await sale.stock() == 18
+    assert await any_redis.hget(sale.keys.sale, "allocated") == "18"
+
+
+async def test_a_sale_loaded_before_allocations_were_remembered_trusts_the_before(
+    any_redis: Redis, key_prefix: str
+) -> None:
+    sale = await open_sale(any_redis, prefix=key_prefix, stock=10)
+    await any_redis.hdel(sale.keys.sale, "allocated")  # loaded by an older warm-up
+
+    await sale.adjust(allocated_before=10, allocated_after=12)
+
+    assert await sale.stock() == 12
+
+
+async def test_terms_change_by_version_only(any_redis: Redis, key_prefix: str) -> None:
+    sale = await open_sale(any_redis, prefix=key_prefix, stock=10, limit=2, price="19.90")
+    now = await redis_now_ms(any_redis)
+
+    await sale.adjust(
+        allocated_before=10,
+        allocated_after=10,
+        terms_version=2,
+        per_user_limit=1,
+        unit_price="9.90",
+        ends_ms=now + 2 * HOUR_MS,
+    )
+    # An older change arriving late leaves the newer one in force.
+    await sale.adjust(allocated_before=10, allocated_after=10, terms_version=1, per_user_limit=5)
+
+    limit, price, ends = await any_redis.hmget(sale.keys.sale, "limit", "price", "ends_ms")
+    assert (limit, price, ends) == ("1", "9.90", str(now + 2 * HOUR_MS))
+    assert (await sale.buy("u1", 1)).outcome is Outcome.ACCEPTED
+    assert (await sale.buy("u1", 1)).outcome is Outcome.LIMIT_EXCEEDED
+    assert (await sale.stream())[0]["unit_price"] == "9.90"
+
+
+async def test_a_shorter_window_closes_the_sale(any_redis: Redis, key_prefix: str) -> None:
+    sale = await open_sale(any_redis, prefix=key_prefix, stock=10)
+    now = await redis_now_ms(any_redis)
+
+    await sale.adjust(allocated_before=10, allocated_after=10, ends_ms=now - 1)
+
+    assert (await sale.buy("u1", 1)).outcome is Outcome.ENDED
+
+
+async def test_added_stock_is_announced_on_the_stock_back_channel(
+    any_redis: Redis, key_prefix: str
+) -> None:
+    sale = await open_sale(any_redis, prefix=key_prefix, stock=1)
+    async with any_redis.pubsub() as pubsub:
+        await pubsub.subscribe(sale.channel)
+        await pubsub.get_message(timeout=1)  # the subscription confirmation
+
+        await sale.adjust(allocated_before=1, allocated_after=1)  # nothing added: silent
+        await sale.adjust(allocated_before=1, allocated_after=4)
+
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=2)
+        assert message is not None
+        assert message["data"] == str(sale.keys.item_id)
+        assert await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2) is None
+
+
+async def test_an_item_not_in_redis_is_left_alone(any_redis: Redis, key_prefix: str) -> None:
+    sale = await open_sale(any_redis, prefix=key_prefix, stock=1)
+    await any_redis.delete(sale.keys.sale)
+
+    adjusted = await sale.adjust(allocated_before=1, allocated_after=3, per_user_limit=1)
+
+    assert adjusted.outcome is AdjustOutcome.NO_SUCH_ITEM
+    assert await any_redis.exists(sale.keys.sale) == 0
+
+
+async def test_a_crowd_buying_while_stock_is_added_sells_exactly_the_allocation(
+    any_redis: Redis, key_prefix: str
+) -> None:
+    sale = await open_sale(any_redis, prefix=key_prefix, stock=50, limit=1)
+    crowd = wider_client(any_redis, 300)
+
+    async def adds() -> None:
+        for step in range(5):
+            await sale.adjust(allocated_before=50 + 10 * step, allocated_after=60 + 10 * step)
+            await asyncio.sleep(0)
+
+    results, _ = await asyncio.gather(
+        asyncio.gather(*(sale.through(crowd).buy(f"u{n}") for n in range(300))), adds()
+    )
+    await crowd.aclose()
+
+    accepted = sum(1 for r in results if r.outcome is Outcome.ACCEPTED)
+    assert accepted + await sale.stock() == 100
+    assert all(r.outcome in (Outcome.ACCEPTED, Outcome.SOLD_OUT) for r in results)

@@ -1,0 +1,27 @@
+"""The payment gateway's signed notifications, as tests send them."""
+
+import json
+from typing import Any
+
+import httpx
+
+from app.container import Container
+from app.payments.signatures import SIGNATURE_HEADER, sign
+
+CALLBACK = "/api/v1/payments/callback"
+
+
+def notification(order_id: str, amount: str, reference: str = "gw_1001", **extra: Any) -> bytes:
+    body = {"order_id": order_id, "reference": reference, "amount": amount, "status": "succeeded"}
+    return json.dumps({**body, **extra}).encode()
+
+
+def notify(
+    client: httpx.AsyncClient, services: Container, body: bytes, *, signature: str | None = None
+) -> Any:
+    secret = services.settings.payment_webhook_secret.get_secret_value()
+    headers = {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: signature if signature is not None else sign(secret, body),
+    }
+    return client.post(CALLBACK, content=body, headers=headers)
