@@ -6,6 +6,9 @@
   admin route) are refused with 413 `payload_too_large`: at once from `Content-Length`,
   and for a body without one (chunked) as soon as the bytes read pass the limit, so at
   most the limit (plus one network read) is ever held.
+- A query parameter holding NUL (`%00`) is refused with 422 `validation_error` naming
+  it: Postgres text cannot hold NUL, and a filter that reached a query with one would
+  fail there as a 500.
 - Security headers on every answer; `Cache-Control: no-store` on answers to
   authenticated requests (orders, coupons and other personal data).
 
@@ -14,12 +17,13 @@ path, where each extra layer costs measurable CPU.
 """
 
 from typing import Any
+from urllib.parse import unquote_plus
 
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth import TokenVerifier, bearer_token
-from app.errors import AppError, Forbidden, problem_response
+from app.errors import AppError, Forbidden, ValidationFailed, problem_response
 
 ADMIN_PREFIX = "/api/v1/admin/"
 SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
@@ -42,6 +46,17 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     for key, value in scope["headers"]:
         if key == name:
             return bytes(value)
+    return None
+
+
+def _nul_parameter(query: bytes) -> str | None:
+    """The name of the first query parameter whose name or value decodes to NUL."""
+    if b"%00" not in query:
+        return None
+    for pair in query.split(b"&"):
+        if b"%00" in pair:
+            name = unquote_plus(pair.partition(b"=")[0].decode("latin-1"))
+            return name.replace("\x00", "") or "query"
     return None
 
 
@@ -72,6 +87,13 @@ class Protection:
                 await self._problem(scope, refusal, send_with_headers)
                 return
             limit = self.max_admin_body_bytes
+        nul_field = _nul_parameter(scope.get("query_string", b""))
+        if nul_field is not None:
+            refusal = ValidationFailed(
+                f"Query parameter {nul_field!r} holds a NUL character.", field=nul_field
+            )
+            await self._problem(scope, refusal, send_with_headers)
+            return
 
         length = _header(scope, b"content-length")
         if length is not None:

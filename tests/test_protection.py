@@ -143,6 +143,31 @@ async def test_malformed_bodies_are_validation_errors(
         assert problem["errors"][0]["field"] == "body"
 
 
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/api/v1/admin/orders?user_id=a%00b", "user_id"),
+        ("/api/v1/admin/orders?limit=5&cursor=%C2%BB%28%00%2B", "cursor"),
+        ("/api/v1/admin/audit-log?cursor=%00", "cursor"),
+        ("/api/v1/events?x%00=1", "x"),
+    ],
+)
+async def test_a_query_parameter_holding_nul_is_a_validation_error(
+    client: httpx.AsyncClient, auth: Auth, path: str, field: str
+) -> None:
+    """Postgres text cannot hold NUL: refused before any route reads it."""
+    problem = assert_problem(await client.get(path, headers=auth.admin()), 422, "validation_error")
+    assert problem["errors"][0]["field"] == field
+
+
+async def test_an_order_id_naming_no_item_is_not_found(
+    client: httpx.AsyncClient, auth: Auth
+) -> None:
+    for order_id in ("01JD0000000000000000000000-%C2%B2", "01JD0000000000000000000000-a%00"):
+        response = await client.get(f"/api/v1/orders/{order_id}", headers=auth.headers())
+        assert_problem(response, 404, "not_found")
+
+
 # -- admin routes: the token before the body ----------------------------------------------
 
 

@@ -119,7 +119,7 @@ async def cancel_any_order(
     return await _cancel(order_id, session, services, user, TransitionCause.OPERATOR_CANCEL)
 
 
-@admin.get("", responses=problem_responses(Unauthorized, Forbidden))
+@admin.get("", responses=problem_responses(Unauthorized, Forbidden, ValidationFailed))
 async def list_all_orders(
     session: SessionDep,
     _: AdminUser,

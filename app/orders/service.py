@@ -20,6 +20,7 @@ from app.audit_log import service as audit_log
 from app.auth import User
 from app.container import Container
 from app.db import after_commit
+from app.errors import ValidationFailed
 from app.metrics import order_transitions
 from app.moments import utc_now
 from app.orders import repository
@@ -151,6 +152,8 @@ async def list_all_orders(
 ) -> OrderPage:
     """Stored orders for operators; `queued` matches nothing (queued orders are not
     stored yet)."""
+    if cursor is not None and item_of(cursor) is None and not is_regular_order_id(cursor):
+        raise ValidationFailed(f"cursor {cursor!r} is not one this endpoint gave.", field="cursor")
     if status is OrderStatus.QUEUED:
         return OrderPage(orders=[], next_cursor=None)
     rows = await repository.list_orders_filtered(

@@ -11,6 +11,7 @@ import time
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _RANDOM_BITS = 80
+MAX_ITEM_ID = 2**63 - 1  # item ids are Postgres bigints
 _lock = threading.Lock()
 _last_ms = 0
 _last_random = 0
@@ -42,11 +43,13 @@ def new_order_id(item_id: int) -> str:
 def item_of(order_id: str) -> int | None:
     """The item id inside an order id, or None if the id is not one of ours."""
     ulid, sep, item = order_id.partition("-")
-    if not sep or len(ulid) != 26 or not item.isdigit() or len(item) > 19:
+    # isascii: "²".isdigit() holds, yet int() refuses it.
+    if not sep or len(ulid) != 26 or not (item.isascii() and item.isdigit()) or len(item) > 19:
         return None
     if any(c not in _ALPHABET for c in ulid):
         return None
-    return int(item)
+    item_id = int(item)
+    return item_id if 1 <= item_id <= MAX_ITEM_ID else None
 
 
 def new_regular_order_id() -> str:
