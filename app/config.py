@@ -116,10 +116,16 @@ class Settings(BaseSettings):
     jwt_max_lifetime_seconds: PositiveInt = 24 * 3600
     # Verified tokens remembered per process (until they expire); bounds its memory.
     token_cache_size: PositiveInt = 100_000
+    # Well-formed purchases answered below FastAPI (app/seckill/thin_route.py); off, every
+    # purchase goes through the framework's route (same answers, more CPU each).
+    thin_purchase_route: bool = True
 
     db_pool_size: PositiveInt = 10
     db_max_overflow: int = Field(default=10, ge=0)
     redis_max_connections: PositiveInt = 256
+    # Purchases made in one event-loop turn go to Redis as one pipeline of at most this
+    # many scripts (single Redis; 0 sends each alone).
+    purchase_batch_max: int = Field(default=64, ge=0, le=10_000)
     redis_pool_timeout_seconds: float = Field(default=5.0, gt=0)
     # A Redis command (the purchase script included) that takes longer than this fails
     # and the request answers 503 `recovering`: a stalled Redis must not hang the crowd.

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.auth import TokenVerifier
@@ -21,6 +22,7 @@ from app.redis import RedisClient
 from app.store.acks import AckPolicy
 from app.store.generations import SeenGenerations
 from app.store.keys import GlobalKeys
+from app.store.purchase import PurchaseBatches
 from app.store.refused_tries import RefusedTries
 from app.store.scripts import Scripts
 from app.store.sold_out import SoldOutMarks
@@ -47,6 +49,8 @@ class Container:
     refused_tries: RefusedTries = field(init=False)
     # Each sale's newest generation seen accepted here: Redis behind it froze the item.
     generations: SeenGenerations = field(init=False, default_factory=SeenGenerations)
+    # Purchases of one loop turn in one pipeline (single Redis, SECKILL_PURCHASE_BATCH_MAX).
+    purchase_batches: PurchaseBatches | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.tokens = TokenVerifier(self.settings)
@@ -55,6 +59,11 @@ class Container:
         self.redis_gate = (
             asyncio.Semaphore(self.settings.redis_max_connections)
             if self.settings.redis_cluster
+            else None
+        )
+        self.purchase_batches = (
+            PurchaseBatches(self.redis, self.scripts, max_calls=self.settings.purchase_batch_max)
+            if isinstance(self.redis, Redis) and self.settings.purchase_batch_max
             else None
         )
 

@@ -13,4 +13,8 @@ OrderId = Annotated[str, Path(min_length=1, max_length=64)]
 
 # An `Idempotency-Key` header: printable ASCII without spaces or colons, as it becomes
 # part of a Redis key.
-IdempotencyKey = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[!-9;-~]+$")]
+IDEMPOTENCY_KEY_MAX_LENGTH = 128
+IDEMPOTENCY_KEY_PATTERN = r"^[!-9;-~]+$"
+IdempotencyKey = Annotated[
+    str, Field(min_length=1, max_length=IDEMPOTENCY_KEY_MAX_LENGTH, pattern=IDEMPOTENCY_KEY_PATTERN)
+]

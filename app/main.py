@@ -2,9 +2,10 @@
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -12,6 +13,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 from swagger_ui_bundle import swagger_ui_path
 
 from app import embedded
@@ -45,6 +47,7 @@ from app.payments.router import router as payments_router
 from app.redis import create_redis
 from app.reports.router import router as reports_router
 from app.seckill.router import router as seckill_router
+from app.seckill.thin_route import ThinPurchaseRoute
 from app.store.acks import ack_policy
 from app.store.scripts import Scripts
 from app.store.sold_out import SoldOutMarks
@@ -95,6 +98,8 @@ async def build_services(settings: Settings) -> AsyncIterator[Container]:
         )
         if services.acks is not None:
             stack.push_async_callback(services.acks.aclose)
+        if services.purchase_batches is not None:
+            stack.push_async_callback(services.purchase_batches.aclose)
         yield services
 
 
@@ -130,7 +135,24 @@ def serve_docs(app: FastAPI) -> None:
     app.add_api_route("/docs", docs, methods=["GET"], include_in_schema=False)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+class SeckillApp(FastAPI):
+    """FastAPI, with `front_layers`: ASGI layers in front of its whole middleware stack
+    (error middleware included), first innermost. A layer there answers below the
+    framework the requests it is made for (the thin purchase route) and passes on the
+    rest; it renders its own answers and errors as the app would."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.front_layers: list[Callable[[ASGIApp], ASGIApp]] = []
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        for layer in self.front_layers:
+            stack = layer(stack)
+        return stack
+
+
+def create_app(settings: Settings | None = None) -> SeckillApp:
     settings = settings or get_settings()
 
     @contextlib.asynccontextmanager
@@ -169,7 +191,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
 
-    app = FastAPI(
+    app = SeckillApp(
         title="seckill",
         version="0.1.0",
         description="High-concurrency flash-sale backend. See shared/CONTRACT.md.",
@@ -180,8 +202,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json" if settings.serves_docs else None,
         # A redirect to the slash-less path would be built from the client's Host header.
         redirect_slashes=False,
+        # Metrics are Prometheus's (app/metrics.py); FastAPI's OpenTelemetry hooks would
+        # look for a provider on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
+    # Inside Protection (body limits, security headers), in front of the routes.
+    if settings.thin_purchase_route:
+        app.front_layers.append(
+            functools.partial(ThinPurchaseRoute, max_body_bytes=settings.max_body_bytes)
+        )
     app.add_middleware(
         Protection,
         max_body_bytes=settings.max_body_bytes,

@@ -11,12 +11,14 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.crowd import CrowdResult, measure_crowd
 from bench.drain import DrainResult, measure_drain
 from bench.environment import bench_environment, machine_info
 from bench.load import require_wrk
 from bench.purchase import HttpOptions, HttpPhase, measure_http
 from bench.report import (
     goals,
+    print_crowd,
     print_drain,
     print_goals,
     print_http,
@@ -25,7 +27,15 @@ from bench.report import (
 )
 
 # --quick: short runs for development (flags given explicitly still win).
-QUICK = {"seconds": 3.0, "warmup": 1.0, "rounds": 1, "drain_orders": 20_000}
+QUICK = {
+    "seconds": 3.0,
+    "warmup": 1.0,
+    "rounds": 1,
+    "drain_orders": 20_000,
+    "cold_users": 100_000,
+    "crowd_buyers": 50_000,
+    "crowd_stock": 2_000,
+}
 
 
 def parse_args() -> argparse.Namespace:
@@ -46,6 +56,12 @@ def parse_args() -> argparse.Namespace:
         "--rounds", type=int, default=3, help="rounds of all targets, interleaved (median)"
     )
     parser.add_argument("--users", type=int, default=20_000, help="distinct users (tokens)")
+    parser.add_argument(
+        "--cold-users",
+        type=int,
+        default=300_000,
+        help="distinct users of the cold-token targets (each request a token never seen)",
+    )
     parser.add_argument("--drain-orders", type=int, default=100_000, help="backlog to drain")
     parser.add_argument(
         "--with-writer",
@@ -65,12 +81,20 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        help="comma-separated targets to run: noop, naive, purchase, purchase_unlimited, "
-        "purchase_sold_out (e.g. `--only purchase,purchase_unlimited` for the rate "
-        "limiter's cost)",
+        help="comma-separated targets to run: bare, noop, naive, purchase, "
+        "purchase_framework, purchase_unlimited, purchase_cold, purchase_sold_out, "
+        "purchase_sold_out_framework, purchase_sold_out_cold (e.g. `--only "
+        "purchase,purchase_unlimited` for the rate limiter's cost)",
     )
-    parser.add_argument("--skip-http", action="store_true", help="only the drain phase")
-    parser.add_argument("--skip-drain", action="store_true", help="only the HTTP phase")
+    parser.add_argument(
+        "--crowd-buyers",
+        type=int,
+        default=1_000_000,
+        help="the crowd phase's distinct buyers, one purchase each (0: no crowd phase)",
+    )
+    parser.add_argument("--crowd-stock", type=int, default=10_000, help="the crowd's units")
+    parser.add_argument("--skip-http", action="store_true", help="no HTTP phase")
+    parser.add_argument("--skip-drain", action="store_true", help="no drain phase")
     if parser.parse_known_args()[0].quick:
         parser.set_defaults(**QUICK)
     return parser.parse_args()
@@ -80,6 +104,7 @@ async def run(args: argparse.Namespace) -> None:
     started_at = datetime.now(UTC)
     http: HttpPhase | None = None
     drain: DrainResult | None = None
+    crowd: CrowdResult | None = None
     options = HttpOptions(
         connections=args.connections,
         threads=args.threads,
@@ -87,6 +112,7 @@ async def run(args: argparse.Namespace) -> None:
         warmup_seconds=args.warmup,
         rounds=args.rounds,
         users=args.users,
+        cold_users=args.cold_users,
         with_writer=args.with_writer,
         api_workers=args.api_workers,
         only=tuple(args.only.split(",")) if args.only else None,
@@ -99,34 +125,52 @@ async def run(args: argparse.Namespace) -> None:
             f"load average {machine['load_average'][0]:.2f}",
             flush=True,
         )
+        # Each phase's table is printed as soon as it is measured: a later phase that
+        # fails takes nothing measured with it.
         if not args.skip_http:
             with tempfile.TemporaryDirectory(prefix="seckill-bench-") as workdir:
                 http = await measure_http(env, options, Path(workdir))
+            print_http(
+                http,
+                connections=args.connections,
+                seconds=args.seconds,
+                rounds=args.rounds,
+                api_workers=args.api_workers,
+            )
         if not args.skip_drain:
-            print(f"draining {args.drain_orders:,} orders...", flush=True)
+            print(f"\ndraining {args.drain_orders:,} orders...", flush=True)
             drain = await measure_drain(env, orders=args.drain_orders)
+            print_drain(drain)
+        if args.crowd_buyers:
+            print(flush=True)
+            with tempfile.TemporaryDirectory(prefix="seckill-crowd-") as workdir:
+                crowd = await measure_crowd(
+                    env,
+                    Path(workdir),
+                    buyers=args.crowd_buyers,
+                    stock=args.crowd_stock,
+                    connections=args.connections,
+                )
+            print_crowd(crowd)
         # Other work on the machine skews every figure: the load before and after says how much.
         machine["load_average_after"] = list(os.getloadavg())
 
-    if http is not None:
-        print_http(
-            http,
-            connections=args.connections,
-            seconds=args.seconds,
-            rounds=args.rounds,
-            api_workers=args.api_workers,
-        )
-    if drain is not None:
-        print_drain(drain)
-    found = goals(http, drain, args.connections)
+    found = goals(http, drain, args.connections, crowd)
     print_goals(found)
 
     document = results_document(
         started_at=started_at,
         machine=machine,
-        config={**asdict(options), "drain_orders": args.drain_orders, "quick": args.quick},
+        config={
+            **asdict(options),
+            "drain_orders": args.drain_orders,
+            "crowd_buyers": args.crowd_buyers,
+            "crowd_stock": args.crowd_stock,
+            "quick": args.quick,
+        },
         http=http,
         drain=drain,
+        crowd=crowd,
         found=found,
     )
     path = write_results(started_at=started_at, document=document)

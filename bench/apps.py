@@ -1,9 +1,15 @@
-"""The bench-only app: the real app from create_app(settings), plus baselines mounted
-beside the real purchase endpoint, with the same auth, body and response shapes:
+"""The bench-only app: the real app from create_app(settings), plus baselines beside the
+real purchase endpoint, with the same auth, body and response shapes:
 
+- bare: a pure ASGI answer in front of everything (no token, no framework): what uvicorn
+  itself serves here, the ceiling of any Python endpoint on this server;
+- no-op: the framework's route with the purchase's parameters (token, body, header),
+  answering 202 with a fixed body;
 - naive: takes stock with a Postgres row lock (bench/naive.py), one transaction each;
-- no-op: verifies the token and parses the body, then answers 202 with a fixed body;
-- unlimited: the real purchase with the rate limiter off (its cost, in the same run).
+- framework: the real purchase through FastAPI's route (as every purchase went before
+  the thin route);
+- unlimited: the real purchase on the thin route with the rate limiter off (its cost, in
+  the same run).
 
 Served by uvicorn as a factory: `uvicorn bench.apps:app_from_env --factory`, settings
 from the SECKILL_ environment like the real service.
@@ -11,29 +17,40 @@ from the SECKILL_ environment like the real service.
 
 import contextlib
 import dataclasses
+import functools
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 import asyncpg
 from fastapi import APIRouter, FastAPI, Header, Request, status
 from starlette.routing import Match
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.auth import CurrentUser
 from app.config import Settings
 from app.container import ContainerDep
 from app.errors import SoldOut, Unauthorized, ValidationFailed, problem_responses
 from app.ids import IdempotencyKey, ItemId
-from app.main import create_app
+from app.main import SeckillApp, create_app
 from app.seckill.router import purchase as real_purchase
 from app.seckill.schemas import PurchaseAccepted, PurchaseCreate
+from app.seckill.thin_route import ThinPurchaseRoute
 from app.store.order_ids import new_order_id
 from bench.naive import NaiveStore
 
 PURCHASE_PATH = "/api/v1/items/{item_id}/purchase"
+BARE_PATH = "/bench/bare/items/{item_id}/purchase"
+FRAMEWORK_PATH = "/bench/framework/items/{item_id}/purchase"
 NAIVE_PATH = "/bench/naive/items/{item_id}/purchase"
 NOOP_PATH = "/bench/noop/items/{item_id}/purchase"
-UNLIMITED_PATH = "/bench/unlimited/items/{item_id}/purchase"
+UNLIMITED_PREFIX = "/bench/unlimited/items/"
+UNLIMITED_PATH = UNLIMITED_PREFIX + "{item_id}/purchase"
 NOOP_ORDER_ID = "00000000000000000000000000-0"
+BARE_BODY = b'{"order_id":"%s","status":"queued"}' % NOOP_ORDER_ID.encode()
+BARE_HEADERS = [
+    (b"content-length", str(len(BARE_BODY)).encode()),
+    (b"content-type", b"application/json"),
+]
 
 router = APIRouter(tags=["bench"])
 
@@ -80,11 +97,11 @@ async def noop_purchase(
 
 
 @router.post(
-    UNLIMITED_PATH,
+    FRAMEWORK_PATH,
     status_code=status.HTTP_202_ACCEPTED,
     responses=problem_responses(Unauthorized, SoldOut, ValidationFailed),
 )
-async def unlimited_purchase(
+async def framework_purchase(
     request: Request,
     item_id: ItemId,
     user: CurrentUser,
@@ -92,16 +109,36 @@ async def unlimited_purchase(
     body: PurchaseCreate | None = None,
     idempotency_key: IdempotencyHeader = None,
 ) -> PurchaseAccepted:
-    """The real endpoint's own function and dependencies, given the container whose
-    settings turn the limits off: the difference from the real route is the limiter."""
+    """The real endpoint's own function and dependencies, through the framework."""
     return await real_purchase(
         request=request,
         item_id=item_id,
         user=user,
-        services=request.app.state.unlimited,
+        services=services,
         body=body,
         idempotency_key=idempotency_key,
     )
+
+
+class BareNoop:
+    """Answers BARE_PATH's POSTs with a fixed 202 after reading the body, and passes
+    everything else on: the cost of uvicorn and one ASGI call, nothing more."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.prefix, self.suffix = BARE_PATH.split("{item_id}")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not (
+            path.startswith(self.prefix) and path.endswith(self.suffix)
+        ):
+            await self.app(scope, receive, send)
+            return
+        while (await receive()).get("more_body", False):
+            pass
+        await send({"type": "http.response.start", "status": 202, "headers": BARE_HEADERS})
+        await send({"type": "http.response.body", "body": BARE_BODY})
 
 
 def _mount_before_purchase(app: FastAPI) -> None:
@@ -118,9 +155,20 @@ def _mount_before_purchase(app: FastAPI) -> None:
     app.router.routes[position:position] = ours
 
 
-def create_bench_app(settings: Settings) -> FastAPI:
+def create_bench_app(settings: Settings) -> SeckillApp:
     app = create_app(settings)
     _mount_before_purchase(app)
+    # In front of the whole stack: the unlimited baseline beside the real thin route,
+    # the bare answer outermost.
+    app.front_layers += [
+        functools.partial(
+            ThinPurchaseRoute,
+            max_body_bytes=settings.max_body_bytes,
+            prefix=UNLIMITED_PREFIX,
+            container="unlimited",
+        ),
+        BareNoop,
+    ]
     real_lifespan = app.router.lifespan_context
 
     @contextlib.asynccontextmanager
@@ -147,5 +195,5 @@ def create_bench_app(settings: Settings) -> FastAPI:
     return app
 
 
-def app_from_env() -> FastAPI:
+def app_from_env() -> SeckillApp:
     return create_bench_app(Settings())

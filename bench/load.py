@@ -2,7 +2,9 @@
 
 import asyncio
 import json
+import os
 import shutil
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -55,14 +57,31 @@ def require_wrk() -> str:
     return wrk
 
 
-def write_tokens(settings: Settings, path: Path, *, users: int, ttl_seconds: int) -> Path:
-    """One token a line, for users bench-user-00000 ... (one per line of the file)."""
-    tokens = (
-        mint_token(settings, user_id=f"bench-user-{n:05d}", ttl_seconds=ttl_seconds)
-        for n in range(users)
-    )
-    path.write_text("\n".join(tokens) + "\n")
+def write_tokens(
+    settings: Settings, path: Path, *, users: int, ttl_seconds: int, prefix: str = "bench-user"
+) -> Path:
+    """One token a line, for users <prefix>-00000 ... (one per line of the file), minted
+    on every core: a million take a while on one."""
+    chunk = 50_000
+    starts = range(0, users, chunk)
+    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool, path.open("w") as out:
+        for lines in pool.map(
+            _mint_lines,
+            [settings] * len(starts),
+            starts,
+            [min(users, start + chunk) for start in starts],
+            [ttl_seconds] * len(starts),
+            [prefix] * len(starts),
+        ):
+            out.write(lines)
     return path
+
+
+def _mint_lines(settings: Settings, start: int, stop: int, ttl_seconds: int, prefix: str) -> str:
+    return "".join(
+        mint_token(settings, user_id=f"{prefix}-{n:05d}", ttl_seconds=ttl_seconds) + "\n"
+        for n in range(start, stop)
+    )
 
 
 def parse_result(output: str) -> LoadResult:
@@ -95,6 +114,7 @@ async def run_wrk(
     connections: int,
     threads: int,
     seconds: float,
+    start: int = 0,
 ) -> tuple[LoadResult, str]:
     """Load `path` for `seconds` at a fixed number of connections; returns the result and
     wrk's own printout (with its --latency distribution)."""
@@ -111,6 +131,7 @@ async def run_wrk(
         str(token_file),
         path,
         body,
+        str(start),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )

@@ -6,6 +6,7 @@
     1  token file: one JWT a line (one user each)
     2  request path
     3  JSON body
+    4  the line to start from (0-based; cold-token runs go on where the last one stopped)
 
   Every request is built once per thread in init(), so request() costs a table lookup
   and wrk stays far from being the bottleneck. At the end, done() prints one line
@@ -32,7 +33,7 @@ function init(args)
     prepared[#prepared + 1] = head .. token .. tail
   end
   -- Threads start far apart in the list, so no two send the same user at once.
-  position = (thread_index * 7919) % #prepared
+  position = (tonumber(args[4] or "0") + thread_index * 7919) % #prepared
 end
 
 function request()

@@ -17,7 +17,14 @@ from app.events.schemas import MAX_PER_USER_LIMIT
 from app.main import build_services
 from app.store.sale_state import remaining_stock
 from bench import naive
-from bench.apps import NAIVE_PATH, NOOP_PATH, PURCHASE_PATH, UNLIMITED_PATH
+from bench.apps import (
+    BARE_PATH,
+    FRAMEWORK_PATH,
+    NAIVE_PATH,
+    NOOP_PATH,
+    PURCHASE_PATH,
+    UNLIMITED_PATH,
+)
 from bench.environment import BenchEnvironment, connect
 from bench.load import LoadResult, run_wrk, write_tokens
 from bench.sales import open_sale
@@ -39,6 +46,8 @@ class HttpOptions:
     rounds: int
     users: int
     with_writer: bool
+    # Distinct users of the cold-token targets; when a run needs more, the file wraps.
+    cold_users: int = 300_000
     api_workers: int = 1
     # Target keys to run (None: all), e.g. ("purchase", "purchase_unlimited").
     only: tuple[str, ...] | None = None
@@ -50,6 +59,9 @@ class Target:
     label: str
     path: str
     status: int  # what every request should get
+    # Every request a user whose token this process has never seen (sale day's first
+    # requests): tokens from a separate file, never reused within a bench run.
+    cold: bool = False
 
 
 @dataclass
@@ -92,22 +104,34 @@ class HttpPhase:
 
 
 def targets(*, accept_item: int, sold_out_item: int) -> list[Target]:
+    accept = PURCHASE_PATH.format(item_id=accept_item)
+    sold_out = PURCHASE_PATH.format(item_id=sold_out_item)
     return [
+        Target("bare", "bare ASGI (server ceiling)", BARE_PATH.format(item_id=accept_item), 202),
         Target("noop", "no-op (framework ceiling)", NOOP_PATH.format(item_id=accept_item), 202),
         Target("naive", "naive (PG row lock)", NAIVE_PATH.format(item_id=NAIVE_ITEM_ID), 202),
-        Target("purchase", "purchase (accept)", PURCHASE_PATH.format(item_id=accept_item), 202),
+        Target("purchase", "purchase (accept)", accept, 202),
+        Target(
+            "purchase_framework",
+            "purchase via framework",
+            FRAMEWORK_PATH.format(item_id=accept_item),
+            202,
+        ),
         Target(
             "purchase_unlimited",
             "purchase (rate limiter off)",
             UNLIMITED_PATH.format(item_id=accept_item),
             202,
         ),
+        Target("purchase_cold", "purchase, cold tokens", accept, 202, cold=True),
+        Target("purchase_sold_out", "purchase (sold out)", sold_out, 409),
         Target(
-            "purchase_sold_out",
-            "purchase (sold out)",
-            PURCHASE_PATH.format(item_id=sold_out_item),
+            "purchase_sold_out_framework",
+            "sold out via framework",
+            FRAMEWORK_PATH.format(item_id=sold_out_item),
             409,
         ),
+        Target("purchase_sold_out_cold", "sold out, cold tokens", sold_out, 409, cold=True),
     ]
 
 
@@ -131,8 +155,8 @@ async def _probe(base_url: str, env: BenchEnvironment, all_targets: list[Target]
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     async with httpx.AsyncClient(base_url=base_url, headers=headers) as client:
         for target in all_targets:
-            if target.key == "purchase_sold_out":
-                # Buy the only unit: the API process marks the item sold out.
+            if target.status == 409:
+                # Buy the only unit (the first time): the API process marks it sold out.
                 await client.post(target.path, content=BODY)
             response = await client.post(target.path, content=BODY)
             if response.status_code != target.status:
@@ -173,8 +197,19 @@ def _taken_check(
     }
 
 
+@dataclass
+class TokenFiles:
+    """The warm file (users cycle, as the bench's crowd re-sends its tokens) and the cold
+    one, consumed from where the last cold run stopped."""
+
+    warm: Path
+    cold: Path
+    cold_users: int
+    cold_used: int = 0
+
+
 async def _load(
-    api: ApiProcess, target: Target, options: HttpOptions, token_file: Path, seconds: float
+    api: ApiProcess, target: Target, options: HttpOptions, tokens: TokenFiles, seconds: float
 ) -> tuple[LoadResult, float | None, str]:
     """One wrk run; also the API process's CPU time per request during it (µs)."""
     cpu_before = api.cpu_seconds()
@@ -183,11 +218,15 @@ async def _load(
         base_url=api.base_url,
         path=target.path,
         body=BODY,
-        token_file=token_file,
+        token_file=tokens.cold if target.cold else tokens.warm,
+        start=tokens.cold_used % tokens.cold_users if target.cold else 0,
         connections=options.connections,
         threads=options.threads,
         seconds=seconds,
     )
+    if target.cold:
+        # Requests cut off when wrk stops were sent too: at most one per connection.
+        tokens.cold_used += result.requests + options.connections
     cpu_after = api.cpu_seconds()
     wrk_cpu_us = (_children_cpu_seconds() - wrk_before) / max(result.requests, 1) * 1e6
     cpu_us = None
@@ -203,7 +242,7 @@ def _children_cpu_seconds() -> float:
 
 
 async def _rounds(
-    api: ApiProcess, all_targets: list[Target], options: HttpOptions, token_file: Path
+    api: ApiProcess, all_targets: list[Target], options: HttpOptions, tokens: TokenFiles
 ) -> tuple[dict[str, TargetRuns], dict[str, str]]:
     runs = {t.key: TargetRuns(t) for t in all_targets}
     outputs: dict[str, str] = {}
@@ -211,8 +250,8 @@ async def _rounds(
         # Each round starts one target later, so none always follows the same neighbour.
         shift = (number - 1) % len(all_targets)
         for target in all_targets[shift:] + all_targets[:shift]:
-            warmup, _, _ = await _load(api, target, options, token_file, options.warmup_seconds)
-            result, cpu_us, output = await _load(api, target, options, token_file, options.seconds)
+            warmup, _, _ = await _load(api, target, options, tokens, options.warmup_seconds)
+            result, cpu_us, output = await _load(api, target, options, tokens, options.seconds)
             runs[target.key].warmups.append(warmup)
             runs[target.key].measured.append(result)
             if cpu_us is not None:
@@ -229,8 +268,19 @@ async def _rounds(
 
 
 async def measure_http(env: BenchEnvironment, options: HttpOptions, workdir: Path) -> HttpPhase:
-    token_file = write_tokens(
-        env.settings(), workdir / "tokens.txt", users=options.users, ttl_seconds=TOKEN_TTL_SECONDS
+    settings = env.settings()
+    tokens = TokenFiles(
+        warm=write_tokens(
+            settings, workdir / "tokens.txt", users=options.users, ttl_seconds=TOKEN_TTL_SECONDS
+        ),
+        cold=write_tokens(
+            settings,
+            workdir / "cold-tokens.txt",
+            users=options.cold_users,
+            ttl_seconds=TOKEN_TTL_SECONDS,
+            prefix="bench-cold-user",
+        ),
+        cold_users=options.cold_users,
     )
     async with build_services(env.settings()) as services, contextlib.AsyncExitStack() as stack:
         accept_item, sold_out_item = await _open_sales(services, env)
@@ -246,10 +296,13 @@ async def measure_http(env: BenchEnvironment, options: HttpOptions, workdir: Pat
             await stack.enter_async_context(order_writer_process(env, workdir / "writer.log"))
         await _probe(api.base_url, env, all_targets)
         before = await _stock(services, env, accept_item)
-        runs, outputs = await _rounds(api, all_targets, options, token_file)
+        runs, outputs = await _rounds(api, all_targets, options, tokens)
         after = await _stock(services, env, accept_item)
-    # Both purchase targets (limiter on and off) take from the same item.
-    taking = {"purchase": ["purchase", "purchase_unlimited"], "naive": ["naive"]}
+    # Every accepting purchase target takes from the same item.
+    taking = {
+        "purchase": ["purchase", "purchase_framework", "purchase_unlimited", "purchase_cold"],
+        "naive": ["naive"],
+    }
     checks: dict[str, Any] = {
         name: _taken_check(
             [runs[t] for t in keys if t in runs], before[name], after[name], options.connections

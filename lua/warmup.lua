@@ -22,15 +22,23 @@
            paused, price, event) are written only if newer than the hash's
            `terms_version`, so a warm-up that read Postgres before an operator's change
            (a pause, say) never undoes it once the change reached Redis
-  ARGV[12..] user id, units bought, user id, units bought, ... (counts from Postgres)
+  ARGV[12] "1": build the counters if they are missing; "0": only refresh the terms of a
+           live sale, and if its counters are missing write nothing and return loaded -1
+           (the caller then reads what a build needs, which for a big sale is a lot: the
+           stream's orders and every buyer's count, and calls again with "1")
+  ARGV[13..] user id, units bought, user id, units bought, ... (counts from Postgres)
 
   Counters written start a new generation (app/store/generations.py): `epoch` is now in
   Redis ms, above any epoch the hash held (a rebuild over an old snapshot), and `seq` 0.
 
-  Returns {loaded, stock}: loaded is 1 if the counters were written, 0 if they existed.
+  Returns {loaded, stock}: loaded is 1 if the counters were written, 0 if they existed,
+  -1 if they are missing and ARGV[12] said not to build them (stock -1 then).
 ]]
 local loaded = 0
 if redis.call('HEXISTS', KEYS[1], 'stock') == 0 then
+  if ARGV[12] ~= '1' then
+    return {-1, -1}
+  end
   local t = redis.call('TIME')
   local epoch = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   local before = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
@@ -39,7 +47,7 @@ if redis.call('HEXISTS', KEYS[1], 'stock') == 0 then
   end
   redis.call('HSET', KEYS[1], 'stock', ARGV[1], 'allocated', ARGV[10], 'epoch', epoch, 'seq', 0)
   redis.call('DEL', KEYS[2], KEYS[4])
-  for i = 12, #ARGV, 2 do
+  for i = 13, #ARGV, 2 do
     redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
   end
   loaded = 1

@@ -28,7 +28,7 @@ from app.store.idempotency import KeyedOrder, restore_records
 from app.store.keys import ItemKeys
 from app.store.records import NewOrder
 from app.store.sale_state import orders_in_stream, remaining_stock
-from app.store.warmup import SaleTerms, load_sale
+from app.store.warmup import SaleTerms, load_sale, refresh_terms
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +118,44 @@ async def publish_sale(
     the sale hash would sell them again. The streams are read before Postgres: an order
     the writer stores in between is then found in both and counted once."""
     prefix = services.settings.redis_key_prefix
+    group = services.settings.worker_group
+    # A live sale keeps its counters: only its terms are refreshed, without reading its
+    # stream or its buyers (after a big sale, millions of each: every API process's
+    # start would read them all). The others are built from the ledger.
+    to_build = [
+        item
+        for item in items
+        if not await refresh_terms(
+            redis=services.redis,
+            scripts=services.scripts,
+            prefix=prefix,
+            group=group,
+            terms=_terms(item),
+        )
+    ]
+    loaded = await _build_sales(session=session, services=services, items=to_build)
+    for item in items:
+        # Stock an operator added whose application to Redis was interrupted comes in now
+        # (a no-op when Redis already reflects the allocation).
+        await adjust_sale(
+            redis=services.redis,
+            scripts=services.scripts,
+            prefix=prefix,
+            change=SaleAdjustment(
+                item_id=item.id, allocated_before=item.stock, allocated_after=item.stock
+            ),
+        )
+    return loaded
+
+
+async def _build_sales(
+    *, session: AsyncSession, services: Container, items: Sequence[EventItem]
+) -> int:
+    """Build the live counters of sales missing in Redis; returns how many were built
+    (one that came back live meanwhile is kept)."""
+    if not items:
+        return 0
+    prefix = services.settings.redis_key_prefix
     in_flight = {
         item.id: await orders_in_stream(redis=services.redis, prefix=prefix, item_id=item.id)
         for item in items
@@ -139,16 +177,6 @@ async def publish_sale(
             terms=_terms(item),
             units_sold=sold[item.id] + sum(o.quantity for o in unstored),
             bought_by_user=bought,
-        )
-        # Stock an operator added whose application to Redis was interrupted comes in now
-        # (a no-op when Redis already reflects the allocation).
-        await adjust_sale(
-            redis=services.redis,
-            scripts=services.scripts,
-            prefix=prefix,
-            change=SaleAdjustment(
-                item_id=item.id, allocated_before=item.stock, allocated_after=item.stock
-            ),
         )
     return loaded
 

@@ -14,12 +14,18 @@ from app.store.rate_limit import Scope, Verdict, address_bucket, hit, user_bucke
 def address_of(request: Request, services: Container) -> str | None:
     """The per-address bucket's subject for this request, or None if the address limit
     is off (then nothing is parsed)."""
+    peer = request.client.host if request.client else None
+    return address_bucket_of(peer, request.headers.get("x-forwarded-for"), services)
+
+
+def address_bucket_of(
+    peer: str | None, forwarded_for: str | None, services: Container
+) -> str | None:
+    """`address_of` from the peer and its `X-Forwarded-For` header, for callers below the
+    framework (the thin purchase route)."""
     if services.settings.rate_limit_per_address is None:
         return None
-    peer = request.client.host if request.client else None
-    address = client_address(
-        peer, request.headers.get("x-forwarded-for"), services.settings.trusted_proxies
-    )
+    address = client_address(peer, forwarded_for, services.settings.trusted_proxies)
     return bucket_name(address) if address is not None else None
 
 

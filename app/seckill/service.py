@@ -3,7 +3,7 @@
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from app.auth import User
 from app.container import Container
@@ -35,6 +35,18 @@ T = TypeVar("T")
 
 # A frozen item stays frozen until it is rebuilt (seconds) or an operator resumes it.
 FROZEN_RETRY_AFTER_SECONDS = 5
+
+
+_counters: dict[Outcome | str, Any] = {}
+
+
+def _count(outcome: Outcome | str) -> None:
+    """seckill_purchases_total{outcome} + 1, with the label's child looked up once."""
+    counter = _counters.get(outcome)
+    if counter is None:
+        label = outcome.name.lower() if isinstance(outcome, Outcome) else outcome
+        counter = _counters[outcome] = purchases.labels(label)
+    counter.inc()
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +95,7 @@ async def _guarded(services: Container, call: Callable[[], Awaitable[T]]) -> T:
     breaker = services.watch.redis
     if not breaker.allow():
         breaker.refused()
-        purchases.labels("recovering").inc()
+        _count("recovering")
         raise recovering(breaker)
     try:
         if services.redis_gate is None:
@@ -93,7 +105,7 @@ async def _guarded(services: Container, call: Callable[[], Awaitable[T]]) -> T:
     except REDIS_UNAVAILABLE as exc:
         if breaker.failed(exc):
             await drop_idle_connections(services.redis)
-        purchases.labels("recovering").inc()
+        _count("recovering")
         raise recovering(breaker) from None
     breaker.succeeded()
     return result
@@ -108,7 +120,7 @@ async def _through_gate(
         async with asyncio.timeout(services.settings.redis_pool_timeout_seconds):
             await gate.acquire()
     except TimeoutError:
-        purchases.labels("recovering").inc()
+        _count("recovering")
         raise recovering(services.watch.redis) from None  # busy, not down: breaker untouched
     try:
         return await call()
@@ -132,7 +144,7 @@ async def _replay_if_known(
         return None
     first = parse_idempotency_record(value)
     if first.quantity is not None and first.quantity != quantity:
-        purchases.labels(Outcome.KEY_REUSED.name.lower()).inc()
+        _count(Outcome.KEY_REUSED)
         raise _refusal(Outcome.KEY_REUSED, keys.item_id, quantity)
     return Accepted(order_id=first.order_id, replayed=True)
 
@@ -151,7 +163,7 @@ async def purchase(
     on this item) are decided by the script; a process-local sold-out answer is not
     counted: it costs less than counting it would. Seckill prices take no coupons."""
     if coupon is not None:
-        purchases.labels("coupon_not_applicable").inc()
+        _count("coupon_not_applicable")
         raise not_applicable(Refusal.SECKILL, "pay the seckill price without a coupon")
     settings = services.settings
     keys = ItemKeys(settings.redis_key_prefix, item_id)
@@ -166,9 +178,9 @@ async def purchase(
             quantity=quantity,
         )
         if replay is not None:
-            purchases.labels(Outcome.REPLAYED.name.lower()).inc()
+            _count(Outcome.REPLAYED)
             return replay
-        purchases.labels(Outcome.SOLD_OUT.name.lower()).inc()
+        _count(Outcome.SOLD_OUT)
         services.refused_tries.note(item_id, user.id)
         raise _refusal(Outcome.SOLD_OUT, item_id, quantity)
 
@@ -185,7 +197,11 @@ async def purchase(
         seen=services.generations.known(item_id),
     )
     acks = services.acks
-    if acks is None:
+    batches = services.purchase_batches
+    if acks is None and batches is not None:
+        reply = await _guarded(services, lambda: batches.run(call))
+        replicated = True
+    elif acks is None:
         reply = await _guarded(services, lambda: run_purchase(services.scripts, call))
         replicated = True
     else:
@@ -197,7 +213,7 @@ async def purchase(
         )
     outcome = reply.outcome
     if outcome is Outcome.RATE_LIMITED:
-        purchases.labels(outcome.name.lower()).inc()
+        _count(outcome)
         verdict = refused(reply.remaining)
         raise RateLimited(
             f"Too many purchase requests from this {reply.order_id} on this item; "
@@ -211,7 +227,7 @@ async def purchase(
             services, lambda: confirm_replicated(redis=services.redis, policy=acks, keys=keys)
         )
     if not replicated:
-        purchases.labels("not_replicated").inc()
+        _count("not_replicated")
         raise Recovering(
             "The order reached the hot store but not yet its replicas, so it might not "
             "survive a failover: retry after Retry-After with the same Idempotency-Key, "
@@ -222,7 +238,7 @@ async def purchase(
         services.generations.saw(item_id, reply.generation)
     elif outcome is Outcome.NO_SUCH_ITEM and services.generations.has_seen(item_id):
         outcome = Outcome.RECOVERING  # on sale a moment ago: Redis lost it, not the shop
-    purchases.labels(outcome.name.lower()).inc()
+    _count(outcome)
     if outcome in (Outcome.ACCEPTED, Outcome.REPLAYED):
         return Accepted(order_id=reply.order_id, replayed=outcome is Outcome.REPLAYED)
     raise _refusal(outcome, item_id, quantity)

@@ -22,9 +22,25 @@ async def remaining_stock(
     return {i: (int(v) if v is not None else None) for i, v in zip(ids, values, strict=True)}
 
 
+# Entries per XRANGE: a backlog of a million orders read in one reply would outlast any
+# socket timeout (and hold Redis that long).
+STREAM_PAGE = 10_000
+
+
 async def orders_in_stream(*, redis: RedisClient, prefix: str, item_id: int) -> list[NewOrder]:
     """Accepted orders still waiting in the item's stream (not yet written, or written and
     not yet deleted: the caller tells those apart by asking Postgres afterwards)."""
-    entries = await redis.xrange(ItemKeys(prefix, item_id).orders) or []
-    parsed = (parse_order({str(k): str(v) for k, v in (f or {}).items()}) for _i, f in entries)
-    return [order for order in parsed if order is not None]
+    key = ItemKeys(prefix, item_id).orders
+    found: list[NewOrder] = []
+    start = "-"
+    while True:
+        page = await redis.xrange(key, min=start, count=STREAM_PAGE) or []
+        for _entry_id, fields in page:
+            order = parse_order({str(k): str(v) for k, v in (fields or {}).items()})
+            if order is not None:
+                found.append(order)
+        if len(page) < STREAM_PAGE:
+            return found
+        last = page[-1][0]
+        last_id = last.decode() if isinstance(last, bytes) else str(last)
+        start = f"({last_id}"  # after the last one (exclusive ranges: Redis 6.2)

@@ -44,6 +44,27 @@ async def load_sale(
 ) -> bool:
     """Put an item's sale into Redis. Live counters that already exist are kept, so this
     is safe to run at any time; returns True if the counters were (re)built."""
+    loaded = await _warm_up(redis, scripts, prefix, group, terms, units_sold, bought_by_user)
+    return loaded == 1
+
+
+async def refresh_terms(
+    *, redis: RedisClient, scripts: Scripts, prefix: str, group: str, terms: SaleTerms
+) -> bool:
+    """Refresh a live sale's terms (if newer) without touching its counters; False if
+    the sale has no counters in Redis (nothing written: build it with load_sale)."""
+    return await _warm_up(redis, scripts, prefix, group, terms, None, {}) == 0
+
+
+async def _warm_up(
+    redis: RedisClient,
+    scripts: Scripts,
+    prefix: str,
+    group: str,
+    terms: SaleTerms,
+    units_sold: int | None,  # None: terms only, never build the counters
+    bought_by_user: Mapping[str, int],
+) -> int:
     keys = ItemKeys(prefix, terms.item_id)
     buyers: list[str | int] = []
     for user_id, units in bought_by_user.items():
@@ -51,7 +72,7 @@ async def load_sale(
     loaded, _stock = await scripts.warmup(
         keys=[keys.sale, keys.buyers, keys.orders, keys.released],
         args=[
-            terms.allocated - units_sold,
+            terms.allocated - (units_sold or 0),
             _ms(terms.starts_at),
             _ms(terms.ends_at),
             terms.member_early_access_seconds * 1000,
@@ -62,10 +83,13 @@ async def load_sale(
             group,
             terms.allocated,
             terms.version,
+            "0" if units_sold is None else "1",
             *buyers,
         ],
         client=redis,
     )
+    if loaded == -1:
+        return -1
     # The order writer discovers item streams through this set.
     await redis.sadd(GlobalKeys(prefix).items, terms.item_id)
-    return bool(loaded)
+    return int(loaded)

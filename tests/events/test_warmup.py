@@ -2,8 +2,10 @@
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
 from sqlalchemy import update
@@ -17,6 +19,7 @@ from app.main import create_app
 from app.orders.models import Order, OrderStatus
 from app.orders.release import return_stock
 from app.store.keys import ItemKeys
+from app.store.sale_state import orders_in_stream
 from tests.support.factories import (
     Auth,
     assert_problem,
@@ -130,6 +133,36 @@ async def test_a_rebuild_counts_orders_still_waiting_in_the_stream(
     assert await redis.hgetall(keys.buyers) == {"a": "3", "b": "3"}
     assert await _store_queued_orders(app_services) == 2
     assert await _remaining(client, item_id) == 4
+
+
+async def test_warm_up_of_a_live_sale_reads_neither_its_stream_nor_its_buyers(
+    client: httpx.AsyncClient,
+    auth: Auth,
+    app_services: Container,
+    redis: Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every API process warms up at its start: after a big sale, reading a live sale's
+    whole backlog and buyers each time timed out (a million entries in one XRANGE)."""
+    item = await create_live_item(client, auth, stock=10, per_user_limit=5)
+    assert (await buy(client, auth, item.id, user_id="a", quantity=2)).status_code == 202
+    read: list[int] = []
+    real_read = orders_in_stream
+
+    async def counted(**kwargs: Any) -> Any:
+        read.append(kwargs["item_id"])
+        return await real_read(**kwargs)
+
+    monkeypatch.setattr("app.events.service.orders_in_stream", counted)
+    assert await _warm_up(app_services) == 0
+    assert read == []
+    assert await _remaining(client, item.id) == 8
+
+    keys = _keys(app_services.settings, item.id)
+    await redis.delete(keys.sale, keys.buyers)
+    assert await _warm_up(app_services) == 1
+    assert read == [item.id]
+    assert await _remaining(client, item.id) == 8
 
 
 async def test_warm_up_refreshes_the_terms_of_a_live_sale(

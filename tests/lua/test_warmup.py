@@ -8,7 +8,7 @@ from redis.exceptions import ResponseError
 from app.store.keys import GlobalKeys, ItemKeys
 from app.store.purchase import Outcome
 from app.store.scripts import Scripts
-from app.store.warmup import SaleTerms
+from app.store.warmup import SaleTerms, refresh_terms
 from tests.support.lua import GROUP, HOUR_MS, MINUTE_MS, LuaSale, redis_now_ms, sale_terms
 
 ITEM = 5
@@ -195,3 +195,37 @@ async def test_an_older_version_of_the_terms_never_undoes_a_newer_one(
     assert (await sale.buy("u1", 1)).outcome is Outcome.PAUSED
     await sale.warm(terms(paused=False, version=5))  # the resume
     assert (await sale.buy("u1", 1)).outcome is Outcome.ACCEPTED
+
+
+async def test_terms_only_refreshes_a_live_sale_and_writes_nothing_for_a_missing_one(
+    sale: LuaSale, any_redis: Redis, key_prefix: str
+) -> None:
+    now = await whole_seconds_now(any_redis)
+    terms = sale_terms(
+        item_id=ITEM, stock=10, limit=2, starts_ms=now - MINUTE_MS, ends_ms=now + HOUR_MS
+    )
+
+    async def refresh(terms: SaleTerms) -> bool:
+        return await refresh_terms(
+            redis=any_redis, scripts=sale.scripts, prefix=key_prefix, group=GROUP, terms=terms
+        )
+
+    # Missing: nothing is written (not even the stream or its group), the caller builds.
+    assert await refresh(terms) is False
+    assert [k async for k in any_redis.scan_iter(match=f"{key_prefix}:*")] == []
+
+    await sale.warm(terms)
+    assert (await sale.buy("u1", 2)).outcome is Outcome.ACCEPTED
+    paused = sale_terms(
+        item_id=ITEM,
+        stock=10,
+        limit=2,
+        starts_ms=now - MINUTE_MS,
+        ends_ms=now + HOUR_MS,
+        paused=True,
+        version=1,
+    )
+    assert await refresh(paused) is True
+    assert await sale.stock() == 8
+    assert await sale.bought() == {"u1": 2}
+    assert await any_redis.hget(sale.keys.sale, "paused") == "1"
