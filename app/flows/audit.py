@@ -50,7 +50,8 @@ from app.flows.audit_report import (
 from app.flows.dead_letters import DeadLetterEntry, read_dead_letters, stream_entries
 from app.inventory import repository as inventory
 from app.orders import repository as orders
-from app.orders.repository import StockReturn
+from app.orders import returns_repository
+from app.orders.returns_repository import StockReturn
 from app.redis import RedisClient
 from app.store.keys import ItemKeys
 from app.store.records import NewOrder, parse_order
@@ -508,7 +509,7 @@ async def _audit_items(
     ids = [i.id for i in items]
     sold = await orders.units_sold_by_item(session, ids)
     booked = await inventory.ledger_by_item(session, ids)
-    due = await orders.stock_returns_due(session, ids)
+    due = await returns_repository.stock_returns_due(session, ids)
     unbalanced = await audit_repository.unbalanced_orders(session, ids, limit=EXAMPLES * len(ids))
     orphans = await audit_repository.movements_without_order(
         session, ids, limit=EXAMPLES * len(ids)

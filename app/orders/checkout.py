@@ -17,9 +17,9 @@ from app.errors import ValidationFailed
 from app.inventory import service as inventory
 from app.inventory.models import Sku
 from app.inventory.schemas import MAX_MONEY, MAX_UNITS
-from app.orders import repository
+from app.orders import checkout_repository, repository
+from app.orders.checkout_repository import NewOrderLine, NewRegularOrder
 from app.orders.models import Order
-from app.orders.repository import NewOrderLine, NewRegularOrder
 from app.orders.schemas import CheckoutCreate, QuoteLineRead, QuoteRead
 from app.store.order_ids import new_regular_order_id
 
@@ -107,14 +107,14 @@ async def place_order(
     """Place a regular order; returns it and whether it is new (False: the first answer
     to this Idempotency-Key, nothing taken again)."""
     if idempotency_key is not None:
-        first = await repository.regular_order_by_key(
+        first = await checkout_repository.regular_order_by_key(
             session, user_id=user.id, idempotency_key=idempotency_key
         )
         if first is not None:
             return first, False
     priced, _skus = await _price(session=session, services=services, user=user, data=data)
     order_id = new_regular_order_id()
-    stored = await repository.insert_regular_order(
+    stored = await checkout_repository.insert_regular_order(
         session,
         NewRegularOrder(
             id=order_id,
@@ -140,7 +140,7 @@ async def place_order(
     if not stored:
         # The same key, concurrently: the other request committed first; its answer stands.
         assert idempotency_key is not None
-        first = await repository.regular_order_by_key(
+        first = await checkout_repository.regular_order_by_key(
             session, user_id=user.id, idempotency_key=idempotency_key
         )
         assert first is not None

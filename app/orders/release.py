@@ -36,8 +36,8 @@ from redis.asyncio import RedisCluster
 from app.container import Container
 from app.coupons import service as coupons
 from app.metrics import stock_returns
-from app.orders import repository
-from app.orders.repository import StockReturn
+from app.orders import returns_repository
+from app.orders.returns_repository import StockReturn
 from app.store.keys import ItemKeys
 from app.store.release import (
     ReleaseOutcome,
@@ -74,18 +74,18 @@ async def return_stock(
         limit = len(order_ids)
     batch = limit or services.settings.timeout_sweep_batch_size
     async with services.sessionmaker() as session, session.begin():
-        due = await repository.lock_stock_returns(session, order_ids=order_ids, limit=batch)
+        due = await returns_repository.lock_stock_returns(session, order_ids=order_ids, limit=batch)
         decided = await release_in_redis(services, [d for d in due if d.item_id is not None])
-        released = await repository.record_released(
+        released = await returns_repository.record_released(
             session, [i for i, where in decided.items() if where is ReturnTo.SALE]
         )
-        restocked = await repository.record_restocked(
+        restocked = await returns_repository.record_restocked(
             session, [i for i, where in decided.items() if where is ReturnTo.HAND]
         )
         # Regular orders: their lines back on hand, and their coupon back to its owner,
         # in the one transaction that marks them returned (so exactly once).
         regular = [d.order_id for d in due if d.item_id is None]
-        restocked += await repository.record_lines_restocked(session, regular)
+        restocked += await returns_repository.record_lines_restocked(session, regular)
         await coupons.give_back(session=session, order_ids=regular)
     stock_returns.labels("on_sale").inc(released)
     stock_returns.labels("on_hand").inc(restocked)

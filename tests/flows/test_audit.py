@@ -18,10 +18,10 @@ from app.flows.audit import audit
 from app.flows.audit_report import AuditReport, Check
 from app.flows.writer import OrderWriter
 from app.inventory.models import StockMovement
-from app.orders import repository as orders
+from app.orders import returns_repository
 from app.orders.models import Order, OrderStatus
 from app.orders.release import ReturnTo, release_in_redis, return_stock
-from app.orders.repository import StockReturn
+from app.orders.returns_repository import StockReturn
 from app.store.keys import ItemKeys
 from app.store.order_ids import new_order_id
 from app.store.purchase import Outcome, purchase_script_call, run_purchase
@@ -314,7 +314,7 @@ async def _cancel_and_crash(services: Container, sale: Sale, order_id: str) -> S
             .where(Order.id == order_id)
             .values(status=OrderStatus.CANCELLED.value, cancelled_at=datetime.now(UTC))
         )
-        (due,) = await orders.stock_returns_due(session, [sale.item_id])
+        (due,) = await returns_repository.stock_returns_due(session, [sale.item_id])
     return due
 
 

@@ -7,7 +7,7 @@ import httpx
 
 from app.auth import User
 from app.container import Container
-from app.orders import repository
+from app.orders import returns_repository
 from app.orders import service as orders
 from app.orders.models import TransitionCause
 from app.orders.release import Returned, release_in_redis, return_stock
@@ -93,7 +93,7 @@ async def test_a_return_interrupted_between_redis_and_the_ledger_books_once(
     await cancel_without_return(app_services, order_id, "shopper-1")
     # release.lua ran (as the dying process's did), its ledger transaction never committed.
     async with app_services.sessionmaker() as session:
-        due = await repository.lock_stock_returns(session, order_ids=None, limit=10)
+        due = await returns_repository.lock_stock_returns(session, order_ids=None, limit=10)
         assert len(await release_in_redis(app_services, due)) == len(due) == 1
         await session.rollback()
     assert await redis_stock(app_services, item) == 4
@@ -163,7 +163,7 @@ async def test_a_release_interrupted_before_the_end_moved_stays_on_sale(
     order_id = await stored_order(client, auth, app_services, item, quantity=2)
     await cancel_without_return(app_services, order_id, "shopper-1")
     async with app_services.sessionmaker() as session:  # released, never booked
-        due = await repository.lock_stock_returns(session, order_ids=None, limit=10)
+        due = await returns_repository.lock_stock_returns(session, order_ids=None, limit=10)
         assert len(await release_in_redis(app_services, due)) == 1
         await session.rollback()
     before = await on_hand(app_services, "MOVE-1")
