@@ -6,8 +6,9 @@ from fastapi import Path
 from pydantic import Field
 
 # Ids are Postgres bigints; bounding them turns a huge number into a 422, not a 500.
-EventId = Annotated[int, Path(ge=1, le=2**63 - 1)]
-ItemId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+MAX_ID = 2**63 - 1
+EventId = Annotated[int, Path(ge=1, le=MAX_ID)]
+ItemId = Annotated[int, Path(ge=1, le=MAX_ID)]
 # Order ids are strings (app/store/order_ids.py).
 OrderId = Annotated[str, Path(min_length=1, max_length=64)]
 

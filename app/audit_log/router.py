@@ -7,10 +7,10 @@ from app.audit_log.schemas import OperatorActionRead
 from app.auth import AdminUser
 from app.db import SessionDep
 from app.errors import Forbidden, Unauthorized, ValidationFailed, problem_responses
+from app.ids import MAX_ID
 from app.pagination import NEXT_CURSOR_HEADER, CursorPageDep
 
 router = APIRouter(prefix="/api/v1/admin", tags=["audit log (admin)"])
-MAX_ID = 2**63 - 1
 
 
 def _cursor(value: str | None) -> int | None:

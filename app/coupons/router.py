@@ -25,14 +25,14 @@ from app.errors import (
     ValidationFailed,
     problem_responses,
 )
-from app.ids import IdempotencyKey
+from app.ids import MAX_ID, IdempotencyKey
 from app.pagination import PageDep
 from app.ratelimit.service import ClaimingUser
 
 public = APIRouter(prefix="/api/v1", tags=["coupons"])
 admin = APIRouter(prefix="/api/v1/admin/coupons", tags=["coupons (admin)"])
 
-CouponId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+CouponId = Annotated[int, Path(ge=1, le=MAX_ID)]
 AUTH_PROBLEMS = (Unauthorized, Forbidden)
 
 

@@ -14,6 +14,7 @@ from pydantic import (
 
 from app.coupons.models import Audience, UserCouponStatus
 from app.coupons.pricing import CouponKind
+from app.ids import MAX_ID
 from app.inventory.schemas import MAX_UNITS, CategoryCode, Name, Price, SkuCode
 from app.moments import representable_utc
 
@@ -175,7 +176,7 @@ class GrantCreate(BaseModel):
     user_ids: (
         list[Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00]+$")]] | None
     ) = Field(default=None, min_length=1, max_length=1_000_000)
-    buyers_of_event: StrictInt | None = Field(default=None, ge=1, le=2**63 - 1)
+    buyers_of_event: StrictInt | None = Field(default=None, ge=1, le=MAX_ID)
 
     @field_validator("buyers_of_event")
     @classmethod

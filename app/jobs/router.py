@@ -5,12 +5,13 @@ from fastapi import APIRouter, Path
 from app.auth import AdminUser
 from app.db import SessionDep
 from app.errors import Forbidden, Unauthorized, problem_responses
+from app.ids import MAX_ID
 from app.jobs import service
 from app.jobs.errors import JobNotFound
 from app.jobs.schemas import JobRead
 
 admin = APIRouter(prefix="/api/v1/admin/jobs", tags=["jobs (admin)"])
-JobId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+JobId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 @admin.get("/{job_id}", responses=problem_responses(Unauthorized, Forbidden, JobNotFound))

@@ -14,7 +14,7 @@ from app.errors import (
     ValidationFailed,
     problem_responses,
 )
-from app.ids import IdempotencyKey, OrderId
+from app.ids import MAX_ID, IdempotencyKey, OrderId
 from app.inventory.errors import InsufficientStock
 from app.orders import checkout, service
 from app.orders.errors import CHANGE_PROBLEMS, OrderNotFound
@@ -125,8 +125,8 @@ async def list_all_orders(
     _: AdminUser,
     page: CursorPageDep,
     response: Response,
-    event_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
-    item_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    event_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    item_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     user_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
     status: Annotated[
         OrderStatus | None, Query(description="A stored status (not `queued`).")

@@ -9,14 +9,14 @@ from app.container import ContainerDep
 from app.db import SessionDep
 from app.errors import Forbidden, Unauthorized, problem_responses
 from app.events.errors import EventNotFound
-from app.ids import EventId
+from app.ids import MAX_ID, EventId
 from app.reports import chart, service
 from app.reports.schemas import EventReport
 
 router = APIRouter(prefix="/api/v1/admin/events", tags=["reports (admin)"])
 PROBLEMS = problem_responses(Unauthorized, Forbidden, EventNotFound)
 OtherEvent = Annotated[
-    int | None, Query(ge=1, le=2**63 - 1, description="An earlier event to compare with.")
+    int | None, Query(ge=1, le=MAX_ID, description="An earlier event to compare with.")
 ]
 
 

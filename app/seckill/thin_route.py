@@ -31,10 +31,10 @@ from app.metrics import purchase_seconds
 from app.middleware import NO_STORE, SECURITY_HEADERS
 from app.ratelimit.service import address_bucket_of
 from app.seckill import service
+from app.store.order_ids import parse_item_id
 
 PREFIX = "/api/v1/items/"
 SUFFIX = "/purchase"
-MAX_ITEM_ID = 2**63 - 1
 _IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN.removeprefix("^").removesuffix("$"))
 _JSON = (b"content-type", b"application/json")
 # The headers a purchase reads; any of them sent twice is left to the framework.
@@ -50,10 +50,9 @@ class _Unusual(Exception):
 
 
 def _item_id(digits: str) -> int:
-    if not (digits.isascii() and digits.isdigit()) or digits.startswith("0") or len(digits) > 19:
-        raise _Unusual
-    item_id = int(digits)
-    if item_id > MAX_ITEM_ID:
+    # A leading zero is left to the route, which reads it as the framework does.
+    item_id = None if digits.startswith("0") else parse_item_id(digits)
+    if item_id is None:
         raise _Unusual
     return item_id
 

@@ -9,9 +9,10 @@ import secrets
 import threading
 import time
 
+from app.ids import MAX_ID
+
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _RANDOM_BITS = 80
-MAX_ITEM_ID = 2**63 - 1  # item ids are Postgres bigints
 _lock = threading.Lock()
 _last_ms = 0
 _last_random = 0
@@ -43,13 +44,18 @@ def new_order_id(item_id: int) -> str:
 def item_of(order_id: str) -> int | None:
     """The item id inside an order id, or None if the id is not one of ours."""
     ulid, sep, item = order_id.partition("-")
+    if not sep or len(ulid) != 26 or any(c not in _ALPHABET for c in ulid):
+        return None
+    return parse_item_id(item)
+
+
+def parse_item_id(text: str) -> int | None:
+    """An item id written in decimal (a bigint above 0), or None."""
     # isascii: "²".isdigit() holds, yet int() refuses it.
-    if not sep or len(ulid) != 26 or not (item.isascii() and item.isdigit()) or len(item) > 19:
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
         return None
-    if any(c not in _ALPHABET for c in ulid):
-        return None
-    item_id = int(item)
-    return item_id if 1 <= item_id <= MAX_ITEM_ID else None
+    item_id = int(text)
+    return item_id if 1 <= item_id <= MAX_ID else None
 
 
 def new_regular_order_id() -> str:

@@ -2,12 +2,13 @@
 
 import pytest
 
-from app.store.order_ids import MAX_ITEM_ID, is_regular_order_id, item_of, new_order_id
+from app.ids import MAX_ID
+from app.store.order_ids import is_regular_order_id, item_of, new_order_id
 
 ULID = "01JD0000000000000000000000"
 
 
-@pytest.mark.parametrize("item_id", [1, 42, MAX_ITEM_ID])
+@pytest.mark.parametrize("item_id", [1, 42, MAX_ID])
 def test_item_of_reads_back_the_item(item_id: int) -> None:
     assert item_of(new_order_id(item_id)) == item_id
 
@@ -19,7 +20,7 @@ def test_item_of_reads_back_the_item(item_id: int) -> None:
         ULID,
         f"{ULID}-",
         f"{ULID}-0",
-        f"{ULID}-{MAX_ITEM_ID + 1}",
+        f"{ULID}-{MAX_ID + 1}",
         f"{ULID}-9999999999999999999",
         f"{ULID}-²",  # "²".isdigit() holds, yet int() refuses it
         f"{ULID}-١٢",  # Arabic-Indic digits: int() reads them, an item id is ASCII
