@@ -9,8 +9,6 @@ the limit, one `sold` ledger row per order, the stream empty."""
 
 import asyncio
 import contextlib
-import json
-import signal
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,14 +21,13 @@ from app.main import build_services
 from app.store.keys import ItemKeys
 from app.store.sale_state import remaining_stock
 from bench.environment import BenchEnvironment, connect
-from bench.load import LoadError, require_wrk, write_tokens
+from bench.load import run_wrk, write_tokens
 from bench.purchase import BODY, TOKEN_TTL_SECONDS
 from bench.sales import open_sale
 from bench.server import api_process, order_writer_process
 
-CROWD_SCRIPT = Path(__file__).with_name("crowd.lua")
-RESULT_MARK = "CROWD-RESULT "
-ANSWERED_MARK = "CROWD-ANSWERED"
+# wrk's --duration for the crowd: a bound only, the run ends once every buyer is answered.
+CROWD_SECONDS_BOUND = 3600
 POLL_SECONDS = 0.02
 # After the crowd is answered, how long the writer may take before the run says so.
 STORE_TIMEOUT_SECONDS = 120.0
@@ -67,19 +64,6 @@ class CrowdResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "consistent": self.consistent}
-
-
-async def _until_answered(wrk: asyncio.subprocess.Process) -> str:
-    """wrk's output; interrupted (it reports then) once crowd.lua says all are answered."""
-    assert wrk.stdout is not None
-    lines: list[str] = []
-    async for raw in wrk.stdout:
-        line = raw.decode(errors="replace").rstrip("\n")
-        lines.append(line)
-        if line == ANSWERED_MARK:
-            wrk.send_signal(signal.SIGINT)
-    await wrk.wait()
-    return "\n".join(lines)
 
 
 async def _answered_so_far(client: httpx.AsyncClient) -> float:
@@ -173,37 +157,28 @@ async def measure_crowd(
         item_id = await open_sale(services, sku="BENCH-CROWD", stock=stock, per_user_limit=1)
         api = await stack.enter_async_context(api_process(env, workdir / "crowd-api.log"))
         await stack.enter_async_context(order_writer_process(env, workdir / "crowd-writer.log"))
-        path = f"/api/v1/items/{item_id}/purchase"
         print(f"{buyers:,} buyers on {stock:,} units...", flush=True)
         async with httpx.AsyncClient(base_url=api.base_url) as client:
             started = time.perf_counter()
-            wrk = await asyncio.create_subprocess_exec(
-                require_wrk(),
-                "--threads=1",
-                f"--connections={connections}",
-                "--duration=3600s",  # crowd.lua stops once every buyer is answered
-                "--timeout=10s",
-                f"--script={CROWD_SCRIPT}",
-                api.base_url,
-                "--",
-                str(tokens),
-                path,
-                BODY,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-            )
             answered = asyncio.Event()
             watching = asyncio.create_task(
                 _watch(services, env, client, item_id, started, stock, answered)
             )
-            output = await _until_answered(wrk)
+            try:
+                result, _output = await run_wrk(
+                    base_url=api.base_url,
+                    path=f"/api/v1/items/{item_id}/purchase",
+                    body=BODY,
+                    token_file=tokens,
+                    connections=connections,
+                    threads=1,
+                    seconds=CROWD_SECONDS_BOUND,
+                    once=True,
+                )
+            finally:
+                answered.set()
             ended = time.perf_counter() - started
-            answered.set()
             sold_out_at, decided_then, stored_at, decided_at_end = await watching
-        line = next((x for x in output.splitlines() if x.startswith(RESULT_MARK)), None)
-        if wrk.returncode != 0 or line is None:
-            raise LoadError(f"wrk failed in the crowd run:\n{output}")
-        raw = json.loads(line.removeprefix(RESULT_MARK))
         orders, above, ledger = await _books(env, item_id)
         left_in_stream = int(await services.redis.xlen(ItemKeys(env.key_prefix, item_id).orders))
     refusals_after = None
@@ -212,12 +187,12 @@ async def measure_crowd(
     return CrowdResult(
         buyers=buyers,
         stock=stock,
-        requests=raw["requests"],
-        seconds=raw["duration_us"] / 1e6,
-        p50_ms=raw["p50_us"] / 1000,
-        p99_ms=raw["p99_us"] / 1000,
-        answered_2xx=raw["requests"] - raw["non_2xx"],
-        socket_errors=raw["socket_errors"],
+        requests=result.requests,
+        seconds=result.seconds,
+        p50_ms=result.p50_ms,
+        p99_ms=result.p99_ms,
+        answered_2xx=result.answered_2xx,
+        socket_errors=result.socket_errors,
         sold_out_after_seconds=sold_out_at,
         refusals_per_second_after=refusals_after,
         last_order_stored_after_seconds=None

@@ -4,6 +4,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from app.config import Settings
 
 POST_SCRIPT = Path(__file__).with_name("post.lua")
 RESULT_MARK = "BENCH-RESULT "
+ALL_ANSWERED_MARK = "ALL-ANSWERED"
 INSTALL_HINT = (
     "wrk (the load generator) is not installed: `apt-get install -y wrk` on Debian/Ubuntu, "
     "`brew install wrk` on macOS, or build it from https://github.com/wg/wrk"
@@ -115,9 +117,11 @@ async def run_wrk(
     threads: int,
     seconds: float,
     start: int = 0,
+    once: bool = False,
 ) -> tuple[LoadResult, str]:
     """Load `path` for `seconds` at a fixed number of connections; returns the result and
-    wrk's own printout (with its --latency distribution)."""
+    wrk's own printout (with its --latency distribution). `once`: each token sends one
+    request, and the run ends when all are answered (`seconds` is then a bound)."""
     process = await asyncio.create_subprocess_exec(
         require_wrk(),
         f"--threads={threads}",
@@ -132,11 +136,19 @@ async def run_wrk(
         path,
         body,
         str(start),
+        "once" if once else "",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    stdout, _ = await process.communicate()
-    output = stdout.decode(errors="replace")
+    assert process.stdout is not None
+    lines: list[str] = []
+    async for raw in process.stdout:
+        line = raw.decode(errors="replace")
+        lines.append(line)
+        if line.rstrip("\n") == ALL_ANSWERED_MARK:
+            process.send_signal(signal.SIGINT)  # wrk reports as at the end of a run
+    await process.wait()
+    output = "".join(lines)
     if process.returncode != 0:
         raise LoadError(f"wrk exited with {process.returncode}:\n{output}")
     return parse_result(output), output

@@ -7,6 +7,9 @@
     2  request path
     3  JSON body
     4  the line to start from (0-based; cold-token runs go on where the last one stopped)
+    5  "once" (the crowd): each line is sent once; when every one has been answered the
+       thread stops and prints ALL-ANSWERED (wrk 4.1 would still wait out --duration,
+       so the bench then interrupts it, and wrk reports as at the end of a run)
 
   Every request is built once per thread in init(), so request() costs a table lookup
   and wrk stays far from being the bottleneck. At the end, done() prints one line
@@ -19,6 +22,16 @@ local threads = {}
 function setup(thread)
   thread:set("thread_index", #threads)
   table.insert(threads, thread)
+end
+
+-- Defined only for a "once" run: without it wrk does not hand responses to Lua at all.
+local function count_answer(status, headers, body)
+  answered = answered + 1
+  if answered == #prepared then
+    io.write("ALL-ANSWERED\n")
+    io.flush()
+    wrk.thread:stop()
+  end
 end
 
 function init(args)
@@ -34,10 +47,20 @@ function init(args)
   end
   -- Threads start far apart in the list, so no two send the same user at once.
   position = (tonumber(args[4] or "0") + thread_index * 7919) % #prepared
+  once = args[5] == "once"
+  answered = 0
+  if once then
+    response = count_answer
+  end
 end
 
 function request()
-  position = position % #prepared + 1
+  if once then
+    -- Past the last line (at most one request per connection): the last one again.
+    position = math.min(position + 1, #prepared)
+  else
+    position = position % #prepared + 1
+  end
   return prepared[position]
 end
 
