@@ -87,13 +87,6 @@ def _idempotency_key(headers: dict[bytes, bytes]) -> str | None:
     return key
 
 
-# A crowd sends a handful of distinct bodies (`{"quantity": 1}` in each client's spacing):
-# each is parsed once. Bounded.
-_quantities: dict[bytes, int] = {}
-REMEMBERED_BODIES = 256
-REMEMBERED_BODY_BYTES = 64
-
-
 def _quantity(headers: dict[bytes, bytes], body: bytes) -> int:
     """The quantity of a body PurchaseCreate accepts with no coupon, else _Unusual."""
     if not body:
@@ -103,17 +96,6 @@ def _quantity(headers: dict[bytes, bytes], body: bytes) -> int:
         media_type = content_type.split(b";", 1)[0].strip().lower()
         if media_type != b"application/json":
             raise _Unusual
-    quantity = _quantities.get(body)
-    if quantity is None:
-        quantity = _parse_quantity(body)
-        if len(body) <= REMEMBERED_BODY_BYTES:
-            if len(_quantities) >= REMEMBERED_BODIES:
-                _quantities.clear()
-            _quantities[body] = quantity
-    return quantity
-
-
-def _parse_quantity(body: bytes) -> int:
     try:
         fields: Any = json.loads(body)
     except (ValueError, RecursionError):  # RecursionError: nested too deeply
