@@ -11,64 +11,30 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BIN=${SECKILL_BIN:-.venv/bin}
-ADMIN_URL=${SECKILL_TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/postgres}
-ADMIN_URL=${ADMIN_URL/postgresql+asyncpg:/postgresql:}
-REDIS_URL=${SECKILL_TEST_REDIS_URL:-redis://127.0.0.1:6379/0}
-DB_NAME="seckill_conformance_$$"
-PREFIX="conformance$$-$RANDOM"
-WORK=$(mktemp -d -t seckill-conformance.XXXXXX)
+THROWAWAY=conformance
+source loadtests/throwaway.sh
 SECONDS_PER_TOKEN=${CONFORMANCE_SECONDS:-90}
 EXAMPLES=${CONFORMANCE_EXAMPLES:-25}
 SEED=${CONFORMANCE_SEED:-1}
-serve_pid=""
-db_created=""
 
 cleanup() {
   local status=$?
   set +e
   trap - EXIT INT TERM
-  if [[ -n "$serve_pid" ]]; then
-    kill -TERM "$serve_pid" 2>/dev/null
-    wait "$serve_pid" 2>/dev/null
-  fi
+  stop "$serve_pid"
   if (( status != 0 )) && [[ -s "$WORK/serve.log" ]]; then
     echo "--- last lines of serve.log"; tail -n 40 "$WORK/serve.log"
   fi
-  if [[ -n "$db_created" ]]; then
-    psql "$ADMIN_URL" -qX -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS \"$DB_NAME\" WITH (FORCE)" \
-      || echo "could not drop database $DB_NAME"
-  fi
-  "$BIN/python" loadtests/tools.py forget-prefix "$REDIS_URL" "$PREFIX" >/dev/null \
-    || echo "could not remove Redis keys $PREFIX:*"
-  rm -rf "$WORK"
-  echo "== conformance $([[ $status == 0 ]] && echo passed || echo "FAILED (exit $status)") in ${SECONDS}s"
+  throwaway_cleanup "$status"
   exit "$status"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-export SECKILL_DATABASE_URL SECKILL_REDIS_URL="$REDIS_URL" SECKILL_REDIS_KEY_PREFIX="$PREFIX"
-SECKILL_DATABASE_URL=$("$BIN/python" loadtests/tools.py database-url "$ADMIN_URL" "$DB_NAME")
-export SECKILL_JWT_SECRET
-SECKILL_JWT_SECRET=$("$BIN/python" -c 'import secrets; print(secrets.token_urlsafe(48))')
-export SECKILL_LOG_LEVEL=WARNING
 # Thousands of requests from one address and two users: limits would only answer 429.
 export SECKILL_RATE_LIMIT_PER_USER=off SECKILL_RATE_LIMIT_PER_ADDRESS=off
-PORT=$("$BIN/python" loadtests/tools.py free-port)
-HOST="http://127.0.0.1:$PORT"
 
-psql "$ADMIN_URL" -qX -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"$DB_NAME\""
-db_created=1
-"$BIN/seckill" migrate >/dev/null
-"$BIN/seckill" serve --port "$PORT" >"$WORK/serve.log" 2>&1 &
-serve_pid=$!
-for _ in $(seq 1 100); do
-  curl -fsS "$HOST/readyz" >/dev/null 2>&1 && break
-  kill -0 "$serve_pid" 2>/dev/null || { echo "the service did not start"; exit 1; }
-  sleep 0.2
-done
-curl -fsS "$HOST/readyz" >/dev/null
+throwaway_serve
 EVENT_ID=$("$BIN/python" loadtests/tools.py create-event "$HOST" --starts-in -60 --stock 1000 --limit 5)
 echo "== service on $HOST, live event $EVENT_ID"
 
