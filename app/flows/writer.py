@@ -34,6 +34,7 @@ from app.store.keys import GlobalKeys, ItemKeys
 from app.store.records import NewOrder, parse_order
 from app.store.release import release_script_call, run_release
 from app.store.scripts import Scripts
+from app.store.stored import forget_stored
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +114,11 @@ class OrderWriter:
         self._reclaimed_at = 0.0
         self._beat_at = -HEARTBEAT_SECONDS
         self.stored = 0
-        self._scripts: Scripts | None = None  # loaded when first needed (give_back)
+        self._scripts: Scripts | None = None  # loaded when first needed
+        self.acknowledged = 0  # entries stored (now or before) and acknowledged by lanes
+        self._lanes: set[asyncio.Task[int]] = set()
+        # (stream, entry id) of the entries the lanes hold: never reclaimed from ourselves.
+        self._in_hand: set[tuple[str, str]] = set()
 
     # -- the loop -------------------------------------------------------------------
 
@@ -149,20 +154,67 @@ class OrderWriter:
             retry_in = FIRST_RETRY_SECONDS
             if not busy:
                 await self.pause(stop, self.settings.worker_idle_sleep_seconds)
+        # The batches in hand are finished even though asked to stop: that is the drain.
+        try:
+            await self.settle()
+        except REDIS_UNAVAILABLE as exc:
+            logger.warning("order writer: Redis lost while stopping (%s)", describe(exc))
         logger.info("order writer %s stopped after storing %d orders", self.consumer, self.stored)
 
     async def pass_once(self, stop: asyncio.Event, *, resume: bool = False) -> bool:
-        """Take one batch and store it; False if there was nothing to do."""
+        """Take one batch and hand it to a lane (waiting for a free one); False if there
+        was nothing to do."""
         await self.refresh_streams(force=resume)
         if resume:
+            # This consumer's pending entries include those of batches still in hand:
+            # they are finished first, so no entry is stored by two lanes at once.
+            await self.settle()
             batch = await self.read_new(start="0")
         else:
             batch = await self.reclaim_stale() or await self.read_new()
         if not batch:
+            self.reap()
             return False
-        # A batch in hand is finished even if asked to stop: that is the drain.
-        await self.process(batch, stop)
+        await self.submit(batch, stop)
         return True
+
+    # -- lanes: batches stored at once ----------------------------------------------
+
+    async def submit(self, batch: Sequence[Entry], stop: asyncio.Event) -> None:
+        """Store the batch in a lane of its own, once one of `worker_lanes` is free: the
+        next batch is read and decoded while Postgres stores this one, and with several
+        lanes several Postgres backends store at once (each batch is its own
+        transaction, acknowledged after its own commit)."""
+        while len(self._lanes) >= self.settings.worker_lanes:
+            await asyncio.wait(self._lanes, return_when=asyncio.FIRST_COMPLETED)
+            self.reap()
+        for entry in batch:
+            self._in_hand.add((entry.stream, entry.entry_id))
+        lane = asyncio.create_task(self._store_batch(batch, stop))
+        self._lanes.add(lane)
+
+    async def _store_batch(self, batch: Sequence[Entry], stop: asyncio.Event) -> int:
+        try:
+            return await self.process(batch, stop)
+        finally:
+            for entry in batch:
+                self._in_hand.discard((entry.stream, entry.entry_id))
+
+    def reap(self) -> None:
+        """Count what the finished lanes stored; a lane's error is raised here (after the
+        other finished lanes are counted)."""
+        done = [lane for lane in self._lanes if lane.done()]
+        self._lanes.difference_update(done)
+        failed = [lane.exception() for lane in done if lane.exception() is not None]
+        self.acknowledged += sum(lane.result() for lane in done if lane.exception() is None)
+        if failed:
+            raise failed[0]  # type: ignore[misc]
+
+    async def settle(self) -> None:
+        """Wait for every lane to finish."""
+        if self._lanes:
+            await asyncio.wait(self._lanes)
+        self.reap()
 
     def heartbeat(self) -> None:
         """Tell the health check this loop is alive (at most once a second)."""
@@ -182,17 +234,21 @@ class OrderWriter:
             await asyncio.wait_for(stop.wait(), seconds)
 
     async def drain(self) -> int:
-        """Store everything currently in the streams, then return (tests, benchmarks)."""
+        """Store everything currently in the streams, then return how many entries were
+        stored and acknowledged (tests, benchmarks)."""
         never = asyncio.Event()
-        total = 0
+        await self.settle()
+        before = self.acknowledged
         await self.refresh_streams(force=True)
-        for start in ("0", ">"):
-            while batch := await self.read_new(start=start):
-                stored = await self.process(batch, never)
-                total += stored
-                if start == "0" and stored == 0:
-                    break  # only entries that keep failing are left; reclaim handles them
-        return total
+        while batch := await self.read_new(start="0"):
+            stored = await self.process(batch, never)
+            self.acknowledged += stored
+            if stored == 0:
+                break  # only entries that keep failing are left; reclaim handles them
+        while batch := await self.read_new():
+            await self.submit(batch, never)
+        await self.settle()
+        return self.acknowledged - before
 
     @property
     def streams(self) -> list[str]:
@@ -286,7 +342,11 @@ class OrderWriter:
                 await self.redis.xack(stream, self.group, *gone)
             # Taken over, not failed: only a refusal of its data counts against an entry
             # (store_one_by_one), however often outages and restarts moved it around.
-            entries += [self.entry(stream, i, f) for i, f in claimed if f]
+            entries += [
+                self.entry(stream, i, f)
+                for i, f in claimed
+                if f and (stream, i) not in self._in_hand
+            ]
         if entries:
             logger.warning("reclaimed %d order entries from dead consumers", len(entries))
         return entries
@@ -373,11 +433,10 @@ class OrderWriter:
         acknowledged like stored ones, never dead-lettered."""
         if not orders:
             return
-        if self._scripts is None:
-            self._scripts = await Scripts.load(self.redis)
+        scripts = await self.scripts()
         for order in orders:
             reply = await run_release(
-                self._scripts,
+                scripts,
                 release_script_call(
                     keys=ItemKeys(self.settings.redis_key_prefix, order.item_id),
                     order_id=order.id,
@@ -400,23 +459,29 @@ class OrderWriter:
         orders_key_reused.inc(len(orders))
 
     async def acknowledge(self, entries: Sequence[Entry]) -> None:
-        """After the commit: ack, delete the entries and their queued marks."""
+        """After the commit: ack, delete the entries and their queued marks (stored.lua,
+        one call per stream)."""
         if not entries:
             return
         by_stream: dict[str, list[Entry]] = {}
         for entry in entries:
             by_stream.setdefault(entry.stream, []).append(entry)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for stream, group in by_stream.items():
-                ids = [e.entry_id for e in group]
-                pipe.xack(stream, self.group, *ids)
-                pipe.xdel(stream, *ids)
-                pipe.hdel(
-                    self._queued_of(stream, group),
-                    *[e.record.id for e in group if e.record is not None],
+        scripts = await self.scripts()
+        await asyncio.gather(
+            *(
+                forget_stored(
+                    self.redis,
+                    scripts,
+                    stream=stream,
+                    queued=self._queued_of(stream, group),
+                    failures=failures_key(stream),
+                    group=self.group,
+                    entry_ids=[e.entry_id for e in group],
+                    record_ids=[e.record.id for e in group if e.record is not None],
                 )
-                pipe.hdel(failures_key(stream), *ids)
-            await pipe.execute()
+                for stream, group in by_stream.items()
+            )
+        )
 
     async def dead_letter(self, entry: Entry, *, reason: str) -> None:
         fields: dict[Any, Any] = {
@@ -442,6 +507,11 @@ class OrderWriter:
         )
 
     # -- helpers --------------------------------------------------------------------
+
+    async def scripts(self) -> Scripts:
+        if self._scripts is None:
+            self._scripts = await Scripts.load(self.redis)
+        return self._scripts
 
     def entry(self, stream: str, entry_id: str, fields: dict[str, str]) -> Entry:
         source = self.sources.get(stream)

@@ -35,6 +35,7 @@ class Scripts:
     coupon_warmup: AsyncScript
     adjust_sale: AsyncScript
     retire: AsyncScript
+    stored: AsyncScript
 
     @classmethod
     async def load(cls, redis: RedisClient) -> "Scripts":
