@@ -13,15 +13,16 @@
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from typing import NamedTuple
 
 
 def _from_ms(ms: str) -> datetime:
     return datetime.fromtimestamp(int(ms) / 1000, UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class NewOrder:
-    """An accepted order as the order stream carries it."""
+class NewOrder(NamedTuple):
+    """An accepted order as the order stream carries it (a named tuple: the writer
+    decodes one per order, at half the cost of a frozen dataclass)."""
 
     id: str
     user_id: str
@@ -34,20 +35,23 @@ class NewOrder:
 
 
 def parse_order(fields: dict[str, str]) -> NewOrder | None:
-    """A stream entry's order, or None if the entry is not a readable order."""
+    """A stream entry's order, or None if the entry is not a readable order (a missing
+    field, a number that is not one, a price that is not finite, a time no clock has)."""
     try:
-        return NewOrder(
-            id=fields["order_id"],
-            user_id=fields["user_id"],
-            event_id=int(fields["event_id"]),
-            item_id=int(fields["item_id"]),
-            quantity=int(fields["quantity"]),
-            unit_price=Decimal(fields["unit_price"]),
-            accepted_at=_from_ms(fields["accepted_ms"]),
-            idempotency_key=fields.get("idempotency_key") or None,
+        order = NewOrder(
+            fields["order_id"],
+            fields["user_id"],
+            int(fields["event_id"]),
+            int(fields["item_id"]),
+            int(fields["quantity"]),
+            Decimal(fields["unit_price"]),
+            datetime.fromtimestamp(int(fields["accepted_ms"]) / 1000, UTC),
+            fields.get("idempotency_key") or None,
         )
-    except (KeyError, ValueError, InvalidOperation):
+    # fromtimestamp raises OverflowError or OSError for a time out of the platform's range.
+    except (KeyError, ValueError, InvalidOperation, OverflowError, OSError):
         return None
+    return order if order.unit_price.is_finite() else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ import asyncio
 from typing import Any
 
 import httpx
+import pytest
 from redis.asyncio import Redis
 
 from app.container import Container
@@ -95,12 +96,35 @@ async def test_a_dead_consumers_orders_are_reclaimed(
     assert pending["pending"] == 0
 
 
+READABLE = {
+    "order_id": "01JZZZZZZZZZZZZZZZZZZZZZZZ-1",
+    "user_id": "u",
+    "event_id": "1",
+    "item_id": "1",
+    "quantity": "1",
+    "unit_price": "10.00",
+    "accepted_ms": "1764930000123",
+}
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        {"quantity": "many"},
+        {"accepted_ms": "9" * 20},  # beyond any clock: fromtimestamp raises OSError
+        {"accepted_ms": "-" + "9" * 20},
+        {"unit_price": "NaN"},  # Postgres's numeric would store it
+        {"unit_price": "Infinity"},
+        {"event_id": "1e3"},
+    ],
+)
 async def test_an_unreadable_entry_goes_to_the_dead_letter_stream(
-    client: httpx.AsyncClient, auth: Auth, app_services: Container
+    client: httpx.AsyncClient, auth: Auth, app_services: Container, damage: dict[str, str]
 ) -> None:
     item = await create_live_item(client, auth, stock=10, per_user_limit=1)
     keys = ItemKeys(app_services.settings.redis_key_prefix, item.id)
-    await app_services.redis.xadd(keys.orders, {"order_id": "x", "quantity": "many"})
+    entry: dict[Any, Any] = {**READABLE, **damage}
+    await app_services.redis.xadd(keys.orders, entry)
     accepted = await accept_orders(app_services, item.id, 3)
 
     await writer_for(app_services).drain()
@@ -111,7 +135,7 @@ async def test_an_unreadable_entry_goes_to_the_dead_letter_stream(
     fields = dead[0]
     assert fields["reason"] == "unreadable entry"
     assert fields["stream"] == keys.orders
-    assert fields["quantity"] == "many"
+    assert {name: fields[name] for name in damage} == damage
 
 
 async def test_an_entry_that_keeps_failing_is_dead_lettered_and_the_batch_goes_on(
