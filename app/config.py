@@ -189,7 +189,7 @@ class Settings(BaseSettings):
     worker_batch_size: PositiveInt = 1000
     # Batches stored at once, each in its own transaction on its own Postgres
     # connection (at most db_pool_size); 1 stores them one after the other.
-    worker_lanes: PositiveInt = 3
+    worker_lanes: PositiveInt = 4
     worker_idle_sleep_seconds: float = Field(default=0.05, gt=0)
     worker_reclaim_idle_seconds: float = Field(default=30.0, gt=0)
     # Times Postgres may refuse one entry's data before it is dead-lettered (deliveries,

@@ -106,7 +106,8 @@ async def build_services(settings: Settings) -> AsyncIterator[Container]:
 def tune_garbage_collector(settings: Settings) -> None:
     """Once started, the heap is mostly long-lived (routes, schemas, mappers, pools):
     freezing it keeps every collection from re-scanning it, and a higher young-generation
-    threshold collects less often. Together they cut a purchase's CPU by a fifth or more
+    threshold collects less often. Together they cut a purchase's CPU by a fifth or more,
+    and the order writer's (which decodes a thousand entries a batch) by a third
     (bench/)."""
     if settings.gc_gen0_threshold:
         gc.collect()

@@ -19,7 +19,7 @@ async def run_worker(settings: Settings, metrics_host: str = "", metrics_port: i
     from app.flows.timeouts import TimeoutSweeper
     from app.flows.worker_http import serve_worker_http
     from app.flows.writer import OrderWriter
-    from app.main import build_services
+    from app.main import build_services, tune_garbage_collector
     from app.outages import REDIS_UNAVAILABLE, describe
 
     stop = asyncio.Event()
@@ -42,6 +42,7 @@ async def run_worker(settings: Settings, metrics_host: str = "", metrics_port: i
                 retry_in = min(retry_in * 2, settings.worker_backoff_max_seconds)
                 continue
             break
+        tune_garbage_collector(settings)
         if metrics_port:
             await stack.enter_async_context(serve_worker_http(metrics_host, metrics_port))
         writer = OrderWriter(

@@ -15,7 +15,7 @@ from app.auth import User
 from app.container import Container
 from app.events.schemas import MAX_PER_USER_LIMIT
 from app.flows.writer import OrderWriter
-from app.main import build_services
+from app.main import build_services, tune_garbage_collector
 from app.store.keys import ItemKeys
 from app.store.order_ids import new_order_id
 from app.store.purchase import Outcome, purchase_script_call
@@ -117,6 +117,7 @@ async def measure_drain(env: BenchEnvironment, *, orders: int) -> DrainResult:
         writer = OrderWriter(
             redis=services.redis, sessionmaker=services.sessionmaker, settings=settings
         )
+        tune_garbage_collector(settings)  # as `seckill worker` does
         started = time.perf_counter()
         stored = await writer.drain()
         drain_seconds = time.perf_counter() - started

@@ -45,6 +45,8 @@ class EventItem(Base):
     __tablename__ = "event_items"
     __table_args__ = (
         UniqueConstraint("event_id", "sku"),
+        # What an order's (item_id, event_id) references: the item, of its event.
+        UniqueConstraint("id", "event_id"),
         CheckConstraint("list_price > 0", name="list_price_positive"),
         CheckConstraint("seckill_price > 0", name="seckill_price_positive"),
         CheckConstraint("seckill_price <= list_price", name="seckill_price_not_above_list"),

@@ -16,7 +16,7 @@ import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from redis.exceptions import ResponseError
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
@@ -80,9 +80,9 @@ class Source:
     claims: bool  # False: orders
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One stream entry: where it sits, and the record it carries (None if unreadable)."""
+class Entry(NamedTuple):
+    """One stream entry: where it sits, and the record it carries (None if unreadable).
+    A named tuple, as NewOrder: the writer makes one per order."""
 
     stream: str
     entry_id: str
@@ -188,17 +188,18 @@ class OrderWriter:
         while len(self._lanes) >= self.settings.worker_lanes:
             await asyncio.wait(self._lanes, return_when=asyncio.FIRST_COMPLETED)
             self.reap()
-        for entry in batch:
-            self._in_hand.add((entry.stream, entry.entry_id))
-        lane = asyncio.create_task(self._store_batch(batch, stop))
+        held = {(entry.stream, entry.entry_id) for entry in batch}
+        self._in_hand |= held
+        lane = asyncio.create_task(self._store_batch(batch, held, stop))
         self._lanes.add(lane)
 
-    async def _store_batch(self, batch: Sequence[Entry], stop: asyncio.Event) -> int:
+    async def _store_batch(
+        self, batch: Sequence[Entry], held: set[tuple[str, str]], stop: asyncio.Event
+    ) -> int:
         try:
             return await self.process(batch, stop)
         finally:
-            for entry in batch:
-                self._in_hand.discard((entry.stream, entry.entry_id))
+            self._in_hand -= held
 
     def reap(self) -> None:
         """Count what the finished lanes stored; a lane's error is raised here (after the

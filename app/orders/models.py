@@ -8,6 +8,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     Numeric,
@@ -55,6 +56,8 @@ class Order(Base):
     __tablename__ = "orders"
     __table_args__ = (
         UniqueConstraint("user_id", "item_id", "idempotency_key"),
+        # The item, of this event (one check per row; see the migration of 2026-12-05).
+        ForeignKeyConstraint(["item_id", "event_id"], ["event_items.id", "event_items.event_id"]),
         CheckConstraint(f"status IN ({STORED_STATUSES})", name="status_known"),
         CheckConstraint("quantity > 0", name="quantity_positive"),
         CheckConstraint("kind IN ('seckill', 'regular')", name="kind_known"),
@@ -96,8 +99,8 @@ class Order(Base):
     kind: Mapped[str] = mapped_column(String(10), server_default="seckill")
     user_id: Mapped[str] = mapped_column(String(128))
     # Seckill orders only; a regular order's SKUs are its lines (order_lines).
-    event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id"), index=True)
-    item_id: Mapped[int | None] = mapped_column(ForeignKey("event_items.id"), index=True)
+    event_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    item_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     quantity: Mapped[int] = mapped_column(Integer)  # units in all
     unit_price: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
     # What the buyer pays: subtotal - discount (the subtotal is amount + discount).

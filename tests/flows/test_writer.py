@@ -138,18 +138,21 @@ async def test_an_unreadable_entry_goes_to_the_dead_letter_stream(
     assert {name: fields[name] for name in damage} == damage
 
 
+@pytest.mark.parametrize("event", ["none", "another"])
 async def test_an_entry_that_keeps_failing_is_dead_lettered_and_the_batch_goes_on(
-    client: httpx.AsyncClient, auth: Auth, app_services: Container, redis: Redis
+    client: httpx.AsyncClient, auth: Auth, app_services: Container, redis: Redis, event: str
 ) -> None:
     item = await create_live_item(client, auth, stock=10, per_user_limit=1)
+    other = await create_live_item(client, auth, sku="OTHER-1", stock=10)
     keys = ItemKeys(app_services.settings.redis_key_prefix, item.id)
     accepted = await accept_orders(app_services, item.id, 3)
-    # Readable, but Postgres refuses it: its event does not exist (a foreign key).
+    # Readable, but Postgres refuses it (the foreign key of the item of its event): its
+    # event does not exist, or exists but is not its item's event.
     poison: dict[Any, Any] = {
         "order_id": "01JZZZZZZZZZZZZZZZZZZZZZZZ-" + str(item.id),
         "user_id": "mallory",
         "item_id": str(item.id),
-        "event_id": "999999",
+        "event_id": "999999" if event == "none" else str(other.event_id),
         "quantity": "1",
         "unit_price": "1.00",
         "accepted_ms": "1700000000000",
