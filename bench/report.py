@@ -1,6 +1,7 @@
 """The printed table, the goals (reported, never asserted) and the JSON results."""
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -148,10 +149,12 @@ def goals(
 def _row(label: str, r: LoadResult, cpu_us: float | None, naive: float, bare: float) -> str:
     rate = r.requests_per_second
     cpu = f"{cpu_us:>8.0f}" if cpu_us is not None else f"{'-':>8}"
+    # A baseline left out of the run (--only) shows as "-", not as nan.
+    vs_naive = f"{_ratio(rate, naive):>8.2f}x" if not math.isnan(naive) else f"{'-':>9}"
+    vs_bare = f"{_ratio(rate, bare):>8.0%}" if not math.isnan(bare) else f"{'-':>8}"
     return (
         f"{label:<27} {rate:>9,.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} "
-        f"{_ratio(rate, naive):>8.2f}x {_ratio(rate, bare):>8.0%} "
-        f"{r.non_2xx + r.socket_errors:>9,} {cpu}"
+        f"{vs_naive} {vs_bare} {r.non_2xx + r.socket_errors:>9,} {cpu}"
     )
 
 
