@@ -27,25 +27,20 @@ local function words(joined)
   return list
 end
 
-local function each_chunk(list, command, key, extra)
-  local total = 0
-  for first = 1, #list, CHUNK do
-    local last = math.min(first + CHUNK - 1, #list)
-    if extra then
-      total = total + redis.call(command, key, extra, unpack(list, first, last))
-    else
-      total = total + redis.call(command, key, unpack(list, first, last))
-    end
-  end
-  return total
-end
-
 local entry_ids = words(ARGV[2])
 local record_ids = words(ARGV[3])
-local acknowledged = each_chunk(entry_ids, 'XACK', KEYS[1], ARGV[1])
-local deleted = each_chunk(entry_ids, 'XDEL', KEYS[1])
-local cleared = each_chunk(record_ids, 'HDEL', KEYS[2])
-if redis.call('EXISTS', KEYS[3]) == 1 then
-  each_chunk(entry_ids, 'HDEL', KEYS[3])
+local counted_failures = redis.call('EXISTS', KEYS[3]) == 1
+local acknowledged, deleted, cleared = 0, 0, 0
+for first = 1, #entry_ids, CHUNK do
+  local last = math.min(first + CHUNK - 1, #entry_ids)
+  acknowledged = acknowledged + redis.call('XACK', KEYS[1], ARGV[1], unpack(entry_ids, first, last))
+  deleted = deleted + redis.call('XDEL', KEYS[1], unpack(entry_ids, first, last))
+  if counted_failures then
+    redis.call('HDEL', KEYS[3], unpack(entry_ids, first, last))
+  end
+end
+for first = 1, #record_ids, CHUNK do
+  local last = math.min(first + CHUNK - 1, #record_ids)
+  cleared = cleared + redis.call('HDEL', KEYS[2], unpack(record_ids, first, last))
 end
 return {acknowledged, deleted, cleared}

@@ -29,6 +29,7 @@ SCRIPTS = (
     "coupon_warmup",
     "adjust_sale",
     "retire",
+    "stored",
 )
 
 
