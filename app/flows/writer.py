@@ -206,10 +206,10 @@ class OrderWriter:
         other finished lanes are counted)."""
         done = [lane for lane in self._lanes if lane.done()]
         self._lanes.difference_update(done)
-        failed = [lane.exception() for lane in done if lane.exception() is not None]
+        failed = [error for lane in done if (error := lane.exception()) is not None]
         self.acknowledged += sum(lane.result() for lane in done if lane.exception() is None)
         if failed:
-            raise failed[0]  # type: ignore[misc]
+            raise failed[0]
 
     async def settle(self) -> None:
         """Wait for every lane to finish."""

@@ -31,7 +31,7 @@ from app.config import Settings
 from app.redis import create_redis
 from app.store.keys import ItemKeys
 from app.store.purchase import PurchaseReply, parse_purchase_reply
-from app.store.scripts import Scripts
+from app.store.scripts import ScriptCall, Scripts
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ async def purchase_replicated(
     redis: Redis | RedisCluster,
     scripts: Scripts,
     policy: AckPolicy,
-    call: tuple[list[str], list[str | int]],
+    call: ScriptCall,
 ) -> tuple[PurchaseReply, bool]:
     """purchase.lua (`call` from purchase_script_call) and the wait in one round trip:
     (the script's reply, confirmed?)."""

@@ -7,7 +7,7 @@ from enum import IntEnum
 
 from app.redis import RedisClient
 from app.store.keys import GlobalKeys, ItemKeys
-from app.store.scripts import Scripts
+from app.store.scripts import ScriptCall, Scripts
 
 
 class AdjustOutcome(IntEnum):
@@ -36,7 +36,7 @@ class Adjusted:
     added: int
 
 
-def adjust_script_call(*, prefix: str, change: SaleAdjustment) -> tuple[list[str], list[str | int]]:
+def adjust_script_call(*, prefix: str, change: SaleAdjustment) -> ScriptCall:
     keys = ItemKeys(prefix, change.item_id)
     terms: list[str | int] = []
     if change.per_user_limit is not None:

@@ -16,7 +16,7 @@ from app.redis import RedisClient
 from app.store.generations import UNSEEN, Generation
 from app.store.keys import ItemKeys
 from app.store.rate_limit import rate_limit_args
-from app.store.scripts import Scripts
+from app.store.scripts import ScriptCall, Scripts
 
 
 class Outcome(IntEnum):
@@ -61,7 +61,7 @@ def purchase_script_call(
     address: str | None = None,
     address_rate: Rate | None = None,
     seen: Generation = UNSEEN,
-) -> tuple[list[str], list[str | int]]:
+) -> ScriptCall:
     """purchase.lua's KEYS and ARGV (see the script's header). Rates None: no limit."""
     # Keys the script does not read (no Idempotency-Key, a limit off) are stood in for by
     # any key of the item's slot, so the call stays single-slot on a cluster.
@@ -109,7 +109,7 @@ def parse_purchase_reply(reply: list[int | str]) -> PurchaseReply:
 
 async def run_purchase(
     scripts: Scripts,
-    call: tuple[list[str], list[str | int]],
+    call: ScriptCall,
     *,
     client: RedisClient | Pipeline | None = None,
 ) -> PurchaseReply:
@@ -118,9 +118,6 @@ async def run_purchase(
     script_keys, script_args = call
     reply = await scripts.purchase(keys=script_keys, args=script_args, client=client)
     return parse_purchase_reply(reply)
-
-
-ScriptCall = tuple[list[str], list[str | int]]
 
 
 class PurchaseBatches:

@@ -45,7 +45,7 @@ def parse_order(fields: dict[str, str]) -> NewOrder | None:
             int(fields["item_id"]),
             int(fields["quantity"]),
             Decimal(fields["unit_price"]),
-            datetime.fromtimestamp(int(fields["accepted_ms"]) / 1000, UTC),
+            _from_ms(fields["accepted_ms"]),
             fields.get("idempotency_key") or None,
         )
     # fromtimestamp raises OverflowError or OSError for a time out of the platform's range.

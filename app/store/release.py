@@ -7,7 +7,7 @@ from redis.asyncio.client import Pipeline
 
 from app.redis import RedisClient
 from app.store.keys import ItemKeys
-from app.store.scripts import Scripts
+from app.store.scripts import ScriptCall, Scripts
 
 
 class ReleaseOutcome(IntEnum):
@@ -27,7 +27,7 @@ class ReleaseReply:
 
 def release_script_call(
     *, keys: ItemKeys, order_id: str, user_id: str, quantity: int, channel: str
-) -> tuple[list[str], list[str | int]]:
+) -> ScriptCall:
     """release.lua's KEYS and ARGV (see the script's header)."""
     return (
         [keys.sale, keys.buyers, keys.released],
@@ -42,7 +42,7 @@ def parse_release_reply(reply: list[int]) -> ReleaseReply:
 
 async def run_release(
     scripts: Scripts,
-    call: tuple[list[str], list[str | int]],
+    call: ScriptCall,
     *,
     client: RedisClient | Pipeline | None = None,
 ) -> ReleaseReply | None:

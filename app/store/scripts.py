@@ -14,6 +14,9 @@ from redis.commands.core import AsyncScript
 
 from app.redis import RedisClient
 
+# A script call as the typed wrappers build it: (KEYS, ARGV).
+ScriptCall = tuple[list[str], list[str | int]]
+
 
 def lua_dir() -> Path:
     """The `lua/` folder: inside the installed wheel, or at the project root in a checkout."""

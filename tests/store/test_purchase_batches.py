@@ -12,7 +12,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from app.auth import User
 from app.redis import RedisClient
 from app.store.order_ids import new_order_id
-from app.store.purchase import Outcome, PurchaseBatches, ScriptCall, purchase_script_call
+from app.store.purchase import Outcome, PurchaseBatches, purchase_script_call
+from app.store.scripts import ScriptCall
 from tests.conftest import REDIS_CLUSTER
 from tests.support.lua import IDEMPOTENCY_TTL_SECONDS, LuaSale, open_sale
 
