@@ -203,6 +203,10 @@ class Settings(BaseSettings):
     # How often the worker checks that Redis is at least as new as Postgres for every
     # live item (app/flows/freshness.py).
     worker_freshness_check_seconds: float = Field(default=1.0, gt=0)
+    # How often the worker checks that Redis holds the terms and allocation Postgres
+    # holds for every live item, and re-applies a live change Redis missed or that never
+    # committed (app/flows/sale_terms.py).
+    worker_terms_check_seconds: float = Field(default=1.0, gt=0)
     # `seckill audit` reports the order writer as stuck when an accepted order has waited
     # in its stream (never stored, or refused by Postgres) longer than this.
     audit_stuck_writer_seconds: float = Field(default=60.0, gt=0)

@@ -1,6 +1,6 @@
 """The `seckill worker` process: the order writer, the payment-timeout sweep, the hot-store
-check, the retirement of ended sales and the grant runner, started once Redis can take
-the scripts, until SIGTERM."""
+check, the sale terms check, the retirement of ended sales and the grant runner, started
+once Redis can take the scripts, until SIGTERM."""
 
 import asyncio
 import contextlib
@@ -16,6 +16,7 @@ async def run_worker(settings: Settings, metrics_host: str = "", metrics_port: i
     from app.coupons.grants import GrantRunner
     from app.flows.freshness import FreshnessWatch
     from app.flows.retirement import Retirement
+    from app.flows.sale_terms import SaleTermsWatch
     from app.flows.timeouts import TimeoutSweeper
     from app.flows.worker_http import serve_worker_http
     from app.flows.writer import OrderWriter
@@ -54,6 +55,7 @@ async def run_worker(settings: Settings, metrics_host: str = "", metrics_port: i
             tasks.create_task(writer.run(stop))
             tasks.create_task(TimeoutSweeper(services=services).run(stop))
             tasks.create_task(FreshnessWatch(services=services).run(stop))
+            tasks.create_task(SaleTermsWatch(services=services).run(stop))
             tasks.create_task(Retirement(services=services).run(stop))
             # Background jobs (bulk grants) whose runner died are resumed here.
             runner = GrantRunner(sessionmaker=services.sessionmaker, settings=settings)

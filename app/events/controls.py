@@ -1,12 +1,22 @@
 """Running a live sale: operators change an item's stock, limit, price or low-stock
-threshold, or an event's end, while the crowd buys. Never commits.
+threshold, an event's end, or pause and resume it, while the crowd buys. Never commits.
 
-Each change is written to Postgres (the item or event row locked, the allocation booked
-in the inventory ledger, the operator's action in the audit log) in the caller's
-transaction; once that commits, apply_to_sale() (an after-commit callback) applies it to
-Redis with one adjust_sale.lua call per item, so no purchase sees half a change. The
-script sets stock by allocation and terms by version, so re-applying a change, or
-applying two in the wrong order, leaves Redis as Postgres says.
+A change is in force when the operator sees 200, or answers 503 `recovering` and changes
+nothing. Each change is written to Postgres (the item or event row locked, the allocation
+booked in the inventory ledger, the operator's action in the audit log) in the caller's
+transaction, under a new terms version drawn from a sequence (never reused); then, still
+before the commit, apply_terms() puts the item's whole terms at that version in force in
+Redis with one adjust_sale.lua call per item, so no purchase sees half a change. Redis
+unable to take it within half the socket timeout (by its own clock: a call it runs only
+after a stall changes nothing) answers 503 and the transaction rolls back. Stock added is
+given to the sale after the commit (apply_to_sale), never before: units must not sell
+from an allocation that did not commit.
+
+What can still leave Redis and Postgres apart (a commit that fails after Redis took the
+change, a reply lost on its way back, a Redis restored from an older snapshot, stock
+whose application after the commit failed) is undone by reapply(), which the worker runs
+for every live item whose terms version or allocation in Redis is not Postgres's
+(app/flows/sale_terms.py).
 """
 
 import logging
@@ -15,21 +25,28 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit_log import service as audit_log
 from app.auth import User
 from app.container import Container
 from app.db import after_commit
-from app.errors import InvalidState, ValidationFailed
+from app.errors import InvalidState, Recovering, ValidationFailed
 from app.events import repository
 from app.events.errors import EventNotFound, ItemNotFound
 from app.events.models import Event, EventItem
-from app.events.schemas import EventUpdate, ItemRead, ItemState, ItemUpdate
+from app.events.schemas import EventUpdate, ItemRead, ItemState, ItemUpdate, order_amount_problem
 from app.inventory import service as inventory
 from app.inventory.schemas import MAX_UNITS
-from app.store.adjust_sale import SaleAdjustment, adjust_sale
+from app.store.adjust_sale import (
+    AdjustOutcome,
+    AppliedTerms,
+    SaleAdjustment,
+    adjust_sale,
+    applied_terms,
+)
+from app.store.warmup import SaleTerms
 
 logger = logging.getLogger(__name__)
 
@@ -43,17 +60,73 @@ def _ended(event: Event, now: datetime) -> InvalidState | None:
     return None
 
 
+def sale_terms(item: EventItem) -> SaleTerms:
+    """The item's terms as Postgres holds them, for Redis."""
+    return SaleTerms(
+        item_id=item.id,
+        event_id=item.event_id,
+        starts_at=item.event.starts_at,
+        ends_at=item.event.ends_at,
+        member_early_access_seconds=item.event.member_early_access_seconds,
+        per_user_limit=item.per_user_limit,
+        paused=item.event.paused,
+        unit_price=item.seckill_price,
+        allocated=item.stock,
+        version=item.terms_version,
+    )
+
+
 def _adjustment(item: EventItem, *, allocated_before: int) -> SaleAdjustment:
     return SaleAdjustment(
         item_id=item.id,
         allocated_before=allocated_before,
         allocated_after=item.stock,
-        terms_version=item.terms_version,
-        per_user_limit=item.per_user_limit,
-        unit_price=item.seckill_price,
-        starts_at=item.event.starts_at,
-        ends_at=item.event.ends_at,
+        terms=sale_terms(item),
     )
+
+
+def _not_applied(services: Container, items: Sequence[int], why: str) -> Recovering:
+    return Recovering(
+        f"The live sale could not take the change now ({why}); nothing was changed "
+        f"(items {', '.join(map(str, items))}). Try again after Retry-After.",
+        retry_after_seconds=services.watch.redis.retry_after_seconds,
+    )
+
+
+async def apply_terms(
+    *, services: Container, items: Sequence[EventItem], allocated: dict[int, int] | None = None
+) -> None:
+    """Before the commit: put the items' terms, as changed in this transaction (each at
+    its new version), in force in Redis. Raises Recovering (503, the transaction rolls
+    back) if Redis cannot take them now; `allocated` is each item's allocation before
+    the change (default: its stock), which this leaves as it is.
+
+    Redis is given half the socket timeout, on its own clock, to apply each: a call it
+    runs later (it was stalled, the caller has given up) changes nothing. Items applied
+    before one that failed keep the change until the worker re-applies Postgres's terms
+    (reapply(), within `worker_terms_check_seconds`)."""
+    within = services.settings.redis_socket_timeout_seconds / 2
+    for item in items:
+        before = item.stock if allocated is None else allocated[item.id]
+        change = SaleAdjustment(
+            item_id=item.id, allocated_before=before, allocated_after=before, terms=sale_terms(item)
+        )
+        try:
+            adjusted = await adjust_sale(
+                redis=services.redis,
+                scripts=services.scripts,
+                prefix=services.settings.redis_key_prefix,
+                change=change,
+                within_seconds=within,
+            )
+        except (RedisError, RedisClusterException) as exc:
+            logger.warning("mid-sale change of item %d refused: Redis failed (%s)", item.id, exc)
+            raise _not_applied(services, [i.id for i in items], "Redis failed") from None
+        if adjusted.outcome is AdjustOutcome.TOO_LATE:
+            logger.warning("mid-sale change of item %d refused: Redis too slow", item.id)
+            raise _not_applied(services, [i.id for i in items], "Redis too slow")
+        # NO_SUCH_ITEM: the sale is not in Redis (nothing sells from it); it is loaded from
+        # Postgres, this change included, by the warm-up or the worker's hot-store check.
 
 
 async def update_item(
@@ -65,8 +138,10 @@ async def update_item(
     data: ItemUpdate,
     now: datetime,
 ) -> SaleAdjustment:
-    """Change one item in Postgres, book it in the ledger and the audit log; once
-    committed, the live sale gets the change. Returns the change."""
+    """Change one item in Postgres, book it in the ledger and the audit log, and put it
+    in force in the live sale before the commit (stock added: right after it). Refused
+    like creation: a price above the list price, or price x limit past what an order row
+    can hold. Returns the change."""
     item = await repository.lock_item(session, item_id)
     if item is None:
         raise ItemNotFound(f"No item {item_id}.")
@@ -77,6 +152,14 @@ async def update_item(
         raise ValidationFailed(
             f"seckill_price {data.seckill_price} is above the list price {item.list_price}.",
             field="seckill_price",
+        )
+    price = data.seckill_price if data.seckill_price is not None else item.seckill_price
+    limit = data.per_user_limit if data.per_user_limit is not None else item.per_user_limit
+    if (problem := order_amount_problem(price, limit)) is not None:
+        raise ValidationFailed(
+            f"Item {item_id} at seckill_price {price} and per_user_limit {limit}: {problem}.",
+            field="seckill_price" if data.seckill_price is not None else "per_user_limit",
+            message=problem,
         )
     before: dict[str, Any] = {
         "stock": item.stock,
@@ -103,7 +186,12 @@ async def update_item(
         item.seckill_price = data.seckill_price
     if "low_stock_threshold" in changes:
         item.low_stock_threshold = data.low_stock_threshold
-    item.terms_version += 1
+    # Only the low-stock threshold lives in Postgres alone; anything else changes the sale,
+    # and Redis must take it now or the change is refused (stock too: it is added after
+    # the commit, but only once Redis has just shown it can take it).
+    live = any(v is not None for v in (data.add_stock, data.per_user_limit, data.seckill_price))
+    if live:
+        item.terms_version = await repository.next_terms_version(session)
     await session.flush()
     after = {key: getattr(item, key) for key in before if key != "stock"}
     after["stock"] = item.stock
@@ -119,8 +207,11 @@ async def update_item(
             **({"add_stock": data.add_stock} if data.add_stock is not None else {}),
         },
     )
+    if live:
+        await apply_terms(services=services, items=[item], allocated={item.id: allocated_before})
     change = _adjustment(item, allocated_before=allocated_before)
-    after_commit(session, partial(apply_to_sale, services=services, changes=[change]))
+    if data.add_stock is not None:
+        after_commit(session, partial(apply_to_sale, services=services, changes=[change]))
     return change
 
 
@@ -207,8 +298,9 @@ async def _move_end(
 ) -> list[SaleAdjustment]:
     before = event.ends_at
     event.ends_at = ends_at
+    version = await repository.next_terms_version(session)
     for item in event.items:
-        item.terms_version += 1
+        item.terms_version = version
     await session.flush()
     await audit_log.record(
         session=session,
@@ -219,16 +311,14 @@ async def _move_end(
         before={"ends_at": before},
         after={"ends_at": ends_at},
     )
-    changes = [_adjustment(item, allocated_before=item.stock) for item in event.items]
-    after_commit(session, partial(apply_to_sale, services=services, changes=changes))
-    return changes
+    await apply_terms(services=services, items=event.items)
+    return [_adjustment(item, allocated_before=item.stock) for item in event.items]
 
 
 async def apply_to_sale(*, services: Container, changes: Sequence[SaleAdjustment]) -> bool:
-    """After the commit (an after-commit callback): apply the changes to the items'
-    sales in Redis. If Redis fails now, the change stands in Postgres and the next
-    warm-up (any API start, or a pause or resume of the event) brings Redis in line;
-    returns False then."""
+    """After the commit (an after-commit callback): give the items' sales the stock
+    added. If Redis fails now, the allocation stands in Postgres and the worker adds the
+    units (reapply()); returns False then."""
     try:
         for change in changes:
             await adjust_sale(
@@ -237,12 +327,58 @@ async def apply_to_sale(*, services: Container, changes: Sequence[SaleAdjustment
                 prefix=services.settings.redis_key_prefix,
                 change=change,
             )
-    except RedisError:
+    except (RedisError, RedisClusterException):
         logger.warning(
-            "mid-sale change of items %s saved but not applied to Redis; the next warm-up "
-            "applies it",
+            "stock added to items %s saved but not given to the sale yet; the worker adds it",
             [c.item_id for c in changes],
             exc_info=True,
         )
         return False
+    return True
+
+
+def in_step(item: EventItem, applied: AppliedTerms) -> bool:
+    """Redis holds the item's terms at Postgres's version, and all its allocated stock."""
+    return applied.version == item.terms_version and (
+        applied.allocated is None or applied.allocated >= item.stock
+    )
+
+
+async def reapply(*, session: AsyncSession, services: Container, item_id: int) -> bool:
+    """Put Postgres's terms and allocation of the item in force in Redis if Redis holds
+    other terms (a version Postgres does not have: a change whose commit failed, or an
+    older one: a change Redis lost) or less stock than allocated. Under the item's lock,
+    so no change is under way meanwhile (an item a change holds is skipped: that change
+    applies itself), and at a new version, newer than whatever Redis holds, so a stale
+    call can never undo it. Returns True if it re-applied something."""
+    item = await repository.lock_item_if_free(session, item_id)
+    if item is None:
+        return False
+    prefix = services.settings.redis_key_prefix
+    applied = (await applied_terms(redis=services.redis, prefix=prefix, item_ids=[item.id]))[
+        item.id
+    ]
+    if applied is None or in_step(item, applied):
+        return False  # in step, or not in Redis at all (the hot-store check loads it)
+    redis_allocated = applied.allocated if applied.allocated is not None else item.stock
+    item.terms_version = await repository.next_terms_version(session)
+    await session.flush()
+    # The terms first, with a deadline (a late call must not change them); then the
+    # stock, which only ever grows to the committed allocation.
+    await apply_terms(services=services, items=[item], allocated={item.id: redis_allocated})
+    await adjust_sale(
+        redis=services.redis,
+        scripts=services.scripts,
+        prefix=prefix,
+        change=_adjustment(item, allocated_before=redis_allocated),
+    )
+    logger.warning(
+        "item %d: Redis held terms version %d and allocation %d, Postgres other terms or "
+        "%d units; Postgres's re-applied (version %d)",
+        item.id,
+        applied.version,
+        redis_allocated,
+        item.stock,
+        item.terms_version,
+    )
     return True

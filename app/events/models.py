@@ -9,6 +9,7 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     Numeric,
+    Sequence,
     String,
     UniqueConstraint,
     false,
@@ -19,6 +20,11 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.db import Base
 
 MONEY = Numeric(12, 2)
+
+
+# Versions of items' terms, never reused: a change applied to Redis whose transaction
+# then rolled back leaves its version there, and the next change must still be newer.
+TERMS_VERSIONS = Sequence("event_item_terms_versions", metadata=Base.metadata)
 
 
 class Event(Base):
@@ -69,7 +75,8 @@ class EventItem(Base):
     peak_per_user_limit: Mapped[int] = mapped_column(Integer)
     # Remaining stock below this flags the item as low on stock (None: never).
     low_stock_threshold: Mapped[int | None] = mapped_column(Integer)
-    # Bumped by each mid-sale change of the terms; Redis keeps the newest (adjust_sale.lua).
-    terms_version: Mapped[int] = mapped_column(Integer, server_default="0")
+    # Set from TERMS_VERSIONS by each mid-sale change of the terms (the pause included);
+    # Redis keeps the newest (adjust_sale.lua, warmup.lua).
+    terms_version: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
     event: Mapped[Event] = relationship(back_populates="items", lazy="joined")

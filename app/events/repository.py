@@ -4,11 +4,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from app.events.models import Event, EventItem
+from app.events.models import TERMS_VERSIONS, Event, EventItem
 from app.events.schemas import EventState
 
 
@@ -102,19 +102,12 @@ async def items_not_ended(session: AsyncSession, *, now: datetime) -> Sequence[E
     return rows.all()
 
 
-async def set_paused(session: AsyncSession, *, event_id: int, paused: bool) -> bool | None:
-    """Set the flag; returns what it was before (None: no such event)."""
-    was = await session.scalar(select(Event.paused).where(Event.id == event_id).with_for_update())
-    if was is None:
-        return None
-    await session.execute(update(Event).where(Event.id == event_id).values(paused=paused))
-    # A newer version of each item's terms, so Redis takes it over any older warm-up's.
-    await session.execute(
-        update(EventItem)
-        .where(EventItem.event_id == event_id)
-        .values(terms_version=EventItem.terms_version + 1)
-    )
-    return was
+async def next_terms_version(session: AsyncSession) -> int:
+    """A terms version newer than any drawn before, never handed out again (even if this
+    transaction rolls back)."""
+    version = await session.scalar(select(TERMS_VERSIONS.next_value()))
+    assert version is not None
+    return int(version)
 
 
 async def lock_item(session: AsyncSession, item_id: int) -> EventItem | None:
@@ -123,6 +116,16 @@ async def lock_item(session: AsyncSession, item_id: int) -> EventItem | None:
         select(EventItem)
         .where(EventItem.id == item_id)
         .with_for_update(of=EventItem)
+        .execution_options(populate_existing=True)
+    )
+
+
+async def lock_item_if_free(session: AsyncSession, item_id: int) -> EventItem | None:
+    """The item, locked, unless a change holds it now (None then, without waiting)."""
+    return await session.scalar(
+        select(EventItem)
+        .where(EventItem.id == item_id)
+        .with_for_update(of=EventItem, skip_locked=True)
         .execution_options(populate_existing=True)
     )
 

@@ -5,7 +5,14 @@ from fastapi import APIRouter, Query, status
 from app.auth import AdminUser, User
 from app.container import ContainerDep
 from app.db import SessionDep
-from app.errors import Forbidden, InvalidState, Unauthorized, ValidationFailed, problem_responses
+from app.errors import (
+    Forbidden,
+    InvalidState,
+    Recovering,
+    Unauthorized,
+    ValidationFailed,
+    problem_responses,
+)
 from app.events import controls, service
 from app.events.errors import EventNotFound, ItemNotFound
 from app.events.schemas import (
@@ -51,22 +58,28 @@ async def _set_paused(
     return await service.get_event(session=session, services=services, event_id=event_id)
 
 
-@admin.post("/{event_id}/pause", responses=problem_responses(*AUTH_PROBLEMS, EventNotFound))
+# A live change is in force when answered 200; 503 `recovering` if Redis cannot take it
+# now (nothing changed, `Retry-After`).
+LIVE_PROBLEMS = (*AUTH_PROBLEMS, EventNotFound, Recovering)
+
+
+@admin.post("/{event_id}/pause", responses=problem_responses(*LIVE_PROBLEMS))
 async def pause_event(
     event_id: EventId, session: SessionDep, services: ContainerDep, user: AdminUser
 ) -> EventRead:
-    """Stop selling at once (purchases answer `paused`) until resumed."""
+    """Stop selling at once (purchases answer `paused`) until resumed; 503 `recovering`
+    (nothing changed) if the live sale cannot take it now."""
     return await _set_paused(event_id, True, session, services, user)
 
 
-@admin.post("/{event_id}/resume", responses=problem_responses(*AUTH_PROBLEMS, EventNotFound))
+@admin.post("/{event_id}/resume", responses=problem_responses(*LIVE_PROBLEMS))
 async def resume_event(
     event_id: EventId, session: SessionDep, services: ContainerDep, user: AdminUser
 ) -> EventRead:
     return await _set_paused(event_id, False, session, services, user)
 
 
-CHANGE_PROBLEMS = (*AUTH_PROBLEMS, InvalidState, ValidationFailed)
+CHANGE_PROBLEMS = (*AUTH_PROBLEMS, InvalidState, ValidationFailed, Recovering)
 
 
 @admin.patch("/{event_id}", responses=problem_responses(*CHANGE_PROBLEMS, EventNotFound))
@@ -77,8 +90,9 @@ async def update_event(
     services: ContainerDep,
     user: AdminUser,
 ) -> EventRead:
-    """Extend or shorten a sale that has not ended (`ends_at` in the future); takes
-    effect on the live sale at once. 409 `invalid_state` once the sale has ended."""
+    """Extend or shorten a sale that has not ended (`ends_at` in the future); in force on
+    the live sale when answered (503 `recovering`, nothing changed, if the live sale
+    cannot take it now). 409 `invalid_state` once the sale has ended."""
     await controls.update_event(
         session=session,
         services=services,
@@ -117,9 +131,11 @@ async def update_item(
     (409 `insufficient_stock` if the SKU has not that many), `per_user_limit` binds
     purchases from now on (earlier ones stand), `seckill_price` prices orders accepted
     from now on, `low_stock_threshold` sets when the item is flagged as low on stock.
-    The change reaches the live sale as the answer is sent, atomically, and is recorded
-    in the audit log (`remaining` in the answer counts the added stock). 409
-    `invalid_state` once the sale has ended."""
+    The change is in force on the live sale when answered, atomically, and is recorded
+    in the audit log (`remaining` in the answer counts the added stock); 503
+    `recovering` (nothing changed, `Retry-After`) if the live sale cannot take it now.
+    `seckill_price` x `per_user_limit` must fit an order's amount, as at creation (422).
+    409 `invalid_state` once the sale has ended."""
     change = await controls.update_item(
         session=session,
         services=services,

@@ -29,6 +29,17 @@ MAX_ITEMS_PER_EVENT = 100
 MAX_PER_USER_LIMIT = 1000
 
 
+def order_amount_problem(seckill_price: Decimal, per_user_limit: int) -> str | None:
+    """Why an item with these terms could accept an order no order row can hold (None:
+    it cannot). Creation and every mid-sale change check it."""
+    if seckill_price * per_user_limit > MAX_ORDER_AMOUNT:
+        return (
+            f"seckill_price x per_user_limit must not exceed {MAX_ORDER_AMOUNT} "
+            "(the largest order amount that can be stored)"
+        )
+    return None
+
+
 class ItemState(StrEnum):
     UPCOMING = "upcoming"
     LIVE = "live"
@@ -63,11 +74,8 @@ class EventItemCreate(BaseModel):
 
     @model_validator(mode="after")
     def _orders_fit_the_books(self) -> "EventItemCreate":
-        if self.seckill_price * self.per_user_limit > MAX_ORDER_AMOUNT:
-            raise ValueError(
-                f"seckill_price x per_user_limit must not exceed {MAX_ORDER_AMOUNT} "
-                "(the largest order amount that can be stored)"
-            )
+        if (problem := order_amount_problem(self.seckill_price, self.per_user_limit)) is not None:
+            raise ValueError(problem)
         return self
 
 

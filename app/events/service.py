@@ -16,6 +16,8 @@ from app.container import Container
 from app.db import after_commit
 from app.errors import ValidationFailed
 from app.events import repository
+from app.events.controls import apply_terms
+from app.events.controls import sale_terms as _terms
 from app.events.errors import EventNotFound, ItemNotFound
 from app.events.models import Event, EventItem
 from app.events.schemas import EventCreate, EventRead, EventState, ItemRead, ItemState
@@ -28,7 +30,7 @@ from app.store.idempotency import KeyedOrder, restore_records
 from app.store.keys import ItemKeys
 from app.store.records import NewOrder
 from app.store.sale_state import orders_in_stream, remaining_stock
-from app.store.warmup import SaleTerms, load_sale, refresh_terms
+from app.store.warmup import load_sale, refresh_terms
 
 logger = logging.getLogger(__name__)
 
@@ -91,21 +93,6 @@ async def get_event_row(*, session: AsyncSession, event_id: int) -> Event:
     if event is None:
         raise EventNotFound(f"No event {event_id}.")
     return event
-
-
-def _terms(item: EventItem) -> SaleTerms:
-    return SaleTerms(
-        item_id=item.id,
-        event_id=item.event_id,
-        starts_at=item.event.starts_at,
-        ends_at=item.event.ends_at,
-        member_early_access_seconds=item.event.member_early_access_seconds,
-        per_user_limit=item.per_user_limit,
-        paused=item.event.paused,
-        unit_price=item.seckill_price,
-        allocated=item.stock,
-        version=item.terms_version,
-    )
 
 
 async def publish_sale(
@@ -356,10 +343,18 @@ async def get_item(*, session: AsyncSession, services: Container, item_id: int) 
 async def set_paused(
     *, session: AsyncSession, services: Container, actor: User, event_id: int, paused: bool
 ) -> Event:
-    """Pause or resume the event's sale, logged; once committed, Redis gets the change."""
-    was_paused = await repository.set_paused(session, event_id=event_id, paused=paused)
-    if was_paused is None:
+    """Pause or resume the event's sale, logged. Part of every item's versioned terms,
+    in force in Redis before the commit (app/events/controls.py): 200 means purchases
+    already answer `paused` (or sell again), 503 `recovering` that nothing changed."""
+    event = await repository.lock_event(session, event_id)
+    if event is None:
         raise EventNotFound(f"No event {event_id}.")
+    was_paused = event.paused
+    event.paused = paused
+    version = await repository.next_terms_version(session)
+    for item in event.items:
+        item.terms_version = version
+    await session.flush()
     await audit_log.record(
         session=session,
         actor=actor,
@@ -369,8 +364,10 @@ async def set_paused(
         before={"paused": was_paused},
         after={"paused": paused},
     )
-    event = await get_event_row(session=session, event_id=event_id)
+    await apply_terms(services=services, items=event.items)
+    # Also loads any item missing from Redis (the runbook's rebuild by pause/resume).
     after_commit(
-        session, partial(publish_sale, session=session, services=services, items=event.items)
+        session,
+        partial(publish_sale_or_defer, session=session, services=services, items=event.items),
     )
-    return event
+    return await get_event_row(session=session, event_id=event_id)

@@ -32,6 +32,20 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
+def terms_fields(terms: SaleTerms) -> list[str | int]:
+    """The terms as the sale hash holds them (field, value, ...), as warmup.lua writes
+    them: all of them, since one version stands for all (adjust_sale.lua)."""
+    return [
+        "starts_ms", _ms(terms.starts_at),
+        "ends_ms", _ms(terms.ends_at),
+        "early_ms", terms.member_early_access_seconds * 1000,
+        "limit", terms.per_user_limit,
+        "paused", "1" if terms.paused else "0",
+        "price", str(terms.unit_price),
+        "event", terms.event_id,
+    ]  # fmt: skip
+
+
 async def load_sale(
     *,
     redis: RedisClient,

@@ -376,3 +376,33 @@ async def test_coupon_grants_are_logged(client: httpx.AsyncClient, auth: Auth) -
     )
     assert entry["after"]["job_id"] == response.json()["job_id"]
     assert entry["after"]["users"] == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"seckill_price": "9999999999.99"}, "seckill_price"),
+        ({"per_user_limit": 1000}, "per_user_limit"),
+        ({"seckill_price": "9000000000.00", "per_user_limit": 2}, "seckill_price"),
+    ],
+)
+async def test_a_change_past_the_price_times_limit_ceiling_is_refused_like_creation(
+    client: httpx.AsyncClient,
+    auth: Auth,
+    app_services: Container,
+    body: dict[str, Any],
+    field: str,
+) -> None:
+    """An order's amount (price x quantity, the quantity at most the limit) must fit the
+    orders table, as creation checks: otherwise a 202 for an order Postgres refuses."""
+    spec = item_spec(list_price="9999999999.99", seckill_price="100000000.00", per_user_limit=2)
+    item = (await create_event(client, auth, items=[spec])).items[0]
+
+    problem = assert_problem(await patch_item(client, auth, item.id, body), 422, "validation_error")
+
+    assert problem_fields(problem) == {field}
+    after = (await client.get(f"/api/v1/items/{item.id}")).json()
+    assert (after["seckill_price"], after["per_user_limit"]) == ("100000000.00", 2)
+    keys = ItemKeys(app_services.settings.redis_key_prefix, item.id)
+    assert await app_services.redis.hmget(keys.sale, ["price", "limit"]) == ["100000000.00", "2"]
+    assert [e["action"] for e in await audit_log(client, auth, item.event_id)] == ["event.create"]

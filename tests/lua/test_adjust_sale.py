@@ -1,12 +1,15 @@
 """adjust_sale.lua against real Redis (7 and the embedded 6.2): stock by allocation (once,
-in any order), terms by version, nothing for an item not in Redis, and a crowd buying
-while stock is added never oversells."""
+in any order), the whole terms by version (the pause included), nothing for an item not
+in Redis nor past the caller's deadline, and a crowd buying while stock is added never
+oversells."""
 
 import asyncio
+from dataclasses import replace
+from decimal import Decimal
 
 from redis.asyncio import Redis
 
-from app.store.adjust_sale import AdjustOutcome
+from app.store.adjust_sale import AdjustOutcome, SaleAdjustment, adjust_sale, adjust_script_call
 from app.store.purchase import Outcome
 from tests.support.lua import HOUR_MS, open_sale, redis_now_ms, wider_client
 
@@ -74,11 +77,68 @@ async def test_terms_change_by_version_only(any_redis: Redis, key_prefix: str) -
     assert (await sale.stream())[0]["unit_price"] == "9.90"
 
 
+async def test_a_newer_version_carries_every_term_the_pause_included(
+    any_redis: Redis, key_prefix: str
+) -> None:
+    """Issue 17, case 6: a pause whose write Redis missed must not be hidden by a later
+    change of the price: every version carries the whole terms."""
+    sale = await open_sale(any_redis, prefix=key_prefix, stock=10, price="19.90")
+    paused = await sale.terms()
+    # Postgres: paused at version 5, then the price changed at version 6. Redis heard
+    # only the second.
+    await sale.adjust(
+        allocated_before=10,
+        allocated_after=10,
+        terms_version=6,
+        unit_price="9.90",
+        paused=not paused.paused,
+    )
+
+    assert await any_redis.hmget(sale.keys.sale, ["paused", "price", "terms_version"]) == [
+        "1",
+        "9.90",
+        "6",
+    ]
+    assert (await sale.buy("u1", 1)).outcome is Outcome.PAUSED
+
+
+async def test_a_call_redis_runs_past_its_deadline_changes_nothing(
+    any_redis: Redis, key_prefix: str
+) -> None:
+    """A caller that gave up (503, nothing changed) must not be proved wrong by Redis
+    running its call late: past the deadline, on Redis's clock, nothing is written."""
+    sale = await open_sale(any_redis, prefix=key_prefix, stock=10, price="19.90")
+    change = SaleAdjustment(
+        item_id=sale.keys.item_id,
+        allocated_before=10,
+        allocated_after=12,
+        terms=replace(await sale.terms(), version=3, unit_price=Decimal("9.90")),
+    )
+    keys, args = adjust_script_call(
+        prefix=key_prefix, change=change, apply_by_ms=await redis_now_ms(any_redis) - 1
+    )
+
+    code, remaining, added = await sale.scripts.adjust_sale(keys=keys, args=args, client=any_redis)
+
+    assert AdjustOutcome(int(code)) is AdjustOutcome.TOO_LATE
+    assert (remaining, added) == (0, 0)
+    assert await any_redis.hmget(sale.keys.sale, ["price", "stock", "terms_version"]) == [
+        "19.90",
+        "10",
+        "0",
+    ]
+    in_time = await sale.adjust(
+        allocated_before=10, allocated_after=12, terms_version=3, within_seconds=5
+    )
+    assert in_time.outcome is AdjustOutcome.APPLIED
+    assert await sale.stock() == 12
+
+
 async def test_a_shorter_window_closes_the_sale(any_redis: Redis, key_prefix: str) -> None:
     sale = await open_sale(any_redis, prefix=key_prefix, stock=10)
     now = await redis_now_ms(any_redis)
 
-    await sale.adjust(allocated_before=10, allocated_after=10, ends_ms=now - 1)
+    await sale.adjust(allocated_before=10, allocated_after=10, terms_version=1, ends_ms=now - 1)
 
     assert (await sale.buy("u1", 1)).outcome is Outcome.ENDED
 
@@ -102,9 +162,17 @@ async def test_added_stock_is_announced_on_the_stock_back_channel(
 
 async def test_an_item_not_in_redis_is_left_alone(any_redis: Redis, key_prefix: str) -> None:
     sale = await open_sale(any_redis, prefix=key_prefix, stock=1)
+    terms = replace(await sale.terms(), version=1, per_user_limit=1)
     await any_redis.delete(sale.keys.sale)
 
-    adjusted = await sale.adjust(allocated_before=1, allocated_after=3, per_user_limit=1)
+    adjusted = await adjust_sale(
+        redis=any_redis,
+        scripts=sale.scripts,
+        prefix=key_prefix,
+        change=SaleAdjustment(
+            item_id=sale.keys.item_id, allocated_before=1, allocated_after=3, terms=terms
+        ),
+    )
 
     assert adjusted.outcome is AdjustOutcome.NO_SUCH_ITEM
     assert await any_redis.exists(sale.keys.sale) == 0

@@ -199,7 +199,7 @@ async def test_scripts_create_no_keys_but_the_ones_passed(
     assert (await sale.buy("u1", 1, idempotency_key="k1")).outcome is Outcome.REPLAYED
     await sale.buy("u2", 2)
     await sale.release(order.order_id, "u1", 1)
-    await sale.adjust(allocated_before=5, allocated_after=7, per_user_limit=3)
+    await sale.adjust(allocated_before=5, allocated_after=7, terms_version=1, per_user_limit=3)
 
     present = {key async for key in any_redis.scan_iter(match=f"{key_prefix}:*", count=1000)}
 

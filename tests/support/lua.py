@@ -54,6 +54,10 @@ def sale_terms(
     )
 
 
+def _moment(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
 def server_url(redis: Redis) -> str:
     """The URL of the server `redis` talks to."""
     where = redis.connection_pool.connection_kwargs
@@ -138,12 +142,27 @@ class LuaSale:
         *,
         allocated_before: int,
         allocated_after: int,
-        terms_version: int = 1,
+        terms_version: int | None = None,
         per_user_limit: int | None = None,
         unit_price: str | None = None,
         ends_ms: int | None = None,
+        paused: bool | None = None,
+        within_seconds: float | None = None,
     ) -> Adjusted:
-        """Run adjust_sale.lua for this item, as the mid-sale controls do."""
+        """Run adjust_sale.lua for this item, as the mid-sale controls do. With a
+        `terms_version`: the sale's whole terms at that version, as the hash holds them
+        but for the ones given (as the controls always send every term)."""
+        terms = None
+        if terms_version is not None:
+            held = await self.terms()
+            terms = replace(
+                held,
+                version=terms_version,
+                per_user_limit=held.per_user_limit if per_user_limit is None else per_user_limit,
+                unit_price=held.unit_price if unit_price is None else Decimal(unit_price),
+                ends_at=held.ends_at if ends_ms is None else _moment(ends_ms),
+                paused=held.paused if paused is None else paused,
+            )
         return await adjust_sale(
             redis=self.redis,
             scripts=self.scripts,
@@ -152,11 +171,28 @@ class LuaSale:
                 item_id=self.keys.item_id,
                 allocated_before=allocated_before,
                 allocated_after=allocated_after,
-                terms_version=terms_version,
-                per_user_limit=per_user_limit,
-                unit_price=None if unit_price is None else Decimal(unit_price),
-                ends_at=None if ends_ms is None else datetime.fromtimestamp(ends_ms / 1000, UTC),
+                terms=terms,
             ),
+            within_seconds=within_seconds,
+        )
+
+    async def terms(self) -> SaleTerms:
+        """The terms the sale hash holds now."""
+        held = {
+            str(as_text(k)): str(as_text(v))
+            for k, v in (await self.redis.hgetall(self.keys.sale)).items()
+        }
+        return SaleTerms(
+            item_id=self.keys.item_id,
+            event_id=int(held["event"]),
+            starts_at=_moment(int(held["starts_ms"])),
+            ends_at=_moment(int(held["ends_ms"])),
+            member_early_access_seconds=int(held["early_ms"]) // 1000,
+            per_user_limit=int(held["limit"]),
+            paused=held["paused"] == "1",
+            unit_price=Decimal(held["price"]),
+            allocated=int(held.get("allocated", held["stock"])),
+            version=int(held.get("terms_version", -1)),
         )
 
     async def warm(self, terms: SaleTerms, *, bought: Mapping[str, int] | None = None) -> bool:
