@@ -13,13 +13,21 @@ from sqlalchemy import select
 from app.auth import User
 from app.container import Container
 from app.events import controls
+from app.events import service as events
 from app.events.models import EventItem
 from app.events.schemas import ItemUpdate
 from app.flows.sale_terms import check_once
 from app.moments import utc_now
 from app.redis import as_text
 from app.store.keys import ItemKeys
-from tests.support.factories import Auth, assert_problem, buy, create_live_item
+from tests.support.factories import (
+    Auth,
+    assert_problem,
+    buy,
+    create_event,
+    create_live_item,
+    item_spec,
+)
 
 OPERATOR = User(id="operator", is_admin=True)
 
@@ -201,3 +209,26 @@ async def test_each_change_is_in_force_when_answered_while_the_check_runs(
     finally:
         done.set()
         await checking
+
+
+async def test_a_pause_whose_commit_failed_is_undone_on_every_item(
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
+) -> None:
+    event = await create_event(client, auth, items=[item_spec(sku="A-1"), item_spec(sku="B-1")])
+    async with app_services.sessionmaker() as session:
+        await events.set_paused(
+            session=session,
+            services=app_services,
+            actor=OPERATOR,
+            event_id=event.id,
+            paused=True,
+        )
+        await session.rollback()
+    for item in event.items:
+        assert await in_redis(app_services, item.id, "paused") == ["1"]
+
+    assert sorted(await check_once(app_services)) == [i.id for i in event.items]
+
+    for item in event.items:
+        assert await in_redis(app_services, item.id, "paused") == ["0"]
+        assert (await buy(client, auth, item.id)).status_code == 202
