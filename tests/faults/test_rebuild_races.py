@@ -21,6 +21,9 @@ from app.container import Container
 from app.coupons.models import UserCoupon
 from app.events import service as events
 from app.events.schemas import EventCreate
+from app.flows.audit import audit
+from app.flows.audit_report import Check
+from app.flows.coupon_audit import audit_coupons
 from app.flows.freshness import (
     CLAIMS,
     SALES,
@@ -180,8 +183,8 @@ async def test_an_event_committed_but_not_yet_loaded_is_loaded_by_the_check_not_
 async def test_a_live_event_created_under_the_running_check_never_freezes(
     client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
-    """Case 12, driven: the worker's check runs in a loop while live events of 40 items
-    are created and 30 readers poll the public live board."""
+    """Case 12, driven: the worker's check runs in a loop while a live event of 100 items
+    is created and 50 readers poll the public live board."""
     stop = asyncio.Event()
 
     async def checking() -> None:
@@ -198,15 +201,15 @@ async def test_a_live_event_created_under_the_running_check_never_freezes(
 
     event_ids: list[int] = []
     tasks = [asyncio.create_task(checking())]
-    tasks += [asyncio.create_task(reading(event_ids)) for _ in range(30)]
+    tasks += [asyncio.create_task(reading(event_ids)) for _ in range(50)]
     try:
         created = []
-        for round_ in range(3):
+        for round_ in range(1):
             answer = await client.post(
                 "/api/v1/admin/events",
                 json=event_spec(
                     name=f"crowd {round_}",
-                    items=[item_spec(sku=f"C{round_}-{n}", stock=3) for n in range(40)],
+                    items=[item_spec(sku=f"C{round_}-{n}", stock=3) for n in range(100)],
                 ),
                 headers=auth.admin(),
             )
@@ -277,6 +280,10 @@ async def test_an_api_starting_on_an_empty_redis_never_rebuilds_a_sale_another_i
         await api_b.wait()
     assert told[202] == 0, f"sold on a rebuilt-but-unchecked sale: {told}"
     assert told[500] == 0
+    report = await audit(services=own_services)
+    frozen = [p for p in report.problems if p.check is Check.FROZEN]
+    assert len(frozen) == 1, report.problems
+    assert "unloaded" in frozen[0].detail
     assert await recover(own_services.redis, keys.prefix, SALES, item.id)
     accepted: dict[str, str] = {}
     for n in range(stock + 10):
@@ -325,6 +332,8 @@ async def test_coupon_claims_back_from_an_old_snapshot_are_frozen_and_rebuilt(
     assert await own_services.redis.hmget(keys.coupon, ["remaining", "frozen"]) == ["0", "1"]
     why = await frozen_entities(own_services.redis, keys.prefix, CLAIMS, [coupon.id])
     assert "rolled_back" in why[coupon.id]
+    report = await audit_coupons(services=own_services)
+    assert [p for p in report.problems if "frozen" in p and "rolled_back" in p], report.problems
     assert await recover(own_services.redis, keys.prefix, CLAIMS, coupon.id)
     for user in ("u2", "u4", "u5"):
         answer = await claim(own_client, auth, coupon.id, user_id=user)
