@@ -21,7 +21,7 @@ from app.orders.errors import CHANGE_PROBLEMS, OrderNotFound
 from app.orders.models import OrderStatus, TransitionCause
 from app.orders.schemas import CheckoutCreate, OrderRead, QuoteRead
 from app.pagination import NEXT_CURSOR_HEADER, CursorPageDep, PageDep
-from app.ratelimit.service import CheckingOutUser
+from app.ratelimit.service import CheckingOutUser, QuotingUser
 
 router = APIRouter(prefix="/api/v1/orders", tags=["orders"])
 admin = APIRouter(prefix="/api/v1/admin/orders", tags=["orders (admin)"])
@@ -41,10 +41,10 @@ async def list_orders(
 
 @router.post(
     "/quote",
-    responses=problem_responses(Unauthorized, CouponNotApplicable, ValidationFailed),
+    responses=problem_responses(Unauthorized, CouponNotApplicable, ValidationFailed, RateLimited),
 )
 async def quote_order(
-    data: CheckoutCreate, session: SessionDep, services: ContainerDep, user: CurrentUser
+    data: CheckoutCreate, session: SessionDep, services: ContainerDep, user: QuotingUser
 ) -> QuoteRead:
     """Price SKUs at their regular price with at most one coupon (a claimed coupon's
     `id`); nothing is taken. A coupon that does not apply: 422 `coupon_not_applicable`
