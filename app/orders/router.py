@@ -14,7 +14,7 @@ from app.errors import (
     ValidationFailed,
     problem_responses,
 )
-from app.ids import MAX_ID, IdempotencyKey, OrderId
+from app.ids import MAX_ID, ORDER_ID_PATH, IdempotencyKey, OrderId
 from app.inventory.errors import InsufficientStock
 from app.orders import checkout, service
 from app.orders.errors import CHANGE_PROBLEMS, OrderNotFound
@@ -81,7 +81,7 @@ async def place_order(
     return OrderRead.model_validate(order)
 
 
-@router.get("/{order_id}", responses=problem_responses(Unauthorized, OrderNotFound))
+@router.get(f"/{ORDER_ID_PATH}", responses=problem_responses(Unauthorized, OrderNotFound))
 async def get_order(
     order_id: OrderId, session: SessionDep, services: ContainerDep, user: CurrentUser
 ) -> OrderRead:
@@ -98,7 +98,7 @@ async def _cancel(
     return OrderRead.model_validate(cancelled)
 
 
-@router.post("/{order_id}/cancel", responses=problem_responses(*CHANGE_PROBLEMS))
+@router.post(f"/{ORDER_ID_PATH}/cancel", responses=problem_responses(*CHANGE_PROBLEMS))
 async def cancel_order(
     order_id: OrderId, session: SessionDep, services: ContainerDep, user: CurrentUser
 ) -> OrderRead:
@@ -110,7 +110,7 @@ async def cancel_order(
     return await _cancel(order_id, session, services, user, TransitionCause.USER_CANCEL)
 
 
-@admin.post("/{order_id}/cancel", responses=problem_responses(*CHANGE_PROBLEMS, Forbidden))
+@admin.post(f"/{ORDER_ID_PATH}/cancel", responses=problem_responses(*CHANGE_PROBLEMS, Forbidden))
 async def cancel_any_order(
     order_id: OrderId, session: SessionDep, services: ContainerDep, user: AdminUser
 ) -> OrderRead:
