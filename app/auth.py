@@ -123,7 +123,7 @@ class TokenVerifier:
         return user
 
 
-_bearer = HTTPBearer(auto_error=False, description="HS256 JWT; see shared/CONTRACT.md")
+_bearer = HTTPBearer(auto_error=False, description="HS256 JWT; see docs/CONTRACT.md")
 
 
 def bearer_token(authorization: str | None) -> str:

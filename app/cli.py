@@ -249,31 +249,38 @@ def token(
 
 @cli.command()
 def recover(
-    item_ids: Annotated[list[int], typer.Argument(help="Frozen item(s) to sell again.")],
+    ids: Annotated[list[int], typer.Argument(help="Frozen item(s) (or coupons) to resume.")],
+    coupon: Annotated[
+        bool, typer.Option("--coupon", help="The ids are coupons' (their claims), not items'.")
+    ] = False,
 ) -> None:
-    """Resume selling items frozen after Redis lost or rolled back data. They were already
-    rebuilt exactly from Postgres and the surviving stream; this only lifts the freeze,
-    once an operator has dealt with the orders that may have been lost (README: runbook
-    'Redis lost data'). Exit code 1 if an item was not frozen."""
+    """Resume selling items (claiming coupons) frozen after Redis lost or rolled back data.
+    They were already rebuilt exactly from Postgres and the surviving stream; this only
+    lifts the freeze, once an operator has dealt with the orders (claims) that may have
+    been lost (README: runbook 'Redis lost data'). Exit code 1 if one was not frozen."""
+    noun = "coupon" if coupon else "item"
     with _servers(_settings()) as settings:
-        missing = asyncio.run(_recover(settings, item_ids))
-    for item_id in item_ids:
-        state = "was not frozen" if item_id in missing else "selling again"
-        print(f"item {item_id}: {state}")
+        missing = asyncio.run(_recover(settings, ids, coupon=coupon))
+    for entity_id in ids:
+        state = "was not frozen" if entity_id in missing else "selling again"
+        print(f"{noun} {entity_id}: {state}")
     raise typer.Exit(1 if missing else 0)
 
 
-async def _recover(settings: Settings, item_ids: list[int]) -> list[int]:
-    from app.flows.freshness import unfreeze
+async def _recover(settings: Settings, ids: list[int], *, coupon: bool) -> list[int]:
+    from app.flows.freshness import CLAIMS, SALES, CounterFamily, recover
     from app.main import build_services
 
+    family: CounterFamily[Any] = CLAIMS if coupon else SALES
     missing = []
     async with build_services(settings) as services:
-        for item_id in item_ids:
-            if await unfreeze(services.redis, settings.redis_key_prefix, item_id):
-                logger.warning("item %d unfrozen by an operator (seckill recover)", item_id)
+        for entity_id in ids:
+            if await recover(services.redis, settings.redis_key_prefix, family, entity_id):
+                logger.warning(
+                    "%s %d unfrozen by an operator (seckill recover)", family.noun, entity_id
+                )
             else:
-                missing.append(item_id)
+                missing.append(entity_id)
     return missing
 
 

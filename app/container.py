@@ -49,6 +49,8 @@ class Container:
     refused_tries: RefusedTries = field(init=False)
     # Each sale's newest generation seen accepted here: Redis behind it froze the item.
     generations: SeenGenerations = field(init=False, default_factory=SeenGenerations)
+    # The same for each coupon's claim counters (claim.lua).
+    claim_generations: SeenGenerations = field(init=False, default_factory=SeenGenerations)
     # Purchases of one loop turn in one pipeline (single Redis, SECKILL_PURCHASE_BATCH_MAX).
     purchase_batches: PurchaseBatches | None = field(init=False)
 

@@ -307,12 +307,16 @@ async def _handle_http(request: Request, exc: Exception) -> JSONResponse:
 
 async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    # Starlette raises the error again once this answer is sent, and the server then
+    # closes the connection: say so, or a keep-alive client loses the next request it
+    # sends on it.
     return problem_response(
         status=500,
         code=AppError.code,
         title=AppError.title,
         detail="The server failed to handle this request; it has been logged.",
         instance=request.url.path,
+        headers={"Connection": "close"},
     )
 
 

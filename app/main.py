@@ -195,7 +195,7 @@ def create_app(settings: Settings | None = None) -> SeckillApp:
     app = SeckillApp(
         title="seckill",
         version="0.1.0",
-        description="High-concurrency flash-sale backend. See shared/CONTRACT.md.",
+        description="High-concurrency flash-sale backend. See docs/CONTRACT.md.",
         lifespan=lifespan,
         # /docs is served below from a local copy of Swagger UI (no CDN); no ReDoc.
         docs_url=None,

@@ -4,6 +4,7 @@ from app.audit_log.models import OperatorAction
 from app.coupons.models import Coupon, UserCoupon
 from app.db import Base
 from app.events.models import Event, EventItem
+from app.generations.models import CounterGeneration
 from app.inventory.models import Sku, StockMovement
 from app.jobs.models import Job
 from app.orders.models import Order, OrderLine, OrderTransition
@@ -11,6 +12,7 @@ from app.orders.models import Order, OrderLine, OrderTransition
 __all__ = [
     "Base",
     "Coupon",
+    "CounterGeneration",
     "Event",
     "EventItem",
     "Job",

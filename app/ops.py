@@ -12,8 +12,10 @@ from sqlalchemy import text
 
 from app.auth import bearer_token
 from app.container import Container, ContainerDep
+from app.coupons.service import claimable_coupons
 from app.errors import AppError, Unauthorized, problem_responses
 from app.events.repository import items_not_ended
+from app.flows.freshness import CLAIMS, SALES, frozen_entities
 from app.metrics import exposition
 from app.moments import utc_now
 from app.store.keys import ItemKeys
@@ -31,10 +33,15 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
-    status: str
+    status: str = Field(
+        description="`ok`, or `degraded`: ready, but some sales are frozen (see `sales`)."
+    )
     redis: str
     postgres: str
-    sales: str = Field(description="`ok`, or the live items whose sale is not in Redis.")
+    sales: str = Field(
+        description="`ok`, the live items whose sale is not in Redis, or the items and "
+        "coupons frozen after a hot-store fault, with why."
+    )
 
 
 class NotReady(AppError):
@@ -64,12 +71,13 @@ async def _probe_postgres(services: ContainerDep) -> None:
 
 
 class LiveItems:
-    """The ids of items whose sale has not ended, read from Postgres at most every
-    `readiness_items_refresh_seconds`: /readyz checks each is loaded in Redis without a
-    Postgres query per probe."""
+    """The ids of items whose sale has not ended (and of coupons still claimable), read
+    from Postgres at most every `readiness_items_refresh_seconds`: /readyz checks each is
+    loaded in Redis without a Postgres query per probe."""
 
     def __init__(self) -> None:
         self.item_ids: list[int] = []
+        self.coupon_ids: list[int] = []
         self.read_at = -math.inf
 
     async def current(self, services: Container) -> list[int]:
@@ -77,7 +85,9 @@ class LiveItems:
         if now - self.read_at >= services.settings.readiness_items_refresh_seconds:
             async with services.sessionmaker() as session:
                 items = await items_not_ended(session, now=utc_now())
+                coupons = await claimable_coupons(session=session)
             self.item_ids, self.read_at = [i.id for i in items], now
+            self.coupon_ids = [c.id for c in coupons]
         return self.item_ids
 
 
@@ -94,6 +104,24 @@ async def _unloaded_sales(services: Container, live: LiveItems) -> str:
         loaded = await pipe.execute()
     missing = [i for i, present in zip(item_ids, loaded, strict=True) if not present]
     return "ok" if not missing else f"not loaded in Redis: items {missing[:20]}"
+
+
+async def _frozen_sales(services: Container, live: LiveItems) -> str | None:
+    """Which live items and coupons are frozen after a hot-store fault (and why), or None.
+    Frozen is not "not ready": this process serves every other sale, and no process can
+    sell a frozen one until an operator resumes it, so taking processes out of the load
+    balancer would only stop the rest. The answer says so instead (`degraded`)."""
+    prefix = services.settings.redis_key_prefix
+    await live.current(services)
+    held = []
+    for family, ids in ((SALES, live.item_ids), (CLAIMS, live.coupon_ids)):
+        frozen = await frozen_entities(services.redis, prefix, family, ids)
+        if frozen:
+            listed = ", ".join(f"{i} ({why})" for i, why in sorted(frozen.items())[:20])
+            held.append(f"{family.noun}s {listed}")
+    if not held:
+        return None
+    return "frozen after a hot-store fault, see `seckill audit`: " + "; ".join(held)
 
 
 @router.get("/readyz", responses=problem_responses(NotReady))
@@ -121,6 +149,12 @@ async def readyz(request: Request, services: ContainerDep) -> Readiness:
         raise NotReady(
             "; ".join(f"{k}: {v}" for k, v in results.items()), extra={"checks": results}
         )
+    try:
+        frozen = await asyncio.wait_for(_frozen_sales(services, live), PROBE_TIMEOUT_SECONDS)
+    except Exception as exc:
+        frozen = f"unknown: {type(exc).__name__}"
+    if frozen is not None:
+        return Readiness(status="degraded", redis="ok", postgres="ok", sales=frozen)
     return Readiness(status="ok", redis="ok", postgres="ok", sales="ok")
 
 

@@ -3,7 +3,8 @@
   sale: thousands claim the first 1,000 at 10:00).
 
   KEYS[1] coupon    hash  remaining, starts_ms, ends_ms, audience, limit,
-                          valid_until_ms ("" if relative), valid_ms (relative, "" if fixed)
+                          valid_until_ms ("" if relative), valid_ms (relative, "" if fixed),
+                          frozen, epoch, seq, behind: as an item's sale hash (purchase.lua)
   KEYS[2] claimers  hash  user id -> coupons claimed
   KEYS[3] idem      string "claim id|valid until ms" for (user, Idempotency-Key); any key
                     of the coupon's slot when no Idempotency-Key was sent
@@ -19,9 +20,13 @@
   ARGV[5] Idempotency-Key, or "" for none
   ARGV[6] idempotency record TTL in seconds
   ARGV[7] coupon id
+  ARGV[8] epoch  ARGV[9] seq: the newest generation of this coupon's counters the calling
+          process has seen claimed (app/store/generations.py), "0" "0" if none; Redis
+          behind it came back from an older snapshot: the coupon is frozen (answer 9)
 
   Returns {outcome, remaining, claim id or "", valid until ms or ""} where outcome is
-    0 claimed            one coupon taken, the claim appended to KEYS[4]
+    0 claimed            one coupon taken, the claim appended to KEYS[4]; the reply
+                         carries the counters' epoch and the claim's seq too
     1 replayed           same Idempotency-Key seen: the first claim, nothing taken
     2 no such coupon     KEYS[1] does not exist
     3 not started        before the claim window
@@ -31,14 +36,28 @@
     6 limit exceeded     the user holds per_user_limit claims already
     7 exhausted          none left
     8 ask who            a new-users coupon and ARGV[3] is "": call again with "1" or "0"
+    9 recovering         the coupon is frozen (Redis lost or rolled back its counters; see
+                         app/flows/freshness.py), or is found behind ARGV[8..9] and frozen
+                         now: nothing taken
 
-  The checks run in this order: 2, 1, 3, 4, 8, 5, 6, 7. The clock is Redis's own (TIME).
+  The checks run in this order: 9, 2, 9 (behind), 1, 3, 4, 8, 5, 6, 7. The clock is
+  Redis's own (TIME).
 ]]
 local c = redis.call('HMGET', KEYS[1],
-  'remaining', 'starts_ms', 'ends_ms', 'audience', 'limit', 'valid_until_ms', 'valid_ms')
+  'remaining', 'starts_ms', 'ends_ms', 'audience', 'limit', 'valid_until_ms', 'valid_ms',
+  'frozen', 'epoch', 'seq')
 local remaining = tonumber(c[1])
+if c[8] == '1' then
+  return {9, remaining or 0, '', ''}
+end
 if remaining == nil then
   return {2, 0, '', ''}
+end
+local epoch, seq = tonumber(c[9] or '0'), tonumber(c[10] or '0')
+local seen_epoch, seen_seq = tonumber(ARGV[8]), tonumber(ARGV[9])
+if epoch < seen_epoch or (epoch == seen_epoch and seq < seen_seq) then
+  redis.call('HSET', KEYS[1], 'frozen', '1', 'behind', '1')
+  return {9, remaining, '', ''}
 end
 
 local idem_key = ARGV[5]
@@ -82,6 +101,7 @@ else
 end
 local claim_id = ARGV[4]
 remaining = redis.call('HINCRBY', KEYS[1], 'remaining', -1)
+seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('HINCRBY', KEYS[2], user, 1)
 if idem_key ~= '' then
   redis.call('SET', KEYS[3], claim_id .. '|' .. valid_until_ms, 'EX', tonumber(ARGV[6]))
@@ -90,4 +110,4 @@ redis.call('HSET', KEYS[5], claim_id, valid_until_ms .. '|' .. now_ms .. '|' .. 
 redis.call('XADD', KEYS[4], '*',
   'claim_id', claim_id, 'coupon_id', ARGV[7], 'user_id', user, 'claimed_ms', now_ms,
   'valid_until_ms', valid_until_ms, 'idempotency_key', idem_key)
-return {0, remaining, claim_id, valid_until_ms}
+return {0, remaining, claim_id, valid_until_ms, epoch, seq}

@@ -22,32 +22,51 @@
            paused, price, event) are written only if newer than the hash's
            `terms_version`, so a warm-up that read Postgres before an operator's change
            (a pause, say) never undoes it once the change reached Redis
-  ARGV[12] "1": build the counters if they are missing; "0": only refresh the terms of a
-           live sale, and if its counters are missing write nothing and return loaded -1
-           (the caller then reads what a build needs, which for a big sale is a lot: the
-           stream's orders and every buyer's count, and calls again with "1")
-  ARGV[13..] user id, units bought, user id, units bought, ... (counts from Postgres)
+  ARGV[12] what to do with the live counters (stock and the buyers' counts):
+           "0": only refresh the terms of a live sale; if its counters are missing write
+                nothing and return loaded -1 (the caller then reads what a build needs,
+                which for a big sale is a lot: the stream's orders and every buyer's count)
+           "1": build them if they are missing and the item is not frozen (a sale never
+                built before: nothing can have sold on it); if the item is frozen write
+                nothing and return loaded -1 (a lost sale is rebuilt with "2")
+           "2": rebuild: replace them (stock, buyers, released) in one step, in a new
+                generation; only while the item is frozen, so that nothing sells on them
+                meanwhile (app/flows/freshness.py); else write nothing, return loaded -2
+  ARGV[13] the lowest epoch a new generation may have: Postgres's newest built one, so a
+           rebuild's generation is newer than any an API process saw, even on a Redis
+           whose clock is behind the one that built it (a failover)
+  ARGV[14..] user id, units bought, user id, units bought, ... (counts from Postgres)
 
   Counters written start a new generation (app/store/generations.py): `epoch` is now in
-  Redis ms, above any epoch the hash held (a rebuild over an old snapshot), and `seq` 0.
+  Redis ms, above ARGV[13] and any epoch the hash held (a rebuild over an old snapshot),
+  `seq` 0, and `behind` cleared.
 
-  Returns {loaded, stock}: loaded is 1 if the counters were written, 0 if they existed,
-  -1 if they are missing and ARGV[12] said not to build them (stock -1 then).
+  Returns {loaded, stock, epoch}: loaded is 1 if the counters were written, 0 if they
+  existed, -1 or -2 as above (nothing written; stock -1 if none); epoch is the hash's
+  generation (0 if none).
 ]]
+local mode = ARGV[12]
+local has_counters = redis.call('HEXISTS', KEYS[1], 'stock') == 1
+local frozen = redis.call('HGET', KEYS[1], 'frozen') == '1'
+if mode == '2' and not frozen then
+  return {-2, tonumber(redis.call('HGET', KEYS[1], 'stock') or '-1'),
+    tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')}
+end
+if not has_counters and (mode == '0' or (mode == '1' and frozen)) then
+  return {-1, -1, tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')}
+end
 local loaded = 0
-if redis.call('HEXISTS', KEYS[1], 'stock') == 0 then
-  if ARGV[12] ~= '1' then
-    return {-1, -1}
-  end
+if mode == '2' or not has_counters then
   local t = redis.call('TIME')
   local epoch = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local before = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
-  if epoch <= before then
-    epoch = before + 1
+  local floor = math.max(tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0'), tonumber(ARGV[13]))
+  if epoch <= floor then
+    epoch = floor + 1
   end
   redis.call('HSET', KEYS[1], 'stock', ARGV[1], 'allocated', ARGV[10], 'epoch', epoch, 'seq', 0)
+  redis.call('HDEL', KEYS[1], 'behind')
   redis.call('DEL', KEYS[2], KEYS[4])
-  for i = 13, #ARGV, 2 do
+  for i = 14, #ARGV, 2 do
     redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
   end
   loaded = 1
@@ -62,4 +81,5 @@ local created = redis.pcall('XGROUP', 'CREATE', KEYS[3], ARGV[9], '0', 'MKSTREAM
 if type(created) == 'table' and created.err and not string.find(created.err, 'BUSYGROUP') then
   return redis.error_reply(created.err)
 end
-return {loaded, tonumber(redis.call('HGET', KEYS[1], 'stock'))}
+local state = redis.call('HMGET', KEYS[1], 'stock', 'epoch')
+return {loaded, tonumber(state[1]), tonumber(state[2] or '0')}

@@ -14,7 +14,9 @@ from app.config import Settings
 from app.container import Container
 from app.flows.freshness import check_once
 from app.main import create_app
+from app.store.coupon_keys import CouponKeys
 from app.store.keys import ItemKeys
+from tests.support.coupons import create_coupon
 from tests.support.factories import (
     Auth,
     assert_problem,
@@ -103,7 +105,38 @@ async def test_readyz_is_a_503_problem_while_a_live_sale_is_not_in_redis(
     assert (body["checks"]["redis"], body["checks"]["postgres"]) == ("ok", "ok")
 
     await check_once(app_services)  # the order writer's check rebuilds it
-    assert (await client.get("/readyz")).status_code == 200
+    # ... and keeps it frozen (the sale was open: a 202 may have been lost): ready, but
+    # the answer says which sale is frozen and why, rather than "ok"
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "degraded"
+    assert ready.json()["sales"].startswith("frozen after a hot-store fault")
+    assert f"items {item.id} (unloaded:" in ready.json()["sales"]
+
+
+@pytest.mark.parametrize("settings_overrides", [{"readiness_items_refresh_seconds": 0}])
+async def test_readyz_names_frozen_items_and_coupons_and_why(
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
+) -> None:
+    item = await create_live_item(client, auth, stock=5)
+    coupon = await create_coupon(client, auth, total_quantity=5, per_user_limit=1)
+    assert (await client.get("/readyz")).json() == {
+        "status": "ok",
+        "redis": "ok",
+        "postgres": "ok",
+        "sales": "ok",
+    }
+    prefix = app_services.settings.redis_key_prefix
+    await app_services.redis.hset(ItemKeys(prefix, item.id).sale, "behind", 1)
+    await app_services.redis.hset(CouponKeys(prefix, coupon.id).coupon, "behind", 1)
+    assert len(await check_once(app_services)) == 2
+
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    body = ready.json()
+    assert body["status"] == "degraded"
+    assert f"items {item.id} (rolled_back:" in body["sales"]
+    assert f"coupons {coupon.id} (rolled_back:" in body["sales"]
 
 
 def _sample(metrics: str, name: str, labels: str = "") -> float:

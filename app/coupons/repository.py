@@ -68,6 +68,22 @@ async def claims_by_user(session: AsyncSession, coupon_id: int) -> dict[str, int
     return {user_id: int(n) for user_id, n in rows}
 
 
+async def newest_claim_by_coupon(
+    session: AsyncSession, coupon_ids: Iterable[int]
+) -> dict[int, datetime]:
+    """When the newest stored claim (not grant) of each template was made (Redis's clock,
+    claim.lua); templates with none are left out."""
+    ids = list(coupon_ids)
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(UserCoupon.coupon_id, func.max(UserCoupon.claimed_at))
+        .where(UserCoupon.coupon_id.in_(ids), UserCoupon.source == CouponSource.CLAIM.value)
+        .group_by(UserCoupon.coupon_id)
+    )
+    return {int(coupon_id): newest for coupon_id, newest in rows}
+
+
 async def stored_claim_ids(session: AsyncSession, claim_ids: Iterable[str]) -> set[str]:
     ids = list(claim_ids)
     if not ids:

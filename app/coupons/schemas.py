@@ -49,7 +49,7 @@ class ScopeCreate(BaseModel):
 
 
 class CouponCreate(BaseModel):
-    """A coupon template (see shared/CONTRACT.md, "Coupons and regular checkout")."""
+    """A coupon template (see docs/CONTRACT.md, "Coupons and regular checkout")."""
 
     model_config = ConfigDict(extra="forbid")
 

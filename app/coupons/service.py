@@ -7,6 +7,7 @@ item's orders."""
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from functools import partial
@@ -30,7 +31,15 @@ from app.coupons.schemas import (
     UserCouponRead,
 )
 from app.db import after_commit
-from app.errors import AppError, Ended, LimitExceeded, NotStarted, ValidationFailed
+from app.errors import (
+    AppError,
+    Ended,
+    LimitExceeded,
+    NotStarted,
+    Recovering,
+    ValidationFailed,
+)
+from app.generations import repository as generations
 from app.metrics import coupon_claims, coupon_redemptions
 from app.moments import utc_now
 from app.redis import RedisClient, as_text
@@ -38,8 +47,9 @@ from app.store.claim import ClaimOutcome, ClaimReply, claim_script_call, parse_c
 from app.store.claims import NewClaim, parse_claim, parse_queued_claim
 from app.store.coupon_keys import CouponKeys, coupons_registry
 from app.store.coupon_warmup import CouponClaimTerms, coupon_warmup_call
+from app.store.freezes import FROZEN_RETRY_AFTER_SECONDS, freeze
 from app.store.order_ids import coupon_of, new_claim_id
-from app.store.scripts import Scripts
+from app.store.warmup import Build, Built
 
 logger = logging.getLogger(__name__)
 
@@ -152,35 +162,95 @@ async def claims_in_stream(*, redis: RedisClient, prefix: str, coupon_id: int) -
     return [claim for claim in parsed if claim is not None]
 
 
+CLAIMS = "claims"  # the counter family of a coupon's claims (app/generations)
+
+
 async def publish_coupons(
     *, session: AsyncSession, services: Container, coupons: Sequence[Coupon]
 ) -> int:
-    """Load the templates' claim state into Redis (counters that exist are kept); returns
-    how many had their counters built. Claims still in a stream count as claimed."""
+    """Load the templates' claim state into Redis; returns how many had their counters
+    built. As for an item's sale (events.service.publish_sale): terms are refreshed,
+    counters are built only for a coupon never built before, and one built before and
+    missing was lost: frozen here, rebuilt by the hot-store check (`rebuild_claims`)."""
     prefix = services.settings.redis_key_prefix
-    loaded = 0
+    built_before = await generations.built_epochs(session, CLAIMS, [c.id for c in coupons])
+    built: dict[int, int] = {}
+    lost: list[int] = []
     for coupon in coupons:
-        in_flight = await claims_in_stream(redis=services.redis, prefix=prefix, coupon_id=coupon.id)
-        stored = await repository.stored_claim_ids(session, [c.id for c in in_flight])
-        by_user = await repository.claims_by_user(session, coupon.id)
-        unstored = [c for c in in_flight if c.id not in stored]
-        for claim in unstored:
-            by_user[claim.user_id] = by_user.get(claim.user_id, 0) + 1
-        claimed = sum(by_user.values())
-        keys, args = coupon_warmup_call(
-            keys=CouponKeys(prefix, coupon.id),
-            terms=_claim_terms(coupon),
-            remaining=max(coupon.total_quantity - claimed, 0),
-            group=services.settings.worker_group,
-            claimed_by_user=by_user,
+        mode = Build.TERMS_ONLY if coupon.id in built_before else Build.IF_NEVER_BUILT
+        outcome = await _load_claims(
+            services=services, coupon=coupon, claimed_by_user={}, build=mode, min_epoch=0
         )
-        built, _remaining = await services.scripts.coupon_warmup(
-            keys=keys, args=args, client=services.redis
-        )
+        if outcome.written:
+            built[coupon.id] = outcome.epoch
+        elif outcome.loaded == -1 and coupon.id in built_before:
+            lost.append(coupon.id)
+    if lost:
+        logger.warning("coupons %s: claims built before and missing in Redis; frozen", lost)
+        await freeze(services.redis, [CouponKeys(prefix, c).coupon for c in lost])
+    await _remember_built(services, built)
+    return len(built)
+
+
+async def _load_claims(
+    *,
+    services: Container,
+    coupon: Coupon,
+    claimed_by_user: dict[str, int],
+    build: Build,
+    min_epoch: int,
+) -> Built:
+    prefix = services.settings.redis_key_prefix
+    keys, args = coupon_warmup_call(
+        keys=CouponKeys(prefix, coupon.id),
+        terms=_claim_terms(coupon),
+        remaining=max(coupon.total_quantity - sum(claimed_by_user.values()), 0),
+        group=services.settings.worker_group,
+        claimed_by_user=claimed_by_user,
+        build=build,
+        min_epoch=min_epoch,
+    )
+    loaded, _remaining, epoch = await services.scripts.coupon_warmup(
+        keys=keys, args=args, client=services.redis
+    )
+    if int(loaded) >= 0:
         # The order writer discovers claim streams through this set.
         await services.redis.sadd(coupons_registry(prefix), coupon.id)
-        loaded += int(built)
-    return loaded
+    return Built(loaded=int(loaded), epoch=int(epoch))
+
+
+async def _remember_built(services: Container, epochs: dict[int, int]) -> None:
+    """In a transaction of its own: the caller's may be committed already (after_commit)."""
+    if epochs:
+        async with services.sessionmaker() as session, session.begin():
+            await generations.record_built(session, CLAIMS, epochs)
+
+
+async def rebuild_claims(*, services: Container, coupon: Coupon) -> Built:
+    """Replace a frozen coupon's counters from one consistent picture: the claim stream
+    first, then Postgres in one REPEATABLE READ snapshot taken after it (see
+    events.service.rebuild_sale), so a claim the writer commits meanwhile is counted
+    exactly once."""
+    prefix = services.settings.redis_key_prefix
+    in_flight = await claims_in_stream(redis=services.redis, prefix=prefix, coupon_id=coupon.id)
+    async with services.sessionmaker() as session:
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        by_user = await repository.claims_by_user(session, coupon.id)
+        stored = await repository.stored_claim_ids(session, [c.id for c in in_flight])
+        min_epoch = (await generations.built_epochs(session, CLAIMS, [coupon.id])).get(coupon.id, 0)
+    for claim in in_flight:
+        if claim.id not in stored:
+            by_user[claim.user_id] = by_user.get(claim.user_id, 0) + 1
+    outcome = await _load_claims(
+        services=services,
+        coupon=coupon,
+        claimed_by_user=by_user,
+        build=Build.REBUILD,
+        min_epoch=min_epoch,
+    )
+    if outcome.written:
+        await _remember_built(services, {coupon.id: outcome.epoch})
+    return outcome
 
 
 async def publish_coupons_or_defer(
@@ -197,13 +267,19 @@ async def publish_coupons_or_defer(
         )
 
 
-async def warm_up(*, session: AsyncSession, services: Container) -> int:
-    """At start-up: every template still claimable is in Redis."""
+async def claimable_coupons(*, session: AsyncSession) -> list[Coupon]:
+    """Every template whose claim window has not closed."""
     coupons: list[Coupon] = []
     while page := await repository.list_claimable(
         session, now=utc_now(), limit=500, offset=len(coupons)
     ):
         coupons += page
+    return coupons
+
+
+async def warm_up(*, session: AsyncSession, services: Container) -> int:
+    """At start-up: every template still claimable is in Redis."""
+    coupons = await claimable_coupons(session=session)
     return await publish_coupons(session=session, services=services, coupons=coupons)
 
 
@@ -285,18 +361,22 @@ def _claim_refusal(outcome: ClaimOutcome, coupon_id: int) -> AppError:
             return LimitExceeded("You already hold as many of these coupons as one user may.")
         case ClaimOutcome.EXHAUSTED:
             return CouponExhausted(f"No coupons of {coupon_id} are left to claim.")
+        case ClaimOutcome.RECOVERING:
+            return Recovering(
+                f"Coupon {coupon_id} is held while the hot store is rebuilt after a fault; "
+                "nothing was taken. Retry later with the same Idempotency-Key.",
+                retry_after_seconds=FROZEN_RETRY_AFTER_SECONDS,
+            )
     raise AssertionError(f"not a refusal: {outcome!r}")
 
 
 async def _run_claim(
     *,
-    scripts: Scripts,
-    redis: RedisClient,
+    services: Container,
     keys: CouponKeys,
     user: User,
     new_user: bool | None,
     idempotency_key: str | None,
-    ttl_seconds: int,
 ) -> ClaimReply:
     script_keys, script_args = claim_script_call(
         keys=keys,
@@ -305,10 +385,20 @@ async def _run_claim(
         new_user=new_user,
         claim_id=new_claim_id(keys.coupon_id),
         idempotency_key=idempotency_key,
-        idempotency_ttl_seconds=ttl_seconds,
+        idempotency_ttl_seconds=services.settings.idempotency_ttl_seconds,
+        seen=services.claim_generations.known(keys.coupon_id),
     )
-    reply = await scripts.claim(keys=script_keys, args=script_args, client=redis)
-    return parse_claim_reply(reply)
+    reply = parse_claim_reply(
+        await services.scripts.claim(keys=script_keys, args=script_args, client=services.redis)
+    )
+    if reply.outcome is ClaimOutcome.CLAIMED:
+        services.claim_generations.saw(keys.coupon_id, reply.generation)
+    elif reply.outcome is ClaimOutcome.NO_SUCH_COUPON and services.claim_generations.has_seen(
+        keys.coupon_id
+    ):
+        # claimable a moment ago: Redis lost it, not the shop
+        return replace(reply, outcome=ClaimOutcome.RECOVERING)
+    return reply
 
 
 async def claim(
@@ -325,13 +415,11 @@ async def claim(
 
     async def attempt(new_user: bool | None) -> ClaimReply:
         return await _run_claim(
-            scripts=services.scripts,
-            redis=services.redis,
+            services=services,
             keys=keys,
             user=user,
             new_user=new_user,
             idempotency_key=idempotency_key,
-            ttl_seconds=services.settings.idempotency_ttl_seconds,
         )
 
     reply = await attempt(None)

@@ -21,16 +21,18 @@ from app.events.controls import sale_terms as _terms
 from app.events.errors import EventNotFound, ItemNotFound
 from app.events.models import Event, EventItem
 from app.events.schemas import EventCreate, EventRead, EventState, ItemRead, ItemState
+from app.generations import repository as generations
 from app.inventory import repository as inventory_repository
 from app.inventory import service as inventory
 from app.moments import utc_now
 from app.orders import repository as orders
 from app.store.adjust_sale import SaleAdjustment, adjust_sale
+from app.store.freezes import freeze
 from app.store.idempotency import KeyedOrder, restore_records
 from app.store.keys import ItemKeys
 from app.store.records import NewOrder
 from app.store.sale_state import orders_in_stream, remaining_stock
-from app.store.warmup import load_sale, refresh_terms
+from app.store.warmup import Build, Built, load_sale, refresh_terms
 
 logger = logging.getLogger(__name__)
 
@@ -95,21 +97,25 @@ async def get_event_row(*, session: AsyncSession, event_id: int) -> Event:
     return event
 
 
+SALE = "sale"  # the counter family of an item's sale (app/generations)
+
+
 async def publish_sale(
     *, session: AsyncSession, services: Container, items: Sequence[EventItem]
 ) -> int:
     """Load (or refresh) the items' sale state in Redis from Postgres; returns how many
-    items had their live counters built (the rest were already live and kept).
+    items had their live counters built.
 
-    Units of orders still in a stream count as sold too, or a rebuild after losing only
-    the sale hash would sell them again. The streams are read before Postgres: an order
-    the writer stores in between is then found in both and counted once."""
+    A live sale keeps its counters: only its terms are refreshed, without reading its
+    stream or its buyers (after a big sale, millions of each: every API process's start
+    would read them all). Counters are built here only for a sale never built before:
+    nothing can have sold on it. One that was built before and is missing was lost (Redis
+    restarted empty, or from a snapshot older than the sale): it is frozen here, never
+    rebuilt while it could sell, and the hot-store check (app/flows/freshness.py) rebuilds
+    it with `rebuild_sale`."""
     prefix = services.settings.redis_key_prefix
     group = services.settings.worker_group
-    # A live sale keeps its counters: only its terms are refreshed, without reading its
-    # stream or its buyers (after a big sale, millions of each: every API process's
-    # start would read them all). The others are built from the ledger.
-    to_build = [
+    missing = [
         item
         for item in items
         if not await refresh_terms(
@@ -120,7 +126,28 @@ async def publish_sale(
             terms=_terms(item),
         )
     ]
-    loaded = await _build_sales(session=session, services=services, items=to_build)
+    built_before = await generations.built_epochs(session, SALE, [i.id for i in missing])
+    lost = [item.id for item in missing if item.id in built_before]
+    if lost:
+        logger.warning("items %s: sale built before and missing in Redis; frozen", lost)
+        await freeze(services.redis, [ItemKeys(prefix, i).sale for i in lost])
+    built: dict[int, int] = {}
+    for item in missing:
+        if item.id in built_before:
+            continue
+        # Never built: nothing sold, nothing in a stream; the buyers' counts are empty.
+        outcome = await load_sale(
+            redis=services.redis,
+            scripts=services.scripts,
+            prefix=prefix,
+            group=group,
+            terms=_terms(item),
+            units_sold=0,
+            bought_by_user={},
+        )
+        if outcome.written:
+            built[item.id] = outcome.epoch
+    await _remember_built(services, built)
     for item in items:
         # Stock an operator added whose application to Redis was interrupted comes in now
         # (a no-op when Redis already reflects the allocation).
@@ -132,53 +159,66 @@ async def publish_sale(
                 item_id=item.id, allocated_before=item.stock, allocated_after=item.stock
             ),
         )
-    return loaded
+    return len(built)
 
 
-async def _build_sales(
-    *, session: AsyncSession, services: Container, items: Sequence[EventItem]
-) -> int:
-    """Build the live counters of sales missing in Redis; returns how many were built
-    (one that came back live meanwhile is kept)."""
-    if not items:
-        return 0
+async def _remember_built(services: Container, epochs: dict[int, int]) -> None:
+    """In a transaction of its own: the caller's may be committed already (after_commit)."""
+    if epochs:
+        async with services.sessionmaker() as session, session.begin():
+            await generations.record_built(session, SALE, epochs)
+
+
+async def rebuild_sale(*, services: Container, item: EventItem) -> Built:
+    """Replace a frozen item's counters with what one consistent picture says was sold.
+
+    Every accepted order is in the stream, in Postgres, or in both (the writer deletes an
+    entry only after its commit), and the frozen item adds none. The stream is read
+    first, then Postgres in one REPEATABLE READ snapshot taken after it: an order the
+    writer commits before the snapshot is found stored, one it commits after is counted
+    from the stream, never neither nor both. warmup.lua replaces stock, buyers and
+    released in one step, and only while the item is still frozen."""
     prefix = services.settings.redis_key_prefix
-    in_flight = {
-        item.id: await orders_in_stream(redis=services.redis, prefix=prefix, item_id=item.id)
-        for item in items
-    }
-    sold = await orders.units_sold_by_item(session, [i.id for i in items], with_owed_returns=True)
-    loaded = 0
-    for item in items:
+    in_flight = await orders_in_stream(redis=services.redis, prefix=prefix, item_id=item.id)
+    async with services.sessionmaker() as session:
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        sold = await orders.units_sold_by_item(session, [item.id], with_owed_returns=True)
         bought = await orders.units_bought_by_user(session, item.id, with_owed_returns=True)
-        stored = await orders.stored_order_ids(session, [o.id for o in in_flight[item.id]])
-        unstored = [o for o in in_flight[item.id] if o.id not in stored]
+        stored = await orders.stored_order_ids(session, [o.id for o in in_flight])
+        unstored = [o for o in in_flight if o.id not in stored]
         for order in unstored:
             bought[order.user_id] = bought.get(order.user_id, 0) + order.quantity
-        await _restore_idempotency(session=session, services=services, item=item, unstored=unstored)
-        loaded += await load_sale(
-            redis=services.redis,
-            scripts=services.scripts,
-            prefix=prefix,
-            group=services.settings.worker_group,
-            terms=_terms(item),
-            units_sold=sold[item.id] + sum(o.quantity for o in unstored),
-            bought_by_user=bought,
-        )
-    return loaded
+        keyed = await orders.keyed_orders_of_item(session, item.id)
+        min_epoch = (await generations.built_epochs(session, SALE, [item.id])).get(item.id, 0)
+    await _restore_idempotency(services=services, item=item, keyed=keyed, unstored=unstored)
+    outcome = await load_sale(
+        redis=services.redis,
+        scripts=services.scripts,
+        prefix=prefix,
+        group=services.settings.worker_group,
+        terms=_terms(item),
+        units_sold=sold[item.id] + sum(o.quantity for o in unstored),
+        bought_by_user=bought,
+        build=Build.REBUILD,
+        min_epoch=min_epoch,
+    )
+    if outcome.written:
+        await _remember_built(services, {item.id: outcome.epoch})
+    return outcome
 
 
 async def _restore_idempotency(
-    *, session: AsyncSession, services: Container, item: EventItem, unstored: Sequence[NewOrder]
+    *,
+    services: Container,
+    item: EventItem,
+    keyed: Sequence[KeyedOrder],
+    unstored: Sequence[NewOrder],
 ) -> None:
     """Before the counters are rebuilt (and selling resumes on them): the records of the
-    item's orders, so that a retry with a known Idempotency-Key gets its first order. A
-    sale whose counters are in Redis kept its records: nothing to do."""
+    item's orders, so that a retry with a known Idempotency-Key gets its first order
+    (records Redis kept stay as they are)."""
     keys = ItemKeys(services.settings.redis_key_prefix, item.id)
-    if await services.redis.hexists(keys.sale, "stock"):
-        return
-    keyed = await orders.keyed_orders_of_item(session, item.id)
-    keyed += [
+    every = list(keyed) + [
         KeyedOrder(o.user_id, o.idempotency_key, o.id, o.quantity)
         for o in unstored
         if o.idempotency_key is not None
@@ -188,7 +228,7 @@ async def _restore_idempotency(
     ttl_ms = (
         int(remaining.total_seconds() * 1000) + services.settings.idempotency_ttl_seconds * 1000
     )
-    written = await restore_records(services.redis, keys, keyed, ttl_ms=ttl_ms)
+    written = await restore_records(services.redis, keys, every, ttl_ms=ttl_ms)
     if written:
         logger.info("item %d: %d idempotency records restored", item.id, written)
 

@@ -53,6 +53,7 @@ from app.orders import repository as orders
 from app.orders import returns_repository
 from app.orders.returns_repository import StockReturn
 from app.redis import RedisClient
+from app.store.freezes import BEHIND, FROZEN, FROZEN_WHY, why_frozen
 from app.store.keys import ItemKeys
 from app.store.records import NewOrder, parse_order
 
@@ -75,6 +76,7 @@ class _RedisSide:
     failures: dict[str, int]  # stream entry id -> times Postgres refused its data
     now_ms: int  # Redis's clock when this was read
     frozen: bool = False  # held after Redis lost or rolled back data (freshness.py)
+    frozen_why: str = ""
     retired: bool = False  # ended and settled; its buyers' counts put away (retirement.py)
 
 
@@ -86,7 +88,7 @@ async def _read_redis(redis: RedisClient, keys: ItemKeys) -> _RedisSide:
         pipe.hkeys(keys.queued)
         # Raw: redis-py's cluster MULTI fails SMEMBERS's reply callback (its `keys` kwarg).
         pipe.execute_command("SMEMBERS", keys.released)
-        pipe.hmget(keys.sale, ["frozen", "retired"])
+        pipe.hmget(keys.sale, [FROZEN, "retired", FROZEN_WHY, BEHIND])
         pipe.hgetall(keys.failures)
         stock, buyers, entries, queued, released, flags, failures = await pipe.execute()
     # Outside the slot's MULTI: a cluster pipeline refuses keyless commands.
@@ -98,6 +100,7 @@ async def _read_redis(redis: RedisClient, keys: ItemKeys) -> _RedisSide:
         queued=set(queued),
         released=set(released),
         frozen=flags[0] == "1",
+        frozen_why=why_frozen(flags[2], flags[3]),
         retired=flags[1] is not None,
         failures={entry: int(times) for entry, times in failures.items()},
         now_ms=int(now[0]) * 1000 + int(now[1]) // 1000,
@@ -456,9 +459,9 @@ async def _audit_item(
         problems.append(
             Problem(
                 Check.FROZEN,
-                "frozen after Redis lost or rolled back data: rebuilt from Postgres, but "
-                "orders accepted after the newest stored one may be lost (see the worker's "
-                "log); `seckill recover` resumes selling",
+                f"frozen after Redis lost or rolled back data ({redis_side.frozen_why}): "
+                "rebuilt from Postgres, but orders accepted after the newest stored one may "
+                "be lost (see the worker's log); `seckill recover` resumes selling",
                 item.id,
             )
         )

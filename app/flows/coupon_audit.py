@@ -27,6 +27,7 @@ from app.flows.dead_letters import stream_entries
 from app.redis import RedisClient
 from app.store.claims import NewClaim, parse_claim
 from app.store.coupon_keys import CouponKeys
+from app.store.freezes import BEHIND, FROZEN, FROZEN_WHY, why_frozen
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,7 @@ class _RedisSide:
     claims: list[NewClaim]
     unreadable: int
     queued: set[str]
+    frozen_why: str | None = None  # None: not frozen
 
 
 async def _read_redis(redis: RedisClient, keys: CouponKeys) -> _RedisSide:
@@ -69,7 +71,8 @@ async def _read_redis(redis: RedisClient, keys: CouponKeys) -> _RedisSide:
         pipe.hgetall(keys.claimers)
         pipe.xrange(keys.claims)
         pipe.hkeys(keys.queued)
-        remaining, claimers, entries, queued = await pipe.execute()
+        pipe.hmget(keys.coupon, [FROZEN, FROZEN_WHY, BEHIND])
+        remaining, claimers, entries, queued, flags = await pipe.execute()
     parsed = [parse_claim(fields) for _id, fields in stream_entries(entries)]
     return _RedisSide(
         remaining=None if remaining is None else int(remaining),
@@ -77,6 +80,7 @@ async def _read_redis(redis: RedisClient, keys: CouponKeys) -> _RedisSide:
         claims=[c for c in parsed if c is not None],
         unreadable=sum(1 for c in parsed if c is None),
         queued=set(queued),
+        frozen_why=why_frozen(flags[1], flags[2]) if flags[0] == "1" else None,
     )
 
 
@@ -89,6 +93,12 @@ async def _audit_one(
     session: AsyncSession, books: coupons.CouponBooks, side: _RedisSide
 ) -> CouponAudit:
     problems: list[str] = []
+    if side.frozen_why is not None:
+        problems.append(
+            f"frozen after Redis lost or rolled back data ({side.frozen_why}): rebuilt from "
+            "Postgres, but claims made after the newest stored one may be lost (see the "
+            "worker's log); `seckill recover --coupon` resumes claiming"
+        )
     stored = await coupons.stored_claim_ids(session, [c.id for c in side.claims])
     repeated = [i for i, n in Counter(c.id for c in side.claims).items() if n > 1]
     if repeated:

@@ -24,11 +24,16 @@ async def get_skus(session: AsyncSession, skus: Iterable[str]) -> dict[str, Sku]
     return {s.sku: s for s in rows}
 
 
-# Lock the SKUs in one order (by code) before taking stock, so two checkouts sharing
-# SKUs cannot deadlock; then one conditional UPDATE takes every line or none is short.
+# A checkout locks its SKU rows before it writes anything else: its order lines'
+# foreign keys take a share lock on the same rows, and two checkouts that each held one
+# and then asked for the row lock deadlocked (issue 17, case 11). In code order, so two
+# checkouts sharing SKUs queue up instead of crossing. NO KEY UPDATE is what the UPDATE
+# below takes anyway; unlike FOR UPDATE it lets rows that merely reference the SKU (the
+# order writer's ledger rows, other orders' lines) be inserted meanwhile.
 _LOCK_SKUS = text(
-    "SELECT sku FROM skus WHERE sku = ANY(CAST(:skus AS text[])) ORDER BY sku FOR UPDATE"
+    "SELECT sku FROM skus WHERE sku = ANY(CAST(:skus AS text[])) ORDER BY sku FOR NO KEY UPDATE"
 )
+# One conditional UPDATE takes every line or none is short.
 _TAKE_ON_HAND = text(
     """
     WITH wanted AS (
@@ -46,12 +51,16 @@ _TAKE_ON_HAND = text(
 )
 
 
+async def lock_skus(session: AsyncSession, skus: Iterable[str]) -> None:
+    """Lock these SKUs' rows until the transaction ends, in code order."""
+    await session.execute(_LOCK_SKUS, {"skus": sorted(set(skus))})
+
+
 async def take_on_hand(session: AsyncSession, *, order_id: str, units: dict[str, int]) -> set[str]:
     """Take each SKU's units off its on-hand stock for a regular order, with a `sold`
     ledger row each; returns the SKUs taken. A SKU short of stock is left untouched (the
-    caller refuses the order and rolls back)."""
+    caller refuses the order and rolls back). The caller holds the rows (lock_skus)."""
     skus = sorted(units)
-    await session.execute(_LOCK_SKUS, {"skus": skus})
     rows = await session.scalars(
         _TAKE_ON_HAND,
         {"skus": skus, "units": [units[s] for s in skus], "order_id": order_id},

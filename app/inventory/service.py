@@ -1,6 +1,7 @@
 """Inventory rules: SKUs, on-hand stock, allocation to sales. Never commits."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -113,10 +114,29 @@ async def skus_by_code(*, session: AsyncSession, skus: Sequence[str]) -> dict[st
     return await repository.get_skus(session, skus)
 
 
-async def take_for_order(*, session: AsyncSession, order_id: str, units: dict[str, int]) -> None:
+@dataclass(frozen=True, slots=True)
+class HeldSkus:
+    """SKU rows this transaction has locked (hold_for_order); only these can be taken."""
+
+    skus: frozenset[str]
+
+
+async def hold_for_order(*, session: AsyncSession, skus: Iterable[str]) -> HeldSkus:
+    """Lock a regular order's SKU rows, in code order, before the order writes anything
+    that references them (its lines); concurrent checkouts of the same SKUs then wait
+    for each other instead of deadlocking."""
+    held = frozenset(skus)
+    await repository.lock_skus(session, held)
+    return HeldSkus(skus=held)
+
+
+async def take_for_order(
+    *, session: AsyncSession, held: HeldSkus, order_id: str, units: dict[str, int]
+) -> None:
     """Take a regular order's units off on-hand stock, all or nothing (never below zero):
     refuses with 409 insufficient_stock naming the SKUs short, and the caller's
     transaction is rolled back."""
+    assert held.skus >= set(units), "take_for_order needs the SKUs held (hold_for_order)"
     taken = await repository.take_on_hand(session, order_id=order_id, units=units)
     short = sorted(set(units) - taken)
     if short:

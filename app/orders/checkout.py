@@ -1,8 +1,9 @@
 """Regular checkout: SKUs at their regular price, at most one coupon. Never commits.
 
 A quote and an order are priced by the same pure function (app/coupons/pricing.py). An
-order is placed in one transaction: the order row and its lines, the units off on-hand
-stock (a conditional UPDATE: never below zero, all lines or none), and the coupon
+order is placed in one transaction: its SKU rows locked first (in code order, so a
+crowd on one SKU queues instead of deadlocking), the order row and its lines, the units
+off on-hand stock (a conditional UPDATE: never below zero, all lines or none), and the coupon
 redeemed (a conditional UPDATE: of two checkouts with one coupon, exactly one succeeds).
 Any refusal rolls all of it back. Cancel and payment timeout give the units and the
 coupon back through the lifecycle (app/orders/release.py)."""
@@ -113,6 +114,8 @@ async def place_order(
         if first is not None:
             return first, False
     priced, _skus = await _price(session=session, services=services, user=user, data=data)
+    # Before the order's lines reference the SKUs: see inventory.hold_for_order.
+    held = await inventory.hold_for_order(session=session, skus=[line.sku for line in priced.lines])
     order_id = new_regular_order_id()
     stored = await checkout_repository.insert_regular_order(
         session,
@@ -147,6 +150,7 @@ async def place_order(
         return first, False
     await inventory.take_for_order(
         session=session,
+        held=held,
         order_id=order_id,
         units={line.sku: line.quantity for line in priced.lines},
     )

@@ -14,14 +14,14 @@ from app.errors import (
     ValidationFailed,
     problem_responses,
 )
-from app.ids import MAX_ID, IdempotencyKey, OrderId
+from app.ids import MAX_ID, ORDER_ID_PATH, IdempotencyKey, OrderId
 from app.inventory.errors import InsufficientStock
 from app.orders import checkout, service
 from app.orders.errors import CHANGE_PROBLEMS, OrderNotFound
 from app.orders.models import OrderStatus, TransitionCause
 from app.orders.schemas import CheckoutCreate, OrderRead, QuoteRead
 from app.pagination import NEXT_CURSOR_HEADER, CursorPageDep, PageDep
-from app.ratelimit.service import CheckingOutUser
+from app.ratelimit.service import CheckingOutUser, QuotingUser
 
 router = APIRouter(prefix="/api/v1/orders", tags=["orders"])
 admin = APIRouter(prefix="/api/v1/admin/orders", tags=["orders (admin)"])
@@ -41,10 +41,10 @@ async def list_orders(
 
 @router.post(
     "/quote",
-    responses=problem_responses(Unauthorized, CouponNotApplicable, ValidationFailed),
+    responses=problem_responses(Unauthorized, CouponNotApplicable, ValidationFailed, RateLimited),
 )
 async def quote_order(
-    data: CheckoutCreate, session: SessionDep, services: ContainerDep, user: CurrentUser
+    data: CheckoutCreate, session: SessionDep, services: ContainerDep, user: QuotingUser
 ) -> QuoteRead:
     """Price SKUs at their regular price with at most one coupon (a claimed coupon's
     `id`); nothing is taken. A coupon that does not apply: 422 `coupon_not_applicable`
@@ -81,7 +81,7 @@ async def place_order(
     return OrderRead.model_validate(order)
 
 
-@router.get("/{order_id}", responses=problem_responses(Unauthorized, OrderNotFound))
+@router.get(f"/{ORDER_ID_PATH}", responses=problem_responses(Unauthorized, OrderNotFound))
 async def get_order(
     order_id: OrderId, session: SessionDep, services: ContainerDep, user: CurrentUser
 ) -> OrderRead:
@@ -98,7 +98,7 @@ async def _cancel(
     return OrderRead.model_validate(cancelled)
 
 
-@router.post("/{order_id}/cancel", responses=problem_responses(*CHANGE_PROBLEMS))
+@router.post(f"/{ORDER_ID_PATH}/cancel", responses=problem_responses(*CHANGE_PROBLEMS))
 async def cancel_order(
     order_id: OrderId, session: SessionDep, services: ContainerDep, user: CurrentUser
 ) -> OrderRead:
@@ -110,7 +110,7 @@ async def cancel_order(
     return await _cancel(order_id, session, services, user, TransitionCause.USER_CANCEL)
 
 
-@admin.post("/{order_id}/cancel", responses=problem_responses(*CHANGE_PROBLEMS, Forbidden))
+@admin.post(f"/{ORDER_ID_PATH}/cancel", responses=problem_responses(*CHANGE_PROBLEMS, Forbidden))
 async def cancel_any_order(
     order_id: OrderId, session: SessionDep, services: ContainerDep, user: AdminUser
 ) -> OrderRead:

@@ -8,7 +8,7 @@ from app.auth import AdminUser, CurrentUser
 from app.container import ContainerDep
 from app.db import SessionDep
 from app.errors import Forbidden, InvalidState, ValidationFailed, problem_responses
-from app.ids import OrderId
+from app.ids import ORDER_ID_PATH, OrderId
 from app.orders.errors import CHANGE_PROBLEMS, OrderNotFound
 from app.orders.schemas import OrderRead
 from app.payments import service
@@ -73,7 +73,7 @@ async def payment_callback(
 
 
 @orders.post(
-    "/{order_id}/pay",
+    f"/{ORDER_ID_PATH}/pay",
     responses=problem_responses(*CHANGE_PROBLEMS, PaymentDeclined, ValidationFailed),
 )
 async def pay_order(
@@ -98,7 +98,9 @@ async def pay_order(
     return OrderRead.model_validate(paid)
 
 
-@orders_admin.post("/{order_id}/refund", responses=problem_responses(*CHANGE_PROBLEMS, Forbidden))
+@orders_admin.post(
+    f"/{ORDER_ID_PATH}/refund", responses=problem_responses(*CHANGE_PROBLEMS, Forbidden)
+)
 async def refund_order(
     order_id: OrderId, session: SessionDep, services: ContainerDep, user: AdminUser
 ) -> OrderRead:

@@ -4,6 +4,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.inventory.schemas import STORABLE_TEXT
 from app.payments.gateway import DECLINED_TOKEN
 
 
@@ -28,7 +29,11 @@ class PaymentNotification(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     order_id: str = Field(min_length=1, max_length=64)
-    reference: str = Field(min_length=1, max_length=128, description="The gateway's charge id.")
+    # Stored as the order's payment_reference: text Postgres can hold (no NUL), else a
+    # signed notification would fail in the driver instead of answering 422.
+    reference: str = Field(
+        min_length=1, max_length=128, pattern=STORABLE_TEXT, description="The gateway's charge id."
+    )
     amount: Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2)] = Field(
         description='Decimal string in the major unit ("19.90"); must equal the order amount.'
     )

@@ -75,3 +75,6 @@ def limited(scope: Scope) -> Any:
 # For the coupon and checkout routers (#10).
 ClaimingUser = Annotated[User, limited(Scope.CLAIM)]
 CheckingOutUser = Annotated[User, limited(Scope.CHECKOUT)]
+# A quote takes nothing, but it reads SKUs and coupons from Postgres per request: unlimited,
+# one client could keep the pool busy (issue 17, case 14).
+QuotingUser = Annotated[User, limited(Scope.QUOTE)]

@@ -167,18 +167,28 @@ CSV_COLUMNS = (
 )
 
 
+# A text cell starting with one of these is a formula to a spreadsheet (OWASP's CSV
+# injection list): an item named "=HYPERLINK(...)" would run when an operator opens the
+# report. Such a cell gets a leading `'`, which spreadsheets read as "text" and hide.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, str):
+        return "'" + value if value.startswith(_FORMULA_STARTS) else value
     return str(value)
 
 
 def report_csv(report: EventReport) -> str:
-    """One row per item, then a total row (`item_id` = "all")."""
+    """One row per item, then a total row (`item_id` = "all"). Rows end in CRLF (RFC 4180);
+    the csv module quotes a cell holding any character of the line terminator, so with
+    CRLF a bare CR inside a name is quoted too instead of splitting the row."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for item in report.items:
         writer.writerow(

@@ -25,6 +25,7 @@ from app.metrics import purchases
 from app.outages import REDIS_UNAVAILABLE, drop_idle_connections, recovering
 from app.redis import as_text
 from app.store.acks import confirm_replicated, purchase_replicated
+from app.store.freezes import FROZEN_RETRY_AFTER_SECONDS
 from app.store.keys import ItemKeys
 from app.store.order_ids import new_order_id
 from app.store.purchase import Outcome, purchase_script_call, run_purchase
@@ -32,9 +33,6 @@ from app.store.rate_limit import refused
 from app.store.records import parse_idempotency_record
 
 T = TypeVar("T")
-
-# A frozen item stays frozen until it is rebuilt (seconds) or an operator resumes it.
-FROZEN_RETRY_AFTER_SECONDS = 5
 
 
 _counters: dict[Outcome | str, Any] = {}

@@ -6,6 +6,7 @@ from enum import IntEnum
 
 from app.store.claims import from_ms
 from app.store.coupon_keys import CouponKeys
+from app.store.generations import UNSEEN, Generation
 
 
 class ClaimOutcome(IntEnum):
@@ -20,6 +21,7 @@ class ClaimOutcome(IntEnum):
     LIMIT_EXCEEDED = 6
     EXHAUSTED = 7
     ASK_WHO = 8  # a new-users coupon: look the user up, call again
+    RECOVERING = 9  # frozen: Redis lost or rolled back the coupon's counters
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +30,8 @@ class ClaimReply:
     remaining: int
     claim_id: str
     valid_until_ms: int | None
+    # CLAIMED: the counters' generation and this claim's place in it
+    generation: Generation = UNSEEN
 
     @property
     def valid_until(self) -> datetime | None:
@@ -43,8 +47,10 @@ def claim_script_call(
     claim_id: str,
     idempotency_key: str | None,
     idempotency_ttl_seconds: int,
+    seen: Generation = UNSEEN,
 ) -> tuple[list[str], list[str | int]]:
-    """claim.lua's KEYS and ARGV. `new_user` None: not looked up (see outcome 8)."""
+    """claim.lua's KEYS and ARGV. `new_user` None: not looked up (see outcome 8); `seen`:
+    the newest generation of the coupon's counters this process saw claimed."""
     # Without an Idempotency-Key the script never reads KEYS[3]; any key of the coupon's
     # slot stands in, so the call stays single-slot on a cluster.
     idempotency = keys.idempotency(user_id, idempotency_key) if idempotency_key else keys.coupon
@@ -58,15 +64,20 @@ def claim_script_call(
             idempotency_key or "",
             idempotency_ttl_seconds,
             keys.coupon_id,
+            seen.epoch,
+            seen.seq,
         ],
     )
 
 
 def parse_claim_reply(reply: list[object]) -> ClaimReply:
-    code, remaining, claim_id, valid_until_ms = reply
+    code, remaining, claim_id, valid_until_ms = reply[:4]
     return ClaimReply(
         outcome=ClaimOutcome(int(str(code))),
         remaining=int(str(remaining)),
         claim_id=str(claim_id),
         valid_until_ms=int(str(valid_until_ms)) if str(valid_until_ms) else None,
+        generation=(
+            Generation(int(str(reply[4])), int(str(reply[5]))) if len(reply) > 4 else UNSEEN
+        ),
     )

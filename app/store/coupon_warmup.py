@@ -6,6 +6,7 @@ from datetime import datetime
 
 from app.store.claims import to_ms
 from app.store.coupon_keys import CouponKeys
+from app.store.warmup import Build
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -30,7 +31,11 @@ def coupon_warmup_call(
     remaining: int,
     group: str,
     claimed_by_user: Mapping[str, int],
+    build: Build = Build.IF_NEVER_BUILT,
+    min_epoch: int = 0,
 ) -> tuple[list[str], list[str | int]]:
+    """coupon_warmup.lua's KEYS and ARGV; its reply is {loaded, remaining, epoch}, read
+    with app.store.warmup.Built."""
     args: list[str | int] = [
         remaining,
         to_ms(terms.claim_starts_at),
@@ -40,6 +45,8 @@ def coupon_warmup_call(
         "" if terms.valid_until is None else to_ms(terms.valid_until),
         "" if terms.valid_days_after_claim is None else terms.valid_days_after_claim * DAY_MS,
         group,
+        build.value,
+        min_epoch,
     ]
     for user_id, count in claimed_by_user.items():
         args += [user_id, count]

@@ -24,6 +24,7 @@ class Scope(StrEnum):
     PURCHASE = "purchase"
     CLAIM = "claim"
     CHECKOUT = "checkout"
+    QUOTE = "quote"  # prices a cart: its own buckets, so re-quoting spares the checkout's
 
 
 def user_bucket(prefix: str, scope: Scope, user_id: str) -> str:

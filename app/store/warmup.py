@@ -4,6 +4,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 
 from app.redis import RedisClient
 from app.store.keys import GlobalKeys, ItemKeys
@@ -46,6 +47,27 @@ def terms_fields(terms: SaleTerms) -> list[str | int]:
     ]  # fmt: skip
 
 
+class Build(StrEnum):
+    """What warmup.lua (and coupon_warmup.lua) may do with the live counters."""
+
+    TERMS_ONLY = "0"  # refresh the terms of live counters; missing ones stay missing
+    IF_NEVER_BUILT = "1"  # build missing counters, unless the entity is frozen (lost)
+    REBUILD = "2"  # replace the counters in a new generation; only while frozen
+
+
+@dataclass(frozen=True, slots=True)
+class Built:
+    """warmup.lua's answer: `loaded` 1 written, 0 kept, -1 missing and not built, -2 not
+    frozen (a rebuild refused); `epoch` the counters' generation in Redis (0: none)."""
+
+    loaded: int
+    epoch: int
+
+    @property
+    def written(self) -> bool:
+        return self.loaded == 1
+
+
 async def load_sale(
     *,
     redis: RedisClient,
@@ -55,11 +77,14 @@ async def load_sale(
     terms: SaleTerms,
     units_sold: int,
     bought_by_user: Mapping[str, int],
-) -> bool:
-    """Put an item's sale into Redis. Live counters that already exist are kept, so this
-    is safe to run at any time; returns True if the counters were (re)built."""
-    loaded = await _warm_up(redis, scripts, prefix, group, terms, units_sold, bought_by_user)
-    return loaded == 1
+    build: Build = Build.IF_NEVER_BUILT,
+    min_epoch: int = 0,
+) -> Built:
+    """Put an item's sale into Redis: its terms (if newer), and its counters as `build`
+    says (above `min_epoch`, Postgres's newest generation of them)."""
+    return await _warm_up(
+        redis, scripts, prefix, group, terms, units_sold, bought_by_user, build, min_epoch
+    )
 
 
 async def refresh_terms(
@@ -67,7 +92,8 @@ async def refresh_terms(
 ) -> bool:
     """Refresh a live sale's terms (if newer) without touching its counters; False if
     the sale has no counters in Redis (nothing written: build it with load_sale)."""
-    return await _warm_up(redis, scripts, prefix, group, terms, None, {}) == 0
+    built = await _warm_up(redis, scripts, prefix, group, terms, 0, {}, Build.TERMS_ONLY, 0)
+    return built.loaded == 0
 
 
 async def _warm_up(
@@ -76,17 +102,19 @@ async def _warm_up(
     prefix: str,
     group: str,
     terms: SaleTerms,
-    units_sold: int | None,  # None: terms only, never build the counters
+    units_sold: int,
     bought_by_user: Mapping[str, int],
-) -> int:
+    build: Build,
+    min_epoch: int,
+) -> Built:
     keys = ItemKeys(prefix, terms.item_id)
     buyers: list[str | int] = []
     for user_id, units in bought_by_user.items():
         buyers += [user_id, units]
-    loaded, _stock = await scripts.warmup(
+    loaded, _stock, epoch = await scripts.warmup(
         keys=[keys.sale, keys.buyers, keys.orders, keys.released],
         args=[
-            terms.allocated - (units_sold or 0),
+            terms.allocated - units_sold,
             _ms(terms.starts_at),
             _ms(terms.ends_at),
             terms.member_early_access_seconds * 1000,
@@ -97,13 +125,13 @@ async def _warm_up(
             group,
             terms.allocated,
             terms.version,
-            "0" if units_sold is None else "1",
+            build.value,
+            min_epoch,
             *buyers,
         ],
         client=redis,
     )
-    if loaded == -1:
-        return -1
-    # The order writer discovers item streams through this set.
-    await redis.sadd(GlobalKeys(prefix).items, terms.item_id)
-    return int(loaded)
+    if int(loaded) >= 0:
+        # The order writer discovers item streams through this set.
+        await redis.sadd(GlobalKeys(prefix).items, terms.item_id)
+    return Built(loaded=int(loaded), epoch=int(epoch))

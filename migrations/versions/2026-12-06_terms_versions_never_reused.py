@@ -8,7 +8,7 @@ the next change, which Redis would then ignore. The sequence starts above every 
 already in use.
 
 Revision ID: i17_5
-Revises: i12_1
+Revises: i17_1
 Create Date: 2026-12-06 06:00:00.000000
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "i17_5"
-down_revision: str | None = "i12_1"
+down_revision: str | None = "i17_1"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

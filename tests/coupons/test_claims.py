@@ -15,7 +15,7 @@ from app.container import Container
 from app.store.coupon_keys import CouponKeys
 from tests.support.coupons import claim, create_coupon, create_sku
 from tests.support.factories import Auth, assert_problem
-from tests.support.lifecycle import store_orders, wait_past
+from tests.support.lifecycle import rebuild_and_resume, store_orders, wait_past
 
 
 async def remaining(client: httpx.AsyncClient, coupon_id: int) -> int:
@@ -133,7 +133,10 @@ async def test_a_lost_redis_state_is_rebuilt_from_postgres(
     keys = CouponKeys(app_services.settings.redis_key_prefix, coupon.id)
     await app_services.redis.delete(keys.coupon, keys.claimers)
     async with app_services.sessionmaker() as session:
-        assert await service.warm_up(session=session, services=app_services) == 1
+        assert await service.warm_up(session=session, services=app_services) == 0
+    # Lost, not new: frozen, then rebuilt by the hot-store check and resumed by an operator.
+    assert_problem(await claim(client, auth, coupon.id, user_id="c"), 503, "recovering")
+    assert len(await rebuild_and_resume(app_services)) == 1
     assert await remaining(client, coupon.id) == 2
     assert_problem(await claim(client, auth, coupon.id, user_id="a"), 409, "limit_exceeded")
 

@@ -73,8 +73,10 @@ async def until_logged(log: Path, *texts: str) -> None:
         raise AssertionError(f"worker never logged {texts}:\n{written}") from None
 
 
-async def until_frozen_and_rebuilt(services: Container, keys: ItemKeys) -> int:
-    """Until the worker froze and rebuilt the item; its rebuilt stock."""
+async def until_frozen_and_rebuilt(services: Container, keys: ItemKeys, log: Path) -> int:
+    """Until the worker froze and rebuilt the item (it logs the rebuild once done: frozen
+    with the stale counts is the step before); its rebuilt stock."""
+    await until_logged(log, "rebuilt from Postgres")
     stock: int | None = None
 
     async def rebuilt() -> bool:
@@ -146,7 +148,7 @@ async def test_redis_back_from_an_old_snapshot_is_frozen_rebuilt_and_never_overs
     await own_redis.stop(signal.SIGKILL)
     await own_redis.start()  # loads the old dump: 80 left, 20 buyers, per Redis
     await until_redis_answers(own_services)
-    assert await until_frozen_and_rebuilt(own_services, keys) == STOCK - 50
+    assert await until_frozen_and_rebuilt(own_services, keys, worker) == STOCK - 50
     assert len(await own_services.redis.hkeys(keys.buyers)) == 50
     # Rolled back, as a rule; "unloaded" if a check ran while the restarted Redis had not
     # yet loaded the sale. Either way the counts above were rebuilt from Postgres.
@@ -174,7 +176,7 @@ async def test_redis_back_empty_is_frozen_rebuilt_and_never_sells_twice(
     await own_redis.stop(signal.SIGKILL)
     await own_redis.start()  # empty
     await until_redis_answers(own_services)
-    assert await until_frozen_and_rebuilt(own_services, keys) == STOCK - 30
+    assert await until_frozen_and_rebuilt(own_services, keys, worker) == STOCK - 30
     await until_logged(worker, "unloaded")
     await the_sale_goes_on_exactly(
         own_client, auth, own_services, own_settings, item.id, accepted, tmp_path

@@ -7,7 +7,7 @@ import httpx
 
 from app.config import Settings
 from app.container import Container
-from app.flows.freshness import Verdict, check_once, unfreeze
+from app.flows.freshness import SALES, Verdict, check_once, recover
 from app.main import create_app
 from app.store.keys import ItemKeys
 from tests.support.factories import Auth, assert_problem, buy, create_live_item
@@ -39,7 +39,7 @@ async def test_a_redis_behind_what_this_process_sold_is_frozen_rebuilt_and_sells
     ]
     assert_problem(await buy(client, auth, item.id, user_id="u4"), 503, "recovering")
 
-    assert await unfreeze(app_services.redis, app_services.settings.redis_key_prefix, item.id)
+    assert await recover(app_services.redis, app_services.settings.redis_key_prefix, SALES, item.id)
     assert (await buy(client, auth, item.id, user_id="u4")).status_code == 202
     assert_problem(await buy(client, auth, item.id, user_id="u2"), 409, "limit_exceeded")
     assert await check_once(app_services) == []
@@ -65,7 +65,7 @@ async def test_a_sale_redis_lost_answers_recovering_until_rebuilt(
     # Rebuilt and held (the sale was open: an order may have been lost with Redis's data)
     assert_problem(await buy(client, auth, item.id, user_id="u2"), 503, "recovering")
     for lost in (item.id, never_bought.id):
-        assert await unfreeze(app_services.redis, prefix, lost)
+        assert await recover(app_services.redis, prefix, SALES, lost)
     assert (await buy(client, auth, item.id, user_id="u2")).status_code == 202
     assert_problem(await buy(client, auth, item.id, user_id="u1"), 409, "limit_exceeded")
     assert (await buy(client, auth, never_bought.id, user_id="u2")).status_code == 202

@@ -4,7 +4,7 @@ records may be the rolled-back ones)."""
 
 from redis.asyncio import Redis
 
-from app.flows.freshness import freeze, unfreeze
+from app.store.freezes import freeze, unfreeze
 from app.store.purchase import Outcome
 from tests.support.lua import open_sale
 
@@ -16,7 +16,7 @@ async def test_a_frozen_item_takes_nothing_until_unfrozen(
     first = await sale.buy("u1", 1, idempotency_key="k")
     assert first.outcome is Outcome.ACCEPTED
 
-    await freeze(any_redis, key_prefix, sale.keys.item_id)
+    await freeze(any_redis, [sale.keys.sale])
     attempt = await sale.buy("u2", 1)
     replay = await sale.buy("u1", 1, idempotency_key="k")
 
@@ -26,16 +26,16 @@ async def test_a_frozen_item_takes_nothing_until_unfrozen(
     assert len(await sale.stream()) == 1
     assert await sale.bought() == {"u1": 1}
 
-    assert await unfreeze(any_redis, key_prefix, sale.keys.item_id)
+    assert await unfreeze(any_redis, sale.keys.sale)
     assert (await sale.buy("u2", 1)).outcome is Outcome.ACCEPTED
-    assert not await unfreeze(any_redis, key_prefix, sale.keys.item_id)
+    assert not await unfreeze(any_redis, sale.keys.sale)
 
 
 async def test_a_frozen_item_whose_counters_are_being_rebuilt_is_not_unknown(
     any_redis: Redis, key_prefix: str
 ) -> None:
     sale = await open_sale(any_redis, prefix=key_prefix, stock=10)
-    await freeze(any_redis, key_prefix, sale.keys.item_id)
+    await freeze(any_redis, [sale.keys.sale])
     await any_redis.hdel(sale.keys.sale, "stock")  # as rebuild() does
 
     assert (await sale.buy("u1", 1)).outcome is Outcome.RECOVERING  # not "no such item"

@@ -189,6 +189,21 @@ async def test_a_signed_but_malformed_notification_is_a_validation_problem(
     assert_problem(await notify(client, app_services, body), 422, "validation_error")
 
 
+@pytest.mark.parametrize("reference", ["gw\x001001", "\x00"], ids=["inner-nul", "only-nul"])
+async def test_a_signed_reference_postgres_cannot_store_is_a_validation_problem(
+    client: httpx.AsyncClient, auth: Auth, app_services: Container, reference: str
+) -> None:
+    order_id = await pending_order(client, auth, app_services)
+
+    response = await notify(client, app_services, notification(order_id, "39.80", reference))
+
+    problem = assert_problem(response, 422, "validation_error")
+    assert [e["field"] for e in problem["errors"]] == ["reference"]
+    row = await order_row(app_services, order_id)
+    assert (row.status, row.payment_reference) == ("pending_payment", None)
+    assert await transitions(app_services, order_id) == []
+
+
 async def test_an_unknown_order_is_not_found(
     client: httpx.AsyncClient, app_services: Container
 ) -> None:

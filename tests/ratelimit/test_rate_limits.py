@@ -12,6 +12,7 @@ from app.config import Rate, Settings, parse_networks
 from app.container import Container
 from app.ratelimit.service import CheckingOutUser, ClaimingUser
 from app.store.keys import ItemKeys
+from tests.support.coupons import create_sku
 from tests.support.factories import Auth, assert_problem, create_live_item
 
 BURST = 1000
@@ -257,3 +258,56 @@ class TestDependency:
         headers = {**auth.headers("a"), "X-Forwarded-For": "198.51.100.8"}
         responses = await burst(client, "/test/checkout", [headers] * BURST)
         assert Counter(r.status_code for r in responses) == {200: 3, 429: BURST - 3}
+
+
+class TestQuote:
+    """`POST /orders/quote` is limited per user and per address like a checkout, on
+    buckets of its own (re-quoting a cart leaves the checkout's allowance alone)."""
+
+    @pytest.fixture
+    def settings(self, settings: Settings) -> Settings:
+        return limited(
+            settings,
+            rate_limit_per_user=Rate(3, 60),
+            rate_limit_per_address=Rate(4, 60),
+            trusted_proxies=parse_networks("127.0.0.1"),
+        )
+
+    CART = {"items": [{"sku": "RICE", "quantity": 1}]}
+
+    async def test_per_user_then_per_address(self, client: httpx.AsyncClient, auth: Auth) -> None:
+        await create_sku(client, auth, "RICE", price="10.00")
+        address = {"X-Forwarded-For": "198.51.100.9"}
+
+        async def quote(user: str) -> httpx.Response:
+            headers = {**auth.headers(user), **address}
+            return await client.post("/api/v1/orders/quote", json=self.CART, headers=headers)
+
+        assert [(await quote("a")).status_code for _ in range(4)] == [200, 200, 200, 429]
+        # The address has counted three so far (the refused request was not counted).
+        assert (await quote("b")).status_code == 200
+        over = await quote("c")
+        assert_problem(over, 429, "rate_limited")
+        assert int(over.headers["retry-after"]) >= 1
+        # Checkout has buckets of its own.
+        placed = await client.post(
+            "/api/v1/orders", json=self.CART, headers={**auth.headers("a"), **address}
+        )
+        assert placed.status_code == 201, placed.text
+
+    async def test_a_burst_from_one_user_gets_exactly_the_limit(
+        self, client: httpx.AsyncClient, auth: Auth
+    ) -> None:
+        await create_sku(client, auth, "RICE", price="10.00")
+        headers = auth.headers("a")
+
+        responses = await asyncio.gather(
+            *(client.post("/api/v1/orders/quote", json=self.CART, headers=headers)
+              for _ in range(100))
+        )  # fmt: skip
+
+        assert Counter(r.status_code for r in responses) == {200: 3, 429: 97}
+
+    async def test_the_429_is_in_the_openapi_document(self, app: FastAPI) -> None:
+        operation = app.openapi()["paths"]["/api/v1/orders/quote"]["post"]
+        assert "rate_limited" in operation["responses"]["429"]["description"]

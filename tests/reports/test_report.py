@@ -167,6 +167,64 @@ async def test_report_png_is_a_valid_image_of_the_expected_size(
     assert struct.unpack(">II", png[16:24]) == (1000, 500)
 
 
+# Names an operator may type: mathtext to matplotlib, formulas to a spreadsheet, line
+# breaks to a CSV reader. Each, and its cell in the report's CSV: a formula as text.
+AWKWARD_NAMES = {
+    "Buy 2 for $5 only $9": "Buy 2 for $5 only $9",
+    "$$": "$$",
+    r"a\$b$": r"a\$b$",
+    '=HYPERLINK("http://x.example","x")': '\'=HYPERLINK("http://x.example","x")',
+    "+1+2": "'+1+2",
+    "-3": "'-3",
+    "@SUM(A1)": "'@SUM(A1)",
+    "\tTabbed": "'\tTabbed",
+    "\rreturn first": "'\rreturn first",
+    "bare\rreturn": "bare\rreturn",
+    "line\nfeed": "line\nfeed",
+    'say "cheese", twice': 'say "cheese", twice',
+}
+
+
+async def awkward_sale(client: httpx.AsyncClient, auth: Auth) -> EventRead:
+    return await create_event(
+        client,
+        auth,
+        name="=Weekend $ deals",
+        items=[item_spec(sku=f"S{n}", name=name) for n, name in enumerate(AWKWARD_NAMES)],
+    )
+
+
+async def test_report_png_draws_dollar_signs_as_written(
+    client: httpx.AsyncClient, auth: Auth
+) -> None:
+    event = await awkward_sale(client, auth)
+    await bought(client, auth, event.items[0].id)
+
+    response = await client.get(f"/api/v1/admin/events/{event.id}/report.png", headers=auth.admin())
+
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/png"
+    assert response.content[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+async def test_report_csv_cells_are_text_and_rows_stay_whole(
+    client: httpx.AsyncClient, auth: Auth
+) -> None:
+    event = await awkward_sale(client, auth)
+
+    response = await client.get(
+        f"/api/v1/admin/events/{event.id}/report", params={"format": "csv"}, headers=auth.admin()
+    )
+
+    assert response.status_code == 200
+    # A bare CR left unquoted would end the row there: the ids and names would not match.
+    rows = list(csv.DictReader(io.StringIO(response.text, newline="")))
+    assert [r["item_id"] for r in rows] == [str(i.id) for i in event.items] + ["all"]
+    assert [r["name"] for r in rows] == [AWKWARD_NAMES[i.name] for i in event.items] + [
+        "'=Weekend $ deals"
+    ]
+
+
 async def test_report_of_an_event_without_orders(client: httpx.AsyncClient, auth: Auth) -> None:
     event = await create_event(client, auth)
 

@@ -11,6 +11,7 @@ import httpx
 from sqlalchemy import func, select, text
 
 from app.container import Container
+from app.flows.freshness import FAMILIES, Finding, check_once, recover
 from app.flows.timeouts import TimeoutSweeper
 from app.flows.writer import OrderWriter
 from app.inventory.models import MovementReason, Sku, StockMovement
@@ -237,3 +238,14 @@ async def closing_sale(
     )
     item_id: int = event.items[0].id
     return item_id, ends_at
+
+
+async def rebuild_and_resume(services: Container) -> list[Finding]:
+    """The hot-store check, then `seckill recover` for whatever it left frozen: an
+    operator's whole answer to a Redis that lost data."""
+    found = await check_once(services)
+    prefix = services.settings.redis_key_prefix
+    for finding in found:
+        family = next(f for f in FAMILIES if f.name == finding.family)
+        await recover(services.redis, prefix, family, finding.entity_id)
+    return found

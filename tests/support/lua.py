@@ -198,7 +198,7 @@ class LuaSale:
     async def warm(self, terms: SaleTerms, *, bought: Mapping[str, int] | None = None) -> bool:
         """Run warmup.lua for this item, as the events service does."""
         bought = bought or {}
-        return await load_sale(
+        built = await load_sale(
             redis=self.redis,
             scripts=self.scripts,
             prefix=self.keys.prefix,
@@ -207,6 +207,7 @@ class LuaSale:
             units_sold=sum(bought.values()),
             bought_by_user=bought,
         )
+        return built.written
 
     def through(self, redis: Redis) -> "LuaSale":
         """The same sale, called through another client."""

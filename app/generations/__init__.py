@@ -1,0 +1,1 @@
+"""The generations of the counters Redis decides on, as Postgres remembers them."""
