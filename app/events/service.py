@@ -405,7 +405,7 @@ async def set_paused(
         after={"paused": paused},
     )
     await apply_terms(services=services, items=event.items)
-    # Also loads any item missing from Redis (the runbook's rebuild by pause/resume).
+    # As any warm-up: a sale never loaded yet (its creation's load failed) is loaded now.
     after_commit(
         session,
         partial(publish_sale_or_defer, session=session, services=services, items=event.items),
