@@ -20,7 +20,8 @@ for every live item whose terms version or allocation in Redis is not Postgres's
 """
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -94,7 +95,12 @@ def _not_applied(services: Container, items: Sequence[int], why: str) -> Recover
 
 
 async def apply_terms(
-    *, services: Container, items: Sequence[EventItem], allocated: dict[int, int] | None = None
+    *,
+    session: AsyncSession,
+    services: Container,
+    items: Sequence[EventItem],
+    allocated: Mapping[int, int] | None = None,
+    undo: Mapping[int, SaleTerms] | None = None,
 ) -> None:
     """Before the commit: put the items' terms, as changed in this transaction (each at
     its new version), in force in Redis. Raises Recovering (503, the transaction rolls
@@ -102,15 +108,18 @@ async def apply_terms(
     the change (default: its stock), which this leaves as it is.
 
     Redis is given half the socket timeout, on its own clock, to apply each: a call it
-    runs later (it was stalled, the caller has given up) changes nothing. Items applied
-    before one that failed keep the change until the worker re-applies Postgres's terms
-    (reapply(), within `worker_terms_check_seconds`)."""
+    runs later (it was stalled, the caller has given up) changes nothing. If Redis fails
+    on one item of several, the items the change reached get their terms from `undo`
+    back (Postgres's before the change) at a newer version; should that fail too, the
+    worker re-applies Postgres's terms (reapply(), within `worker_terms_check_seconds`)."""
     within = services.settings.redis_socket_timeout_seconds / 2
+    reached: list[EventItem] = []
     for item in items:
         before = item.stock if allocated is None else allocated[item.id]
         change = SaleAdjustment(
             item_id=item.id, allocated_before=before, allocated_after=before, terms=sale_terms(item)
         )
+        failure: str | None = None
         try:
             adjusted = await adjust_sale(
                 redis=services.redis,
@@ -119,14 +128,53 @@ async def apply_terms(
                 change=change,
                 within_seconds=within,
             )
+            if adjusted.outcome is AdjustOutcome.TOO_LATE:
+                failure = "Redis too slow"
         except (RedisError, RedisClusterException) as exc:
-            logger.warning("mid-sale change of item %d refused: Redis failed (%s)", item.id, exc)
-            raise _not_applied(services, [i.id for i in items], "Redis failed") from None
-        if adjusted.outcome is AdjustOutcome.TOO_LATE:
-            logger.warning("mid-sale change of item %d refused: Redis too slow", item.id)
-            raise _not_applied(services, [i.id for i in items], "Redis too slow")
+            logger.warning("mid-sale change of item %d: Redis failed (%s)", item.id, exc)
+            failure = "Redis failed"
+        if failure is not None:
+            ids = [i.id for i in items]
+            logger.warning("mid-sale change of items %s refused: %s", ids, failure)
+            if undo is not None:
+                await _undo(session=session, services=services, items=reached, undo=undo)
+            raise _not_applied(services, ids, failure)
         # NO_SUCH_ITEM: the sale is not in Redis (nothing sells from it); it is loaded from
         # Postgres, this change included, by the warm-up or the worker's hot-store check.
+        reached.append(item)
+
+
+async def _undo(
+    *,
+    session: AsyncSession,
+    services: Container,
+    items: Sequence[EventItem],
+    undo: Mapping[int, SaleTerms],
+) -> None:
+    """Best effort: the terms the items had before a change that is being refused, at a
+    version newer than the change's (the rows are still locked: no other change is under
+    way). What fails here the worker's check puts back."""
+    if not items:
+        return
+    version = await repository.next_terms_version(session)
+    for item in items:
+        terms = replace(undo[item.id], version=version)
+        change = SaleAdjustment(
+            item_id=item.id,
+            allocated_before=terms.allocated,
+            allocated_after=terms.allocated,
+            terms=terms,
+        )
+        try:
+            await adjust_sale(
+                redis=services.redis,
+                scripts=services.scripts,
+                prefix=services.settings.redis_key_prefix,
+                change=change,
+                within_seconds=services.settings.redis_socket_timeout_seconds / 2,
+            )
+        except (RedisError, RedisClusterException):
+            logger.warning("item %d keeps a refused change until the worker's check", item.id)
 
 
 async def update_item(
@@ -208,7 +256,9 @@ async def update_item(
         },
     )
     if live:
-        await apply_terms(services=services, items=[item], allocated={item.id: allocated_before})
+        await apply_terms(
+            session=session, services=services, items=[item], allocated={item.id: allocated_before}
+        )
     change = _adjustment(item, allocated_before=allocated_before)
     if data.add_stock is not None:
         after_commit(session, partial(apply_to_sale, services=services, changes=[change]))
@@ -274,6 +324,7 @@ async def end_event(
         raise EventNotFound(f"No event {event_id}.")
     if (ended := _ended(event, now)) is not None:
         raise ended
+    undo = {item.id: sale_terms(item) for item in event.items}
     if event.starts_at >= now:
         # The window must stay ordered: an upcoming sale is closed before it opens.
         event.starts_at = now - timedelta(milliseconds=1)
@@ -284,6 +335,7 @@ async def end_event(
         event=event,
         ends_at=now,
         action="event.end",
+        undo=undo,
     )
 
 
@@ -295,7 +347,11 @@ async def _move_end(
     event: Event,
     ends_at: datetime,
     action: str,
+    undo: Mapping[int, SaleTerms] | None = None,
 ) -> list[SaleAdjustment]:
+    """Move the end of a locked event; `undo`: its items' terms before this change, if
+    the caller changed them already."""
+    undo = undo or {item.id: sale_terms(item) for item in event.items}
     before = event.ends_at
     event.ends_at = ends_at
     version = await repository.next_terms_version(session)
@@ -311,7 +367,7 @@ async def _move_end(
         before={"ends_at": before},
         after={"ends_at": ends_at},
     )
-    await apply_terms(services=services, items=event.items)
+    await apply_terms(session=session, services=services, items=event.items, undo=undo)
     return [_adjustment(item, allocated_before=item.stock) for item in event.items]
 
 
@@ -365,7 +421,9 @@ async def reapply(*, session: AsyncSession, services: Container, item_id: int) -
     await session.flush()
     # The terms first, with a deadline (a late call must not change them); then the
     # stock, which only ever grows to the committed allocation.
-    await apply_terms(services=services, items=[item], allocated={item.id: redis_allocated})
+    await apply_terms(
+        session=session, services=services, items=[item], allocated={item.id: redis_allocated}
+    )
     await adjust_sale(
         redis=services.redis,
         scripts=services.scripts,

@@ -390,6 +390,7 @@ async def set_paused(
     if event is None:
         raise EventNotFound(f"No event {event_id}.")
     was_paused = event.paused
+    undo = {item.id: _terms(item) for item in event.items}
     event.paused = paused
     version = await repository.next_terms_version(session)
     for item in event.items:
@@ -404,7 +405,7 @@ async def set_paused(
         before={"paused": was_paused},
         after={"paused": paused},
     )
-    await apply_terms(services=services, items=event.items)
+    await apply_terms(session=session, services=services, items=event.items, undo=undo)
     # As any warm-up: a sale never loaded yet (its creation's load failed) is loaded now.
     after_commit(
         session,

@@ -406,3 +406,28 @@ async def test_a_change_past_the_price_times_limit_ceiling_is_refused_like_creat
     keys = ItemKeys(app_services.settings.redis_key_prefix, item.id)
     assert await app_services.redis.hmget(keys.sale, ["price", "limit"]) == ["100000000.00", "2"]
     assert [e["action"] for e in await audit_log(client, auth, item.event_id)] == ["event.create"]
+
+
+@pytest.mark.parametrize("control", ["pause", "end"])
+async def test_an_event_change_redis_refuses_on_one_item_is_taken_back_from_the_others(
+    client: httpx.AsyncClient, auth: Auth, app_services: Container, control: str
+) -> None:
+    """503 means nothing changed: items the change reached before Redis failed on another
+    get their terms back at once, not only at the worker's next check."""
+    event = await create_event(client, auth, items=[item_spec(sku="A-1"), item_spec(sku="B-1")])
+    first, second = event.items
+    prefix = app_services.settings.redis_key_prefix
+    terms_before = await app_services.redis.hgetall(ItemKeys(prefix, first.id).sale)
+    # Redis fails on the second item: its sale key holds no hash, every script on it errs.
+    await app_services.redis.delete(ItemKeys(prefix, second.id).sale)
+    await app_services.redis.set(ItemKeys(prefix, second.id).sale, "not a sale")
+
+    answer = await client.post(f"/api/v1/admin/events/{event.id}/{control}", headers=auth.admin())
+
+    assert_problem(answer, 503, "recovering")
+    after = await app_services.redis.hgetall(ItemKeys(prefix, first.id).sale)
+    changed = {k for k in after if after[k] != terms_before.get(k)}
+    assert changed == {"terms_version"}, "the first item's terms are back as they were"
+    assert (await client.get(f"/api/v1/events/{event.id}")).json()["state"] == "live"
+    assert (await buy(client, auth, first.id)).status_code == 202
+    assert [e["action"] for e in await audit_log(client, auth, event.id)] == ["event.create"]
