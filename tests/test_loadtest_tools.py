@@ -5,6 +5,7 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,7 @@ def test_the_default_crowd_wants_more_than_the_stock() -> None:
     assert float(starts_in.stdout) > shoppers / spawn_rate
 
 
-def _headline(tmp_path: Path, summary: dict[str, object], audit: str) -> list[str]:
+def _headline(tmp_path: Path, summary: Mapping[str, object], audit: str) -> list[str]:
     path = tmp_path / "summary.json"
     path.write_text(json.dumps(summary))
     result = subprocess.run(
@@ -55,7 +56,7 @@ def _headline(tmp_path: Path, summary: dict[str, object], audit: str) -> list[st
     return result.stdout.splitlines()
 
 
-SUMMARY = {
+SUMMARY: dict[str, float | None] = {
     "requests": 12345,
     "failures": 0,
     "seconds": 30.2,
