@@ -3,11 +3,14 @@ schemas (kubernetes-validate ships them), the compose file's restart policies, s
 and health checks, the image's health check for either role, nginx re-resolving the
 scaled API and letting operators send what the service accepts."""
 
+import functools
+import http.server
 import ipaddress
 import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -249,23 +252,34 @@ def test_the_image_checks_the_health_of_the_role_it_runs() -> None:
     assert re.search(r"^\s+SECKILL_WORKER_HEARTBEAT_FILE=/\S+", dockerfile, re.MULTILINE)
 
 
+WORKER_CHECK = "seckill healthcheck --worker --max-age 30"
+
+
+def _api_check(port: int) -> str:
+    return f"python http://127.0.0.1:{port}/healthz"
+
+
+def _run_healthcheck(cmdline: Path, command: list[str], path: str) -> int:
+    """The image's check for a container whose first process is `command`."""
+    cmdline.write_bytes(b"\0".join(a.encode() for a in command) + b"\0")
+    return subprocess.run(
+        [str(HEALTHCHECK), str(cmdline)], env={"PATH": path}, capture_output=True, check=False
+    ).returncode
+
+
 @pytest.mark.parametrize(
     ("command", "checked"),
     [
         pytest.param(
             ["seckill", "serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"],
-            "healthcheck --url http://127.0.0.1:8000/healthz",
+            _api_check(8000),
             id="api",
         ),
-        pytest.param(
-            ["seckill", "serve", "--port=9000"],
-            "healthcheck --url http://127.0.0.1:9000/healthz",
-            id="api-other-port",
-        ),
-        pytest.param(["seckill", "worker"], "healthcheck --worker --max-age 30", id="worker"),
+        pytest.param(["seckill", "serve", "--port=9000"], _api_check(9000), id="api-other-port"),
+        pytest.param(["seckill", "worker"], WORKER_CHECK, id="worker"),
         pytest.param(
             ["/sbin/docker-init", "--", "seckill", "worker", "--metrics-port", "9101"],
-            "healthcheck --worker --max-age 30",
+            WORKER_CHECK,
             id="worker-under-init",
         ),
         pytest.param(["seckill", "migrate"], None, id="one-shot"),
@@ -274,25 +288,40 @@ def test_the_image_checks_the_health_of_the_role_it_runs() -> None:
 def test_the_image_health_check_follows_the_command(
     tmp_path: Path, command: list[str], checked: str | None
 ) -> None:
-    """The container's first process says its role; the check runs `seckill healthcheck`
-    for that role (a stand-in `seckill` records what it was asked)."""
-    cmdline = tmp_path / "cmdline"
-    cmdline.write_bytes(b"\0".join(a.encode() for a in command) + b"\0")
+    """The container's first process says its role; stand-ins for `seckill` and `python`
+    record what the check asked (python: the URL, its last argument)."""
     calls = tmp_path / "calls"
-    stand_in = tmp_path / "bin" / "seckill"
-    stand_in.parent.mkdir()
-    stand_in.write_text(f'#!/bin/sh\necho "$*" >> {calls}\n')
-    stand_in.chmod(0o755)
-    result = subprocess.run(
-        [str(HEALTHCHECK), str(cmdline)],
-        env={"PATH": f"{stand_in.parent}:/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        check=False,
+    stand_ins = tmp_path / "bin"
+    stand_ins.mkdir()
+    (stand_ins / "seckill").write_text(f'#!/bin/sh\necho "seckill $*" >> {calls}\n')
+    (stand_ins / "python").write_text(
+        f'#!/bin/sh\nfor last; do :; done\necho "python $last" >> {calls}\n'
     )
-    assert result.returncode == 0, result.stderr
+    for stand_in in stand_ins.iterdir():
+        stand_in.chmod(0o755)
+    status = _run_healthcheck(tmp_path / "cmdline", command, f"{stand_ins}:/usr/bin:/bin")
+    assert status == 0
     recorded = calls.read_text().splitlines() if calls.exists() else []
     assert recorded == ([checked] if checked else [])
+
+
+def test_the_image_health_check_asks_the_api_on_its_port(tmp_path: Path) -> None:
+    """With the real interpreter: healthy while /healthz answers on the --port given,
+    unhealthy once nothing listens there."""
+    (tmp_path / "healthz").write_text("ok")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.HTTPServer(("127.0.0.1", 0), handler)
+    port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    command = ["seckill", "serve", "--host", "0.0.0.0", "--port", str(port)]
+    path = f"{Path(sys.executable).parent}:/usr/bin:/bin"
+    try:
+        assert _run_healthcheck(tmp_path / "cmdline", command, path) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert _run_healthcheck(tmp_path / "cmdline", command, path) == 1
 
 
 def test_the_image_health_check_fails_when_the_worker_is_stale(tmp_path: Path) -> None:
