@@ -3,22 +3,38 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+# `make test` runs the quick tier; `make test FULL=1` everything (CI: `make test`, then
+# `make test-slow`, the tiers the quick one leaves out).
+QUICK := -m "not slow and not faults"
+TIER := $(if $(FULL),,$(QUICK))
 
-.PHONY: demo test lint format bench loadtest clean
+.PHONY: demo test test-slow lint format bench loadtest clean
 
-$(STAMP): pyproject.toml
-	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+$(VENV):
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+
+# The demo needs the service and the embedded servers only (no test or lint tools).
+$(RUN_STAMP): pyproject.toml | $(VENV)
+	$(BIN)/pip install --quiet -e ".[embedded]"
+	touch $(RUN_STAMP)
+
+$(STAMP): pyproject.toml | $(VENV)
 	$(BIN)/pip install --quiet -e ".[dev]"
-	touch $(STAMP)
+	touch $(STAMP) $(RUN_STAMP)
 
 ## demo: start API + order writer + embedded Postgres/Redis with a demo flash sale
-demo: $(STAMP)
+demo: $(RUN_STAMP)
 	$(BIN)/seckill dev
 
-## test: the whole test suite against real Postgres and Redis
+## test: the quick tier against real Postgres and Redis (FULL=1: every tier)
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest $(TIER)
+
+## test-slow: the tiers `make test` leaves out: crowds, load smoke, faults (markers slow, faults)
+test-slow: $(STAMP)
+	$(BIN)/pytest -m "slow or faults"
 
 ## lint: ruff (check + format), mypy --strict and the import layers (lint-imports)
 lint: $(STAMP)

@@ -175,7 +175,7 @@ class Settings(BaseSettings):
     max_admin_body_bytes: PositiveInt = 32 * 1024 * 1024
     # uvicorn's limits on the request line and headers (h11: total header bytes).
     max_header_bytes: PositiveInt = 16 * 1024
-    # GET /metrics wants `Authorization: Bearer <this>` when set.
+    # GET /metrics wants `Authorization: Bearer <this>` when set; required in production.
     metrics_token: SecretStr | None = None
     # /docs and /openapi.json; off by default in production.
     docs_enabled: bool | None = None
@@ -238,8 +238,8 @@ class Settings(BaseSettings):
         if self.env is Environment.PRODUCTION:
             _refuse_weak_secret("SECKILL_JWT_SECRET", self.jwt_secret)
             _refuse_weak_secret("SECKILL_PAYMENT_WEBHOOK_SECRET", self.payment_webhook_secret)
-            if self.metrics_token is not None:
-                _refuse_weak_secret("SECKILL_METRICS_TOKEN", self.metrics_token)
+            # Unset, /metrics would answer anyone (README "Security": production refuses).
+            _refuse_weak_secret("SECKILL_METRICS_TOKEN", self.metrics_token or SecretStr(""))
             if not self.database_url or not self.redis_url:
                 raise ConfigurationError(
                     "SECKILL_DATABASE_URL and SECKILL_REDIS_URL must be set when "

@@ -19,6 +19,8 @@ Configuration (environment):
   SECKILL_LOADTEST_POLLS        order polls before giving up on `queued` (default 30)
   SECKILL_LOADTEST_POLL_SECONDS wait between polls (default 0.5)
   SECKILL_LOADTEST_RUN          tag in the user ids, so reruns bring new shoppers
+  SECKILL_LOADTEST_SUMMARY      file to write the run's figures to (JSON), for the
+                                headline loadtests/run.sh prints (tools.py headline)
 
 The coupon-claim scenario (a popular coupon is a flash sale of its own: thousands claim
 the first 1,000 at 10:00) runs the `CouponClaimer` users, mixed into the crowd with
@@ -79,6 +81,26 @@ _event_id: int | None = (
 )
 # What the crowd met, printed at the end next to Locust's own table.
 outcomes: Counter[str] = Counter()
+
+
+@dataclass
+class Rush:
+    """When purchases were answered (this machine's clock): the rush runs from the first
+    answer to the last, and the sale sold out at the first `sold_out`."""
+
+    first: float | None = None
+    last: float | None = None
+    sold_out: float | None = None
+
+    def answered(self, code: str | None = None) -> None:
+        now = time.time()
+        self.first = now if self.first is None else self.first
+        self.last = now
+        if code == "sold_out" and self.sold_out is None:
+            self.sold_out = now
+
+
+rush = Rush()
 
 
 @dataclass(frozen=True)
@@ -218,6 +240,7 @@ class Shopper(Storefront):
                 status = response.status_code
                 if status == 202:
                     response.success()
+                    rush.answered()
                     outcomes["accepted" if not network_errors else "accepted on retry"] += 1
                     order_id: str = response.json()["order_id"]
                     return order_id
@@ -231,6 +254,7 @@ class Shopper(Storefront):
                 code = _problem_code(response)
                 if status == 429:
                     response.success()  # told to wait, and waiting is what a client does
+                    rush.answered()
                     outcomes["rate_limited (waited)"] += 1
                     gevent.sleep(float(response.headers.get("Retry-After") or 1))
                     continue
@@ -241,6 +265,7 @@ class Shopper(Storefront):
                     continue
                 if status == 409 and code in EXPECTED_REFUSALS:
                     response.success()
+                    rush.answered(code)
                     outcomes[code] += 1
                     return None
                 response.failure(f"purchase: HTTP {status} {code or response.text}")
@@ -394,6 +419,32 @@ class CouponClaimer(Storefront):
 
 def _print_outcomes(environment: Environment, **_kwargs: Any) -> None:
     print("flash-crowd outcomes:", json.dumps(dict(sorted(outcomes.items()))), flush=True)
+    if path := os.environ.get("SECKILL_LOADTEST_SUMMARY"):
+        with open(path, "w") as summary:
+            json.dump(_summary(environment), summary)
+
+
+def _summary(environment: Environment) -> dict[str, Any]:
+    """The run's figures, as `loadtests/tools.py headline` reads them."""
+    stats = environment.stats
+    if stats is None:
+        return {}
+    purchases = stats.get(PURCHASE_PATH, "POST")
+    return {
+        "requests": stats.total.num_requests,
+        "failures": stats.total.num_failures,
+        "seconds": max(stats.total.last_request_timestamp or 0, stats.total.start_time)
+        - stats.total.start_time,
+        "accepted": outcomes["accepted"] + outcomes["accepted on retry"],
+        "refused": sum(outcomes[code] for code in EXPECTED_REFUSALS),
+        "rate_limited": outcomes["rate_limited (waited)"],
+        "rush_seconds": (rush.last - rush.first) if rush.first and rush.last else 0.0,
+        "sold_out_after_seconds": (rush.sold_out - rush.first)
+        if rush.first and rush.sold_out
+        else None,
+        "purchase_p50_ms": purchases.get_response_time_percentile(0.5),
+        "purchase_p99_ms": purchases.get_response_time_percentile(0.99),
+    }
 
 
 events.test_stop.add_listener(_print_outcomes)  # type: ignore[no-untyped-call]

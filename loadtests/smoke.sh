@@ -42,11 +42,9 @@ throwaway_serve
 "$BIN/seckill" worker >"$WORK/worker.log" 2>&1 &
 worker_pid=$!
 
-EVENT_ID=$("$BIN/python" loadtests/tools.py create-event "$HOST" \
-  --starts-in "${SMOKE_STARTS_IN:-10}" --stock "${SMOKE_STOCK:-200}" --limit "${SMOKE_LIMIT:-2}")
-echo "== event $EVENT_ID: ${SMOKE_STOCK:-200} units, limit ${SMOKE_LIMIT:-2}, opens in ${SMOKE_STARTS_IN:-10}s"
-
-SECKILL_LOADTEST_HOST="$HOST" SECKILL_LOADTEST_EVENT_ID="$EVENT_ID" \
+# run.sh creates the sale (as `make loadtest` does), smaller: 300 shoppers on 200 units.
+SECKILL_LOADTEST_HOST="$HOST" SECKILL_LOADTEST_STOCK="${SMOKE_STOCK:-200}" \
+  SECKILL_LOADTEST_LIMIT="${SMOKE_LIMIT:-2}" SECKILL_LOADTEST_STARTS_IN="${SMOKE_STARTS_IN:-10}" \
   SECKILL_LOADTEST_USERS="${SMOKE_USERS:-300}" SECKILL_LOADTEST_SPAWN_RATE=100 \
   SECKILL_LOADTEST_RUN_TIME="${SMOKE_RUN_TIME:-25s}" SECKILL_LOADTEST_DRAIN_SECONDS=20 \
   bash loadtests/run.sh &

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by loadtests/smoke.sh and loadtests/conformance.sh (not run on its own): a
 # throwaway service on the local Postgres and Redis, with its own database and Redis key
 # prefix, all removed afterwards.

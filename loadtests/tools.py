@@ -5,8 +5,10 @@
   python loadtests/tools.py create-event HOST --starts-in 10 --stock 200 --limit 2
   python loadtests/tools.py wait-drained HOST --timeout 30
   python loadtests/tools.py forget-prefix REDIS_URL PREFIX
+  python loadtests/tools.py headline SUMMARY_JSON --audit ok|failed|not-drained
 
-Tokens are minted with SECKILL_JWT_SECRET, as the service verifies them.
+Tokens are minted with SECKILL_JWT_SECRET, as the service verifies them; /metrics is
+read with SECKILL_METRICS_TOKEN when it is set.
 """
 
 import argparse
@@ -15,6 +17,7 @@ import re
 import socket
 import sys
 import time
+import urllib.error
 import urllib.request
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,7 +33,7 @@ QUEUED_LINE = re.compile(r"^seckill_orders_queued\{[^}]*\} (\d+(?:\.\d+)?)$", re
 
 
 def _http(method: str, url: str, body: Any = None, token: str | None = None) -> Any:
-    headers = {"Content-Type": "application/json"}
+    headers: dict[str, str] = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     data = json.dumps(body).encode() if body is not None else None
@@ -84,7 +87,8 @@ def create_event(host: str, *, starts_in: float, stock: int, limit: int, lasts: 
 
 def queued_orders(host: str) -> int:
     """Accepted orders not yet in Postgres, over every item (from the service's gauges)."""
-    metrics = _http("GET", f"{host}/metrics")
+    token = Settings().metrics_token
+    metrics = _http("GET", f"{host}/metrics", token=token.get_secret_value() if token else None)
     return sum(int(float(v)) for v in QUEUED_LINE.findall(metrics))
 
 
@@ -109,6 +113,31 @@ def forget_prefix(redis_url: str, prefix: str) -> int:
     return len(keys)
 
 
+def headline(summary: dict[str, Any], *, audit: str) -> str:
+    """The run in one line: how much was asked, how fast the sale was decided, how fast
+    it answered, and whether the books hold."""
+    rush = summary["rush_seconds"]
+
+    def per_second(count: int) -> str:
+        return f"{count / rush:,.0f}/s" if rush > 0 else "-/s"
+
+    sold_out_after = summary["sold_out_after_seconds"]
+    sold_out = (
+        f"sold out {sold_out_after:.1f} s into the rush"
+        if sold_out_after is not None
+        else "not sold out"
+    )
+    return (
+        f"loadtest: {summary['requests']:,} requests in {summary['seconds']:.0f} s, "
+        f"{summary['failures']:,} failed; rush {rush:.1f} s: "
+        f"accepted {summary['accepted']:,} ({per_second(summary['accepted'])}), "
+        f"refused {summary['refused']:,} ({per_second(summary['refused'])}), "
+        f"rate-limited {summary['rate_limited']:,}; {sold_out}; "
+        f"purchase p50 {summary['purchase_p50_ms']:.0f} ms, "
+        f"p99 {summary['purchase_p99_ms']:.0f} ms; audit: {audit}"
+    )
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -128,8 +157,18 @@ def main(argv: list[str]) -> int:
     forget = commands.add_parser("forget-prefix")
     forget.add_argument("redis_url")
     forget.add_argument("prefix")
+    line = commands.add_parser("headline")
+    line.add_argument("summary", help="the JSON file the locustfile wrote")
+    line.add_argument("--audit", required=True, choices=["ok", "failed", "not-drained"])
     args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except urllib.error.URLError as exc:  # HTTPError too: one line, not a traceback
+        print(f"loadtest: {args.command}: {exc}", file=sys.stderr)
+        return 1
 
+
+def _run(args: argparse.Namespace) -> int:
     match args.command:
         case "free-port":
             print(free_port())
@@ -149,6 +188,13 @@ def main(argv: list[str]) -> int:
             return 0 if wait_drained(args.host, timeout=args.timeout) else 1
         case "forget-prefix":
             forget_prefix(args.redis_url, args.prefix)
+        case "headline":
+            try:
+                with open(args.summary) as summary:
+                    print(headline(json.load(summary), audit=args.audit))
+            except (OSError, ValueError, KeyError) as exc:
+                print(f"loadtest: no figures from the crowd ({exc!r}); audit: {args.audit}")
+                return 1
     return 0
 
 

@@ -44,6 +44,7 @@ def production_env(monkeypatch: pytest.MonkeyPatch, **overrides: str | None) -> 
         "SECKILL_ENV": "production",
         "SECKILL_JWT_SECRET": STRONG_SECRET,
         "SECKILL_PAYMENT_WEBHOOK_SECRET": "webhook-" + STRONG_SECRET,
+        "SECKILL_METRICS_TOKEN": "metrics-" + STRONG_SECRET,
         "SECKILL_DATABASE_URL": DATABASE_URL,
         "SECKILL_REDIS_URL": REDIS_URL,
     }
@@ -161,6 +162,20 @@ def test_production_refuses_the_development_webhook_secret(
     production_env(clean_env, SECKILL_PAYMENT_WEBHOOK_SECRET=webhook_secret)
     with pytest.raises(ConfigurationError, match="SECKILL_PAYMENT_WEBHOOK_SECRET"):
         Settings()
+
+
+@pytest.mark.parametrize("metrics_token", [None, ""])
+def test_production_refuses_to_start_without_a_metrics_token(
+    clean_env: pytest.MonkeyPatch, metrics_token: str | None
+) -> None:
+    """Without one, /metrics (stock, queues, sales by outcome) would answer anyone behind
+    the load balancer."""
+    production_env(clean_env, SECKILL_METRICS_TOKEN=metrics_token)
+    with pytest.raises(ConfigurationError, match="SECKILL_METRICS_TOKEN must be set"):
+        Settings()
+    result = CliRunner().invoke(cli, ["serve", "--port", "1"])
+    assert result.exit_code != 0
+    assert "SECKILL_METRICS_TOKEN" in result.output
 
 
 def test_the_cli_names_an_invalid_setting_instead_of_a_traceback(
