@@ -37,8 +37,16 @@ STALL_SECONDS = "2.5"
 async def stalled(server: RedisServer) -> asyncio.Task[object]:
     """DEBUG SLEEP on the app's Redis: commands sent meanwhile run when it wakes."""
     stall = asyncio.create_task(server.command("DEBUG", "SLEEP", STALL_SECONDS))
-    await asyncio.sleep(0.1)  # the stall has begun
-    return stall
+    probe = server.client()
+    try:
+        while True:  # until the stall has begun: a PING no longer answers at once
+            try:
+                await asyncio.wait_for(probe.ping(), 0.1)
+            except TimeoutError:
+                return stall
+            await asyncio.sleep(0.01)
+    finally:
+        await probe.aclose()
 
 
 async def sale_field(services: Container, item_id: int, field: str) -> str | None:
