@@ -15,6 +15,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import QueuePool
 
 from app.container import Container
 from app.errors import PROBLEM_JSON
@@ -64,6 +65,9 @@ class ConnectionsInUse:
 
     def __init__(self, services: Container) -> None:
         self._services = services
+        pool = services.engine.pool
+        assert isinstance(pool, QueuePool)
+        self._pool = pool
         self.checked_out = 0
         self.on_server = 0
         self.samples = 0
@@ -73,7 +77,7 @@ class ConnectionsInUse:
 
     async def _watch_pool(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            self.checked_out = max(self.checked_out, self._services.engine.pool.checkedout())
+            self.checked_out = max(self.checked_out, self._pool.checkedout())
             self.samples += 1
             await asyncio.sleep(0)  # every turn of the loop the API runs in
 
