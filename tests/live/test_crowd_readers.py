@@ -3,7 +3,8 @@ a real socket while a crowd buys (issue 17, case 13): every stream within the pr
 bound gets its headers and a first stats event, one more gets a 503 problem with
 Retry-After, every board reader gets the board, and the Postgres connections in use stay
 at one computation's: the readers share one computation per interval, which holds no
-connection while it waits on Redis."""
+connection while it waits on Redis. And readers arriving together at cold numbers all
+get the same single computation."""
 
 import asyncio
 import json
@@ -209,3 +210,31 @@ async def test_streams_and_board_readers_share_one_computation(
         return feed.streams == 0
 
     await eventually(all_closed)
+
+
+@pytest.mark.parametrize("settings_overrides", [{"stats_cache_seconds": 10}])
+async def test_readers_of_cold_numbers_wait_for_one_computation(
+    client: httpx.AsyncClient, auth: Auth
+) -> None:
+    """Readers arriving together while no numbers are cached get the same computation
+    (its `at`), not one each; the interval is long enough that every reader lands in it."""
+    event = await create_event(
+        client,
+        auth,
+        items=[item_spec(sku=f"SKU-{n}", name=f"Item {n}", stock=5) for n in range(ITEMS)],
+    )
+    operator = auth.admin()
+
+    answers = await asyncio.gather(
+        *(
+            client.get(f"/api/v1/admin/events/{event.id}/stats", headers=operator)
+            for _ in range(READERS)
+        ),
+        *(client.get(f"/api/v1/events/{event.id}/live") for _ in range(READERS)),
+    )
+
+    assert {a.status_code for a in answers} == {200}
+    stats = [a.json() for a in answers[:READERS]]
+    assert len({s["at"] for s in stats}) == 1
+    boards = [a.json() for a in answers[READERS:]]
+    assert all(b["items"] == boards[0]["items"] for b in boards)
