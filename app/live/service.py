@@ -46,7 +46,9 @@ async def _item_counters(redis: RedisClient, items: list[ItemKeys]) -> list[_Ite
         for keys in items:
             pipe.hget(keys.sale, "stock")
             pipe.hgetall(keys.stats)
-            pipe.pfcount(keys.participants)
+            # As a raw command: redis-py refuses pfcount() in a cluster pipeline (it may
+            # name keys of several slots; here it never does).
+            pipe.execute_command("PFCOUNT", keys.participants)
             # HyperLogLogs are binary strings: read undecoded, to be copied as they are.
             pipe.execute_command("GET", keys.participants, **{NEVER_DECODE: True})
             pipe.execute_command("GET", keys.converted, **{NEVER_DECODE: True})
@@ -109,7 +111,7 @@ async def _distinct_users(
                     copies[name].append(copy)
         for name in ("participants", "converted"):
             if copies[name]:
-                pipe.pfcount(*copies[name])
+                pipe.execute_command("PFCOUNT", *copies[name])  # one slot: the event's
         results = await pipe.execute()
     counts = iter(results[len(copies["participants"]) + len(copies["converted"]) :])
     participants = int(next(counts)) if copies["participants"] else 0
