@@ -113,14 +113,19 @@ class TokenVerifier:
         self._verified: dict[str, tuple[User, float]] = {}
 
     def verify(self, token: str) -> User:
+        return self.verify_until(token)[0]
+
+    def verify_until(self, token: str) -> tuple[User, float]:
+        """The token's user and when the token stops being accepted (epoch seconds,
+        leeway included): what a long answer, such as a stream, must not outlive."""
         known = self._verified.get(token)
         if known is not None and time.time() < known[1]:
-            return known[0]
+            return known
         user, expires = _decode(self._settings, token)
         if len(self._verified) >= self._settings.token_cache_size:
             self._verified.clear()  # crude but bounded; refills within a second at load
         self._verified[token] = (user, expires)
-        return user
+        return user, expires
 
 
 _bearer = HTTPBearer(auto_error=False, description="HS256 JWT; see docs/CONTRACT.md")

@@ -160,6 +160,12 @@ class Settings(BaseSettings):
     stats_flush_seconds: float = Field(default=0.5, gt=0, le=10)
     # The stats stream sends one event this often while the client listens.
     stats_stream_interval_seconds: float = Field(default=1.0, gt=0, le=10)
+    # Stats streams open at once per process; one more answers 503 `too_many_streams`
+    # with this Retry-After. A stream ends when the operator's token expires or after
+    # live_stream_max_seconds, whichever comes first (the dashboard reconnects).
+    live_max_streams: PositiveInt = 200
+    live_stream_retry_after_seconds: PositiveInt = 5
+    live_stream_max_seconds: float = Field(default=3600.0, gt=0)
 
     # Protection (README "Security"). Purchases, coupon claims and checkouts are limited
     # per user and per client address; `N/second`, `N/minute` or `off`.

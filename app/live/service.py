@@ -2,12 +2,12 @@
 
 Counting happens in purchase.lua at no extra round trip (see its KEYS[6..8]): each item
 keeps a HyperLogLog of the users who tried, one of the users accepted, and counters of
-attempts and accepted orders/units. Here they are read per item (one pipeline each, in
-the item's slot), the HyperLogLogs are copied into the event's slot to count the union
-(a user trying three items is one participant), and the paid side comes from Postgres.
+attempts and accepted orders/units. Here they are read for all items in one pipeline
+(each item's keys in its own slot), the HyperLogLogs are copied into the event's slot to
+count the union (a user trying three items is one participant), and the paid side comes
+from Postgres. Live readers share one computation per event and interval (feed.py).
 """
 
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -39,15 +39,30 @@ class _ItemCounters:
     converted_hll: bytes | None
 
 
-async def _item_counters(redis: RedisClient, keys: ItemKeys) -> _ItemCounters:
+async def _item_counters(redis: RedisClient, items: list[ItemKeys]) -> list[_ItemCounters]:
+    """Every item's counters in one pipeline (not a transaction: each item's keys share
+    its slot, and a cluster client sends each slot's commands to its node)."""
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.hget(keys.sale, "stock")
-        pipe.hgetall(keys.stats)
-        pipe.pfcount(keys.participants)
-        # HyperLogLogs are binary strings: read undecoded, to be copied as they are.
-        pipe.execute_command("GET", keys.participants, **{NEVER_DECODE: True})
-        pipe.execute_command("GET", keys.converted, **{NEVER_DECODE: True})
-        stock, stats, participants, participants_hll, converted_hll = await pipe.execute()
+        for keys in items:
+            pipe.hget(keys.sale, "stock")
+            pipe.hgetall(keys.stats)
+            # As a raw command: redis-py refuses pfcount() in a cluster pipeline (it may
+            # name keys of several slots; here it never does).
+            pipe.execute_command("PFCOUNT", keys.participants)
+            # HyperLogLogs are binary strings: read undecoded, to be copied as they are.
+            pipe.execute_command("GET", keys.participants, **{NEVER_DECODE: True})
+            pipe.execute_command("GET", keys.converted, **{NEVER_DECODE: True})
+        replies = await pipe.execute()
+    return [_counters_of(*replies[n : n + 5]) for n in range(0, len(replies), 5)]
+
+
+def _counters_of(
+    stock: str | None,
+    stats: dict[str, str],
+    participants: int,
+    participants_hll: bytes | None,
+    converted_hll: bytes | None,
+) -> _ItemCounters:
     return _ItemCounters(
         remaining=None if stock is None else int(stock),
         attempts=int(stats.get("attempts", 0)),
@@ -58,6 +73,24 @@ async def _item_counters(redis: RedisClient, keys: ItemKeys) -> _ItemCounters:
         participants_hll=participants_hll,
         converted_hll=converted_hll,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Counters:
+    """What Redis knows of an event: each item's counters, distinct users over all."""
+
+    by_item: dict[int, _ItemCounters]
+    participants: int
+    converted: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """What Postgres knows: each item's stored orders, the ledger's stock of the items
+    Redis does not have."""
+
+    orders: dict[int, repository.ItemOrders]
+    from_ledger: dict[int, int]
 
 
 async def _distinct_users(
@@ -78,7 +111,7 @@ async def _distinct_users(
                     copies[name].append(copy)
         for name in ("participants", "converted"):
             if copies[name]:
-                pipe.pfcount(*copies[name])
+                pipe.execute_command("PFCOUNT", *copies[name])  # one slot: the event's
         results = await pipe.execute()
     counts = iter(results[len(copies["participants"]) + len(copies["converted"]) :])
     participants = int(next(counts)) if copies["participants"] else 0
@@ -118,34 +151,60 @@ def _item_stats(
     )
 
 
-async def compute_stats(*, session: AsyncSession, services: Container, event_id: int) -> EventStats:
-    event = await events.get_event_row(session=session, event_id=event_id)
+async def _read_counters(services: Container, event: Event) -> _Counters:
     prefix = services.settings.redis_key_prefix
-    counters = {
-        item.id: await _item_counters(services.redis, ItemKeys(prefix, item.id))
-        for item in event.items
-    }
+    by_item = await _item_counters(services.redis, [ItemKeys(prefix, i.id) for i in event.items])
+    counters = dict(zip((i.id for i in event.items), by_item, strict=True))
     participants, converted = await _distinct_users(
-        services.redis, EventKeys(prefix, event_id), counters
+        services.redis, EventKeys(prefix, event.id), counters
     )
-    # Redis first, Postgres second: an order paid in between is counted as paid, never
-    # as paid-but-not-accepted.
-    stored = await repository.orders_by_item(session, event_id)
-    missing = [i for i in event.items if counters[i.id].remaining is None]
+    return _Counters(by_item=counters, participants=participants, converted=converted)
+
+
+async def _read_stored(session: AsyncSession, event: Event, counters: _Counters) -> _Stored:
+    orders = await repository.orders_by_item(session, event.id)
+    missing = [i for i in event.items if counters.by_item[i.id].remaining is None]
     # Items not in Redis (an ended sale after a flush, say): the ledger has their stock.
     from_ledger = await events.remaining_from_ledger(session=session, items=missing)
+    return _Stored(orders=orders, from_ledger=from_ledger)
+
+
+async def compute_stats(*, session: AsyncSession, services: Container, event_id: int) -> EventStats:
+    """The numbers read in the caller's session (a report: one reader, one request)."""
+    event = await events.get_event_row(session=session, event_id=event_id)
+    counters = await _read_counters(services, event)
+    # Redis first, Postgres second: an order paid in between is counted as paid, never
+    # as paid-but-not-accepted.
+    stored = await _read_stored(session, event, counters)
+    return _assemble(event, counters, stored)
+
+
+async def read_stats(*, services: Container, event_id: int) -> EventStats:
+    """The numbers read for the live readers (app/live/feed.py shares them): Postgres in
+    two short transactions around the Redis reads, so no connection waits on Redis."""
+    async with services.sessionmaker() as session:
+        event = await events.get_event_row(session=session, event_id=event_id)
+    counters = await _read_counters(services, event)
+    # As above: Redis first, then the paid side.
+    async with services.sessionmaker() as session:
+        stored = await _read_stored(session, event, counters)
+    return _assemble(event, counters, stored)
+
+
+def _assemble(event: Event, counters: _Counters, stored: _Stored) -> EventStats:
     now = datetime.now(UTC)
     items = [
         _item_stats(
             item,
             event,
-            counters[item.id],
-            stored.get(item.id, repository.EMPTY),
-            _remaining(counters[item.id], from_ledger.get(item.id, 0)),
+            counters.by_item[item.id],
+            stored.orders.get(item.id, repository.EMPTY),
+            _remaining(counters.by_item[item.id], stored.from_ledger.get(item.id, 0)),
             now,
         )
         for item in event.items
     ]
+    participants, converted = counters.participants, counters.converted
     return EventStats(
         event_id=event.id,
         at=now,
@@ -165,46 +224,14 @@ async def compute_stats(*, session: AsyncSession, services: Container, event_id:
     )
 
 
-def _remaining(found: _ItemCounters, ledger: int) -> int:
-    return found.remaining if found.remaining is not None else ledger
-
-
-class _Cache:
-    """Numbers per (prefix, event) for a moment: a wall of dashboards and a crowd polling
-    the live board cost one computation per interval per process."""
-
-    def __init__(self) -> None:
-        self._stats: dict[tuple[str, int], tuple[float, EventStats]] = {}
-
-    def get(self, key: tuple[str, int], ttl: float) -> EventStats | None:
-        found = self._stats.get(key)
-        if found is None or time.monotonic() - found[0] >= ttl:
-            return None
-        return found[1]
-
-    def put(self, key: tuple[str, int], stats: EventStats) -> None:
-        if len(self._stats) > 1000:
-            self._stats.clear()
-        self._stats[key] = (time.monotonic(), stats)
-
-
-_cache = _Cache()
-
-
-async def event_stats(*, session: AsyncSession, services: Container, event_id: int) -> EventStats:
-    key = (services.settings.redis_key_prefix, event_id)
-    cached = _cache.get(key, services.settings.stats_cache_seconds)
-    if cached is not None:
-        return cached
-    stats = await compute_stats(session=session, services=services, event_id=event_id)
-    _cache.put(key, stats)
-    return stats
-
-
-async def live_board(*, session: AsyncSession, services: Container, event_id: int) -> LiveBoard:
-    stats = await event_stats(session=session, services=services, event_id=event_id)
+def board_of(stats: EventStats) -> LiveBoard:
+    """The public part of the numbers."""
     return LiveBoard(
         event_id=stats.event_id,
         participants=stats.participants,
         items=[LiveItem(id=i.id, remaining=i.remaining, state=i.state) for i in stats.items],
     )
+
+
+def _remaining(found: _ItemCounters, ledger: int) -> int:
+    return found.remaining if found.remaining is not None else ledger

@@ -8,9 +8,17 @@ from fastapi import FastAPI
 
 @pytest.fixture
 async def http_base_url(app: FastAPI) -> AsyncIterator[str]:
-    """The app served by uvicorn on a real socket, in this event loop."""
+    """The app served by uvicorn on a real socket, in this event loop, keeping idle
+    connections as long as `seckill serve` does (uvicorn's 5 s default closes one a
+    client is about to reuse when a busy test pauses)."""
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", backlog=2048
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan="off",
+        backlog=2048,
+        timeout_keep_alive=app.state.container.settings.http_keep_alive_seconds,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

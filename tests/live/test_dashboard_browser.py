@@ -13,6 +13,8 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
+from app.auth import mint_token
+from app.config import Settings
 from tests.live.crowd import Crowd
 from tests.support.factories import Auth, create_event, item_spec
 from tests.support.waiting import eventually
@@ -27,6 +29,8 @@ FLAGS = [
     "--disable-sync",
 ]
 DOCS = Path(__file__).resolve().parents[2] / "docs"
+# Long enough for the page to connect and show numbers on a busy machine.
+SHORT_TOKEN_SECONDS = 10
 
 
 @pytest.fixture
@@ -138,3 +142,35 @@ async def test_dashboard_shows_a_live_sale_and_its_controls_work(
     if os.environ.get("UPDATE_SCREENSHOTS") == "1":
         DOCS.mkdir(exist_ok=True)
         shutil.copy(shot, DOCS / "dashboard.png")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "settings_overrides", [{"jwt_leeway_seconds": 0, "stats_stream_interval_seconds": 0.2}]
+)
+async def test_dashboard_asks_for_a_new_token_when_its_stream_ends_with_the_token(
+    browser: Browser,
+    http_base_url: str,
+    client: httpx.AsyncClient,
+    auth: Auth,
+    settings: Settings,
+) -> None:
+    event = await create_event(client, auth)
+    token = mint_token(settings, user_id="ops", admin=True, ttl_seconds=SHORT_TOKEN_SECONDS)
+    page = await browser.new_page()
+    await page.goto(f"{http_base_url}/dashboard?event={event.id}")
+    await page.fill("#token", token)
+    await page.click("#connect button")
+
+    async def numbers_shown() -> bool:
+        return await number(page, "participants") >= 0
+
+    await eventually(numbers_shown)
+
+    async def link_says(text: str) -> bool:
+        return await page.locator("#link").text_content() == text
+
+    # The server ends the stream when the token expires; the page's reconnect is refused
+    # and it stops, asking for a new token, instead of retrying for ever.
+    await eventually(lambda: link_says("token expired"))
+    assert "new operator token" in (await page.get_by_test_id("result").text_content() or "")

@@ -158,6 +158,9 @@ async function watch(eventId) {
   state.abort = abort;
   try { await loadItemTerms(eventId); } catch (error) { say(error.message, true); }
   while (!abort.signal.aborted) {
+    // The server ends a stream when the token expires (or after its maximum duration):
+    // reconnect, unless the token is no longer accepted; a full server says when to retry.
+    let wait = 2000;
     try {
       const response = await fetch(`/api/v1/admin/events/${eventId}/stats/stream`, {
         headers: { Authorization: `Bearer ${state.token}`, Accept: "text/event-stream" },
@@ -165,6 +168,13 @@ async function watch(eventId) {
       });
       if (!response.ok) {
         const problem = await response.json().catch(() => ({}));
+        if (response.status === 401) {
+          setLink("token expired", false);
+          say(`stream: ${problem.detail || "token refused"} Type a new operator token and connect again.`, true);
+          return;
+        }
+        const retryAfter = Number(response.headers.get("Retry-After"));
+        if (retryAfter > 0) wait = retryAfter * 1000;
         throw new Error(`${response.status} ${problem.code || ""}: ${problem.detail || ""}`);
       }
       setLink("live", true);
@@ -174,7 +184,7 @@ async function watch(eventId) {
       say(`stream: ${error.message}; reconnecting`, true);
     }
     setLink("reconnecting", false);
-    await new Promise((resolve) => setTimeout(resolve, 2000));
+    await new Promise((resolve) => setTimeout(resolve, wait));
   }
 }
 
