@@ -97,13 +97,16 @@ async def test_paying_after_the_gateway_notified_this_charge_answers_the_paid_or
 
     paying = pay(client, auth.headers(), order_id)
     await gateway.charging.wait()  # the charge is made; its answer is on the way
-    gateway.proceed.set()
+    # The same charge (charges are idempotent per order), as the gateway knows it
     reference = (
-        await gateway.charge(order_id=order_id, amount=Decimal("19.90"), payment_token="t")
+        await SimulatedGateway.charge(
+            gateway, order_id=order_id, amount=Decimal("19.90"), payment_token="t"
+        )
     ).reference
     # The gateway's notification of this very charge lands before the pay call's answer.
     notified = await notify(client, app_services, notification(order_id, "19.90", reference))
     assert notified.json() == {"outcome": "recorded"}
+    gateway.proceed.set()
     answer = await paying
 
     assert answer.status_code == 200, answer.text
