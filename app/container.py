@@ -7,6 +7,7 @@ collaborators are passed explicitly as keyword arguments, never looked up here.
 """
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -16,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.auth import TokenVerifier
 from app.config import Settings
+from app.gateways.payment import PaymentGateway, SimulatedGateway
 from app.outages import BackendWatch
-from app.payments.gateway import PaymentGateway, SimulatedGateway
 from app.redis import RedisClient
 from app.store.acks import AckPolicy
 from app.store.generations import SeenGenerations
@@ -51,6 +52,9 @@ class Container:
     generations: SeenGenerations = field(init=False, default_factory=SeenGenerations)
     # The same for each coupon's claim counters (claim.lua).
     claim_generations: SeenGenerations = field(init=False, default_factory=SeenGenerations)
+    # Starts a background job (a bulk grant) by id in this process; set by whoever builds
+    # the container (app/processes/services.py), since running jobs is a flow's.
+    start_job: Callable[[int], None] | None = field(init=False, default=None)
     # Purchases of one loop turn in one pipeline (single Redis, SECKILL_PURCHASE_BATCH_MAX).
     purchase_batches: PurchaseBatches | None = field(init=False)
 

@@ -31,7 +31,7 @@ from app.config import Settings
 from app.container import ContainerDep
 from app.errors import SoldOut, Unauthorized, ValidationFailed, problem_responses
 from app.ids import IdempotencyKey, ItemId
-from app.main import SeckillApp, create_app
+from app.processes.api import SeckillApp, create_app
 from app.seckill.router import purchase as real_purchase
 from app.seckill.schemas import PurchaseAccepted, PurchaseCreate
 from app.seckill.thin_route import ThinPurchaseRoute

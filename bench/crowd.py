@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from app.container import Container
-from app.main import build_services
+from app.processes.services import build_services
 from app.store.keys import ItemKeys
 from app.store.sale_state import remaining_stock
 from bench.environment import BenchEnvironment, connect

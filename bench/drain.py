@@ -15,7 +15,7 @@ from app.auth import User
 from app.container import Container
 from app.events.schemas import MAX_PER_USER_LIMIT
 from app.flows.writer import OrderWriter
-from app.main import build_services, tune_garbage_collector
+from app.processes.services import build_services, tune_garbage_collector
 from app.store.keys import ItemKeys
 from app.store.order_ids import new_order_id
 from app.store.purchase import Outcome, purchase_script_call

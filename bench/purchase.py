@@ -14,7 +14,7 @@ import httpx
 from app.auth import mint_token
 from app.container import Container
 from app.events.schemas import MAX_PER_USER_LIMIT
-from app.main import build_services
+from app.processes.services import build_services
 from app.store.sale_state import remaining_stock
 from bench import naive
 from bench.apps import (

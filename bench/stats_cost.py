@@ -18,7 +18,7 @@ from redis.commands.core import AsyncScript
 
 from app.auth import User
 from app.container import Container
-from app.main import build_services
+from app.processes.services import build_services
 from app.seckill import service as seckill
 from app.store.scripts import lua_dir
 from bench.environment import bench_environment

@@ -24,7 +24,8 @@ from app.config import Settings
 from app.container import Container
 from app.db import migrate
 from app.embedded import embedded_redis
-from app.main import build_services, create_app
+from app.processes.api import create_app
+from app.processes.services import build_services
 from app.redis import RedisClient
 from tests.support.factories import Auth
 

@@ -14,7 +14,7 @@ from jwt.warnings import InsecureKeyLengthWarning
 from typer.testing import CliRunner
 
 from app.auth import mint_token, verify_token
-from app.cli import cli
+from app.cli.main import cli
 from app.config import Settings, get_settings
 from app.errors import Unauthorized
 from tests.conftest import TEST_JWT_SECRET

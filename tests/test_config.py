@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from app.cli import cli
+from app.cli.main import cli
 from app.config import (
     DEVELOPMENT_JWT_SECRET,
     DEVELOPMENT_WEBHOOK_SECRET,

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from app import ops
 from app.metrics import exposition
+from app.processes import ops
 
 ROOT = Path(__file__).resolve().parent.parent
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"

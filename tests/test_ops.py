@@ -13,7 +13,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from app.config import Settings
 from app.container import Container
 from app.flows.freshness import check_once
-from app.main import create_app
+from app.processes.api import create_app
 from app.store.coupon_keys import CouponKeys
 from app.store.keys import ItemKeys
 from tests.support.coupons import create_coupon

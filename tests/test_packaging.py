@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from app.cli import cli
+from app.cli.main import cli
 from app.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

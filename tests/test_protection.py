@@ -12,9 +12,9 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from app.cli import server_options
 from app.config import Environment, Settings
-from app.main import create_app
+from app.processes.api import create_app
+from app.processes.server import server_options
 from tests.conftest import TEST_JWT_SECRET
 from tests.support.factories import Auth, assert_problem, create_live_item
 

@@ -1,4 +1,4 @@
-"""Reading jobs. Running them is the job kind's own (app/coupons/grants.py)."""
+"""Reading jobs. Running them is a flow's (app/flows/grants.py)."""
 
 from sqlalchemy.ext.asyncio import AsyncSession
 

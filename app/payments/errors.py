@@ -1,12 +1,6 @@
 from app.errors import AppError
 
 
-class PaymentDeclined(AppError):
-    status = 402
-    code = "payment_declined"
-    title = "The payment was declined"
-
-
 class InvalidSignature(AppError):
     """A payment notification whose signature does not match the shared secret."""
 

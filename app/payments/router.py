@@ -8,11 +8,12 @@ from app.auth import AdminUser, CurrentUser
 from app.container import ContainerDep
 from app.db import SessionDep
 from app.errors import Forbidden, InvalidState, ValidationFailed, problem_responses
+from app.gateways.payment import PaymentDeclined
 from app.ids import ORDER_ID_PATH, OrderId
 from app.orders.errors import CHANGE_PROBLEMS, OrderNotFound
 from app.orders.schemas import OrderRead
 from app.payments import service
-from app.payments.errors import AmountMismatch, InvalidSignature, PaymentDeclined
+from app.payments.errors import AmountMismatch, InvalidSignature
 from app.payments.schemas import NotificationAck, PaymentCreate, PaymentNotification
 from app.payments.signatures import SIGNATURE_HEADER, is_valid
 

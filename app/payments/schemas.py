@@ -4,8 +4,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.gateways.payment import DECLINED_TOKEN
 from app.inventory.schemas import STORABLE_TEXT
-from app.payments.gateway import DECLINED_TOKEN
 
 
 class PaymentCreate(BaseModel):

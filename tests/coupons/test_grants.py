@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from app.config import Settings
 from app.container import Container
-from app.coupons.grants import GrantRunner, wait_for_background
+from app.flows.grants import GrantRunner, wait_for_background
 from tests.support.coupons import create_coupon
 from tests.support.factories import Auth, assert_problem, create_live_item
 from tests.support.lifecycle import store_orders

@@ -16,9 +16,9 @@ from app.container import Container
 from app.events import service as events
 from app.flows.freshness import SALES, recover
 from app.flows.writer import OrderWriter
-from app.main import create_app
 from app.orders.models import Order, OrderStatus
 from app.orders.release import return_stock
+from app.processes.api import create_app
 from app.store.keys import ItemKeys
 from app.store.sale_state import orders_in_stream
 from tests.support.factories import (

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from app.config import Settings
 from app.container import Container
-from app.main import create_app
+from app.processes.api import create_app
 from tests.support.redis_servers import DURABLE, RedisServer, redis_server
 
 

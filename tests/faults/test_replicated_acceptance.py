@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from app.config import Settings
 from app.container import Container
-from app.main import create_app
+from app.processes.api import create_app
 from app.store.acks import ack_policy
 from app.store.keys import ItemKeys
 from tests.faults.books import assert_books_balance, retry_until_answered

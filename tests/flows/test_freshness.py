@@ -8,7 +8,7 @@ import httpx
 from app.config import Settings
 from app.container import Container
 from app.flows.freshness import SALES, Verdict, check_once, recover
-from app.main import create_app
+from app.processes.api import create_app
 from app.store.keys import ItemKeys
 from tests.support.factories import Auth, assert_problem, buy, create_live_item
 from tests.support.lifecycle import store_orders

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from app.container import Container
-from app.payments.gateway import SimulatedGateway
+from app.gateways.payment import SimulatedGateway
 from tests.support.factories import Auth, assert_problem, create_live_item
 from tests.support.lifecycle import (
     books,

@@ -6,7 +6,7 @@ from decimal import Decimal
 import httpx
 
 from app.container import Container
-from app.payments.gateway import DECLINED_TOKEN, Charge, SimulatedGateway
+from app.gateways.payment import DECLINED_TOKEN, Charge, SimulatedGateway
 from tests.support.factories import Auth, assert_problem, create_live_item
 from tests.support.lifecycle import (
     bought,

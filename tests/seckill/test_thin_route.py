@@ -11,7 +11,7 @@ import pytest
 from starlette.types import Receive, Scope, Send
 
 from app.config import Settings
-from app.main import create_app
+from app.processes.api import create_app
 from app.seckill.thin_route import ThinPurchaseRoute
 from tests.support.factories import Auth, create_live_item
 

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import uvicorn
 from fastapi import FastAPI
 
-from app.cli import server_options
 from app.config import Settings
+from app.processes.server import server_options
 
 
 @contextlib.asynccontextmanager

@@ -13,15 +13,15 @@ logger = logging.getLogger("seckill")
 
 
 async def run_worker(settings: Settings, metrics_host: str = "", metrics_port: int = 0) -> None:
-    from app.coupons.grants import GrantRunner
     from app.flows.freshness import FreshnessWatch
+    from app.flows.grants import GrantRunner
     from app.flows.retirement import Retirement
     from app.flows.sale_terms import SaleTermsWatch
     from app.flows.timeouts import TimeoutSweeper
-    from app.flows.worker_http import serve_worker_http
     from app.flows.writer import OrderWriter
-    from app.main import build_services, tune_garbage_collector
     from app.outages import REDIS_UNAVAILABLE, describe
+    from app.processes.services import build_services, tune_garbage_collector
+    from app.processes.worker_http import serve_worker_http
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -4,10 +4,10 @@ same services, audit log and stock returns as the admin API."""
 from typing import Annotated
 
 import typer
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.cli.shared import in_transaction, operator, run
 from app.container import Container
-from app.db import commit
-from app.operator_cli import operator, run
 from app.orders import service as orders
 from app.orders.models import OrderStatus, TransitionCause
 from app.orders.schemas import OrderRead
@@ -72,18 +72,18 @@ def show(order_id: OrderArg) -> None:
 def cancel(order_id: OrderArg) -> None:
     """Cancel a pending_payment order; its units go back."""
 
+    async def cancel_it(services: Container, session: AsyncSession) -> OrderRead:
+        cancelled = await orders.cancel(
+            session=session,
+            services=services,
+            user=operator(),
+            order_id=order_id,
+            cause=TransitionCause.OPERATOR_CANCEL,
+        )
+        return OrderRead.model_validate(cancelled)
+
     async def work(services: Container) -> OrderRead:
-        async with services.sessionmaker() as session:
-            cancelled = await orders.cancel(
-                session=session,
-                services=services,
-                user=operator(),
-                order_id=order_id,
-                cause=TransitionCause.OPERATOR_CANCEL,
-            )
-            read = OrderRead.model_validate(cancelled)
-            await commit(session)
-            return read
+        return await in_transaction(services, lambda session: cancel_it(services, session))
 
     print(_line(run(work)))
 
@@ -92,13 +92,13 @@ def cancel(order_id: OrderArg) -> None:
 def refund(order_id: OrderArg) -> None:
     """Refund a paid order through the gateway; its units go back."""
 
+    async def refund_it(services: Container, session: AsyncSession) -> OrderRead:
+        refunded = await payments.refund(
+            session=session, services=services, user=operator(), order_id=order_id
+        )
+        return OrderRead.model_validate(refunded)
+
     async def work(services: Container) -> OrderRead:
-        async with services.sessionmaker() as session:
-            refunded = await payments.refund(
-                session=session, services=services, user=operator(), order_id=order_id
-            )
-            read = OrderRead.model_validate(refunded)
-            await commit(session)
-            return read
+        return await in_transaction(services, lambda session: refund_it(services, session))
 
     print(_line(run(work)))

@@ -12,7 +12,16 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
-from app.payments.errors import PaymentDeclined
+from app.errors import AppError
+
+
+class PaymentDeclined(AppError):
+    """The gateway refused the charge (the payments domain answers it as 402)."""
+
+    status = 402
+    code = "payment_declined"
+    title = "The payment was declined"
+
 
 # The simulated gateway declines this token, so clients can try the refusal path.
 DECLINED_TOKEN = "tok_declined"

@@ -1,8 +1,6 @@
 """`seckill event ...`: the operators' everyday commands, through the same services (and
 audit log) as the admin API. Mistakes print one line, not a traceback."""
 
-import asyncio
-import getpass
 import json
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -11,12 +9,10 @@ from typing import Annotated, TypeVar
 
 import typer
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import User
-from app.config import Settings
+from app.cli.shared import in_transaction, operator, run
 from app.container import Container
-from app.db import commit
-from app.errors import AppError
 from app.events import controls
 from app.events import service as events
 from app.events.schemas import EventCreate, EventRead, EventState, EventUpdate
@@ -25,26 +21,6 @@ from app.moments import utc_now
 T = TypeVar("T")
 events_cli = typer.Typer(help="Flash-sale events: create, list, pause, resume, extend, end.")
 EventArg = Annotated[int, typer.Argument(min=1, help="The event's id.")]
-
-
-def operator() -> User:
-    return User(id=f"cli:{getpass.getuser()}", is_admin=True)
-
-
-def run(work: Callable[[Container], Awaitable[T]]) -> T:
-    from app.cli import _servers, _settings
-    from app.main import build_services
-
-    async def go(settings: Settings) -> T:
-        async with build_services(settings) as services:
-            return await work(services)
-
-    with _servers(_settings()) as settings:
-        try:
-            return asyncio.run(go(settings))
-        except AppError as exc:
-            typer.secho(f"{exc.code}: {exc.detail}", fg=typer.colors.RED, err=True)
-            raise typer.Exit(1) from exc
 
 
 def _line(event: EventRead) -> str:
@@ -103,31 +79,36 @@ def create(
         typer.secho(f"invalid event in {spec}: {fields}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from exc
 
+    async def create_it(services: Container, session: AsyncSession) -> int:
+        event = await events.create_event(
+            session=session, services=services, data=data, actor=operator()
+        )
+        return event.id
+
     async def work(services: Container) -> str:
-        async with services.sessionmaker() as session:
-            event = await events.create_event(
-                session=session, services=services, data=data, actor=operator()
-            )
-            await commit(session)
-        return await _changed(services, event.id)
+        event_id = await in_transaction(services, lambda session: create_it(services, session))
+        return await _changed(services, event_id)
+
+    print(run(work))
+
+
+def _change(event_id: int, change: Callable[[Container, AsyncSession], Awaitable[object]]) -> None:
+    """Apply one change to the event in its own transaction, then print the event."""
+
+    async def work(services: Container) -> str:
+        await in_transaction(services, lambda session: change(services, session))
+        return await _changed(services, event_id)
 
     print(run(work))
 
 
 def _set_paused(event_id: int, paused: bool) -> None:
-    async def work(services: Container) -> str:
-        async with services.sessionmaker() as session:
-            await events.set_paused(
-                session=session,
-                services=services,
-                actor=operator(),
-                event_id=event_id,
-                paused=paused,
-            )
-            await commit(session)
-        return await _changed(services, event_id)
+    async def set_it(services: Container, session: AsyncSession) -> object:
+        return await events.set_paused(
+            session=session, services=services, actor=operator(), event_id=event_id, paused=paused
+        )
 
-    print(run(work))
+    _change(event_id, set_it)
 
 
 @events_cli.command()
@@ -149,38 +130,27 @@ def extend(
 ) -> None:
     """Move the sale's end by MINUTES (it must stay in the future)."""
 
-    async def work(services: Container) -> str:
-        async with services.sessionmaker() as session:
-            event = await events.get_event_row(session=session, event_id=event_id)
-            ends_at = event.ends_at + timedelta(minutes=minutes)
-            await controls.update_event(
-                session=session,
-                services=services,
-                actor=operator(),
-                event_id=event_id,
-                data=EventUpdate(ends_at=ends_at),
-                now=utc_now(),
-            )
-            await commit(session)
-        return await _changed(services, event_id)
+    async def extend_it(services: Container, session: AsyncSession) -> object:
+        event = await events.get_event_row(session=session, event_id=event_id)
+        return await controls.update_event(
+            session=session,
+            services=services,
+            actor=operator(),
+            event_id=event_id,
+            data=EventUpdate(ends_at=event.ends_at + timedelta(minutes=minutes)),
+            now=utc_now(),
+        )
 
-    print(run(work))
+    _change(event_id, extend_it)
 
 
 @events_cli.command()
 def end(event_id: EventArg) -> None:
     """End the sale now."""
 
-    async def work(services: Container) -> str:
-        async with services.sessionmaker() as session:
-            await controls.end_event(
-                session=session,
-                services=services,
-                actor=operator(),
-                event_id=event_id,
-                now=utc_now(),
-            )
-            await commit(session)
-        return await _changed(services, event_id)
+    async def end_it(services: Container, session: AsyncSession) -> object:
+        return await controls.end_event(
+            session=session, services=services, actor=operator(), event_id=event_id, now=utc_now()
+        )
 
-    print(run(work))
+    _change(event_id, end_it)

@@ -1,4 +1,5 @@
-"""create_app(): the lifespan builds engine, Redis and scripts into typed state."""
+"""The API process: create_app(), whose lifespan builds the services (app/processes/services.py)
+and warms Redis up before the process sells."""
 
 import asyncio
 import contextlib
@@ -6,6 +7,7 @@ import functools
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from fastapi import FastAPI
@@ -16,14 +18,12 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 from swagger_ui_bundle import swagger_ui_path
 
-from app import embedded
 from app.audit_log.router import router as audit_log_router
 from app.config import Settings, get_settings
 from app.container import Container
 from app.coupons import service as coupons
 from app.coupons.router import admin as coupons_admin
 from app.coupons.router import public as coupons_public
-from app.db import create_engine, create_sessionmaker
 from app.errors import document_validation_problems, install_error_handlers
 from app.events import service as events
 from app.events.router import admin as events_admin
@@ -36,21 +36,17 @@ from app.live.dashboard import router as dashboard_router
 from app.live.router import admin as live_admin
 from app.live.router import public as live_public
 from app.middleware import Protection
-from app.ops import router as ops_router
 from app.orders.router import admin as orders_admin
 from app.orders.router import router as orders_router
 from app.outages import install_outage_handlers
-from app.payments.gateway import SimulatedGateway
 from app.payments.router import orders as payments_orders
 from app.payments.router import orders_admin as payments_orders_admin
 from app.payments.router import router as payments_router
-from app.redis import create_redis
+from app.processes.ops import router as ops_router
+from app.processes.services import build_services, tune_garbage_collector
 from app.reports.router import router as reports_router
 from app.seckill.router import router as seckill_router
 from app.seckill.thin_route import ThinPurchaseRoute
-from app.store.acks import ack_policy
-from app.store.scripts import Scripts
-from app.store.sold_out import SoldOutMarks
 
 logger = logging.getLogger(__name__)
 
@@ -75,45 +71,6 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         },
     },
 }
-
-
-@contextlib.asynccontextmanager
-async def build_services(settings: Settings) -> AsyncIterator[Container]:
-    """Connect to Postgres and Redis (embedded ones if no URL is set) and load the scripts."""
-    async with contextlib.AsyncExitStack() as stack:
-        urls = stack.enter_context(embedded.ensure_servers(settings))
-        engine = create_engine(settings, urls.database_url)
-        stack.push_async_callback(engine.dispose)
-        redis = create_redis(settings, urls.redis_url)
-        stack.push_async_callback(redis.aclose)
-        services = Container(
-            settings=settings,
-            engine=engine,
-            sessionmaker=create_sessionmaker(engine),
-            redis=redis,
-            scripts=await Scripts.load(redis),
-            sold_out=SoldOutMarks(ttl_seconds=settings.sold_out_mark_seconds),
-            gateway=SimulatedGateway(),
-            acks=await ack_policy(redis, settings),
-        )
-        if services.acks is not None:
-            stack.push_async_callback(services.acks.aclose)
-        if services.purchase_batches is not None:
-            stack.push_async_callback(services.purchase_batches.aclose)
-        yield services
-
-
-def tune_garbage_collector(settings: Settings) -> None:
-    """Once started, the heap is mostly long-lived (routes, schemas, mappers, pools):
-    freezing it keeps every collection from re-scanning it, and a higher young-generation
-    threshold collects less often. Together they cut a purchase's CPU by a fifth or more,
-    and the order writer's (which decodes a thousand entries a batch) by a third
-    (bench/)."""
-    if settings.gc_gen0_threshold:
-        gc.collect()
-        gc.freeze()
-        _, older, oldest = gc.get_threshold()
-        gc.set_threshold(settings.gc_gen0_threshold, older, oldest)
 
 
 DOCS_ASSETS = "/docs/assets"
@@ -153,27 +110,52 @@ class SeckillApp(FastAPI):
         return stack
 
 
-def create_app(settings: Settings | None = None) -> SeckillApp:
-    settings = settings or get_settings()
+ROUTERS = (
+    # Routes are matched in order: the purchase route first, it takes the crowd.
+    seckill_router,
+    ops_router,
+    events_public,
+    events_admin,
+    events_admin_items,
+    audit_log_router,
+    live_admin,
+    live_public,
+    dashboard_router,
+    reports_router,
+    inventory_router,
+    orders_router,
+    orders_admin,
+    payments_orders,
+    payments_orders_admin,
+    payments_router,
+    coupons_public,
+    coupons_admin,
+    jobs_admin,
+)
 
+
+async def warm_up(services: Container) -> None:
+    """Before this process sells: every sale and coupon in Redis (lost ones frozen), and a
+    Redis older than Postgres (an old snapshot) found and rebuilt. The worker's check
+    goes on every second."""
+    async with services.sessionmaker() as session:
+        loaded = await events.warm_up(session=session, services=services)
+        coupons_loaded = await coupons.warm_up(session=session, services=services)
+    if loaded:
+        logger.info("warm-up: loaded %d sale item(s) into Redis from Postgres", loaded)
+    if coupons_loaded:
+        logger.info("warm-up: loaded %d coupon(s) into Redis from Postgres", coupons_loaded)
+    try:
+        await freshness.check_once(services)
+    except Exception:
+        logger.warning("start-up hot-store check failed; the worker's check goes on", exc_info=True)
+
+
+def lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def running(app: FastAPI) -> AsyncIterator[None]:
         async with build_services(settings) as services:
-            async with services.sessionmaker() as session:
-                loaded = await events.warm_up(session=session, services=services)
-                coupons_loaded = await coupons.warm_up(session=session, services=services)
-            if loaded:
-                logger.info("warm-up: loaded %d sale item(s) into Redis from Postgres", loaded)
-            if coupons_loaded:
-                logger.info("warm-up: loaded %d coupon(s) into Redis from Postgres", coupons_loaded)
-            # The warm-up loads what is missing; this finds a Redis older than Postgres (an
-            # old snapshot) before this process sells on it. The worker checks every second.
-            try:
-                await freshness.check_once(services)
-            except Exception:
-                logger.warning(
-                    "start-up hot-store check failed; the worker's check goes on", exc_info=True
-                )
+            await warm_up(services)
             follower = asyncio.create_task(
                 services.sold_out.follow(services.redis, services.keys.stock_back_channel)
             )
@@ -192,11 +174,37 @@ def create_app(settings: Settings | None = None) -> SeckillApp:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
 
+    return running
+
+
+def install_openapi(app: FastAPI) -> None:
+    """The OpenAPI document, with the Problem schema every error answer refers to."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = (
+                PROBLEM_SCHEMA
+            )
+            document_validation_problems(schema)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def create_app(settings: Settings | None = None) -> SeckillApp:
+    settings = settings or get_settings()
     app = SeckillApp(
         title="seckill",
         version="0.1.0",
         description="High-concurrency flash-sale backend. See docs/CONTRACT.md.",
-        lifespan=lifespan,
+        lifespan=lifespan(settings),
         # /docs is served below from a local copy of Swagger UI (no CDN); no ReDoc.
         docs_url=None,
         redoc_url=None,
@@ -219,46 +227,9 @@ def create_app(settings: Settings | None = None) -> SeckillApp:
         max_admin_body_bytes=settings.max_admin_body_bytes,
     )
     install_outage_handlers(app)
-    # Routes are matched in order: the purchase route first, it takes the crowd.
-    for router in (
-        seckill_router,
-        ops_router,
-        events_public,
-        events_admin,
-        events_admin_items,
-        audit_log_router,
-        live_admin,
-        live_public,
-        dashboard_router,
-        reports_router,
-        inventory_router,
-        orders_router,
-        orders_admin,
-        payments_orders,
-        payments_orders_admin,
-        payments_router,
-        coupons_public,
-        coupons_admin,
-        jobs_admin,
-    ):
+    for router in ROUTERS:
         app.include_router(router)
     if settings.serves_docs:
         serve_docs(app)
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = get_openapi(
-                title=app.title,
-                version=app.version,
-                description=app.description,
-                routes=app.routes,
-            )
-            schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = (
-                PROBLEM_SCHEMA
-            )
-            document_validation_problems(schema)
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+    install_openapi(app)
     return app

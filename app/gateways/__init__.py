@@ -1,0 +1,1 @@
+"""Adapters to outside services the container wires in (the payment gateway)."""
