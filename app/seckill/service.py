@@ -22,7 +22,7 @@ from app.errors import (
 )
 from app.events.errors import ItemNotFound
 from app.metrics import purchases
-from app.outages import REDIS_UNAVAILABLE, drop_idle_connections, recovering
+from app.outages import REDIS_ERRORS, drop_idle_connections, recovering, redis_unavailable
 from app.redis import as_text
 from app.store.acks import confirm_replicated, purchase_replicated
 from app.store.keys import ItemKeys
@@ -91,7 +91,8 @@ def _refusal(outcome: Outcome, item_id: int, quantity: int) -> AppError:
 
 async def _guarded(services: Container, call: Callable[[], Awaitable[T]]) -> T:
     """One Redis call of the hot path behind the circuit breaker: an unreachable or
-    stalled Redis answers 503 `recovering` (Retry-After), never a 500 or a hang."""
+    stalled Redis, or one that cannot take the call now (out of memory, read-only,
+    loading, busy, ...), answers 503 `recovering` (Retry-After), never a 500 or a hang."""
     breaker = services.watch.redis
     if not breaker.allow():
         breaker.refused()
@@ -102,7 +103,9 @@ async def _guarded(services: Container, call: Callable[[], Awaitable[T]]) -> T:
             result = await call()
         else:
             result = await _through_gate(services, services.redis_gate, call)
-    except REDIS_UNAVAILABLE as exc:
+    except REDIS_ERRORS as exc:
+        if not redis_unavailable(exc):
+            raise
         if breaker.failed(exc):
             await drop_idle_connections(services.redis)
         _count("recovering")

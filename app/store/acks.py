@@ -161,7 +161,8 @@ async def confirm_replicated(
         pipe.set(f"{keys.tag}:acked", "1", px=MARKER_TTL_MS)
         policy.confirm(pipe)
         found, _set, acked = await pipe.execute()
-    if found is None or parse_idempotency_record(as_text(found)).order_id != order_id:
+    first = as_text(found)
+    if not first or parse_idempotency_record(first).order_id != order_id:
         return False
     return policy.confirmed(acked)
 
