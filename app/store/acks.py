@@ -27,7 +27,15 @@ from typing import Any
 
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.client import Pipeline
-from redis.exceptions import RedisError, ResponseError, SlotNotCoveredError, TryAgainError
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 
 from app.config import Settings
 from app.redis import as_text, create_redis
@@ -40,6 +48,7 @@ logger = logging.getLogger(__name__)
 
 # What a node says when the item's slot is no longer (or not yet) served there.
 TOPOLOGY_ERRORS = ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN", "READONLY")
+TOPOLOGY_ERROR_CLASSES = (AskError, TryAgainError, ClusterDownError, ReadOnlyError)
 
 # How long the replay marker lives (it only has to be written, never read).
 MARKER_TTL_MS = 60_000
@@ -178,8 +187,11 @@ async def _on_node(
         async with policy.node_client(redis, key).pipeline(transaction=False) as pipe:
             yield pipe
     except ResponseError as exc:
-        # A pipeline prefixes the server's error with the failing command.
-        if not str(exc).rsplit("caused error: ", 1)[-1].startswith(TOPOLOGY_ERRORS):
+        # redis-py raises its own class for MOVED, ASK, TRYAGAIN, CLUSTERDOWN and READONLY
+        # (the code left out of the message); a pipeline prefixes the server's error with
+        # the failing command. MOVED: a former master back as a replica, say.
+        said = str(exc).rsplit("caused error: ", 1)[-1]
+        if not (isinstance(exc, TOPOLOGY_ERROR_CLASSES) or said.startswith(TOPOLOGY_ERRORS)):
             raise
         await _reread_topology(redis)
         # The script did not run on this node: nothing was taken there.
