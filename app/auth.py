@@ -132,7 +132,9 @@ _bearer = HTTPBearer(auto_error=False, description="HS256 JWT; see docs/CONTRACT
 
 
 def bearer_token(authorization: str | None) -> str:
-    """The token of an `Authorization: Bearer <token>` header, or Unauthorized."""
+    """The token of an `Authorization: Bearer <token>` header, or Unauthorized. Read as
+    FastAPI's HTTPBearer reads it (the rest stripped: RFC 6750 allows more than one
+    space), so every route, the thin purchase route included, takes the same headers."""
     scheme, _, token = (authorization or "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:

@@ -7,6 +7,7 @@ Infrastructure: imports no domain.
 import contextlib
 import logging
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,9 +17,11 @@ from fastapi import FastAPI, Request
 from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import (
     ClusterDownError,
+    OutOfMemoryError,
     ReadOnlyError,
     RedisClusterException,
     RedisError,
+    ResponseError,
     TryAgainError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -35,15 +38,31 @@ logger = logging.getLogger(__name__)
 
 # Redis could not be asked, or did not answer in time: the outcome of a write is unknown.
 # ReadOnlyError / TryAgain / ClusterDown are what a failover looks like from a client
-# that still talks to the old topology for a moment.
+# that still talks to the old topology for a moment. Redis out of memory, loading its
+# data (BusyLoadingError, a ConnectionError) or cut off from its primary (MasterDownError,
+# a ClusterDownError) cannot take a write now either. redis_unavailable() knows more.
 REDIS_UNAVAILABLE: tuple[type[BaseException], ...] = (
     RedisConnectionError,
     RedisTimeoutError,
     ClusterDownError,
     TryAgainError,
     ReadOnlyError,
+    OutOfMemoryError,
     RedisClusterException,
 )
+# Any failure of a Redis call (redis_unavailable() tells which are outages).
+REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, RedisClusterException)
+# The error codes of "Redis cannot take this now": out of memory, a replica or a demoted
+# primary, loading its data, busy with a long script, cut off from its primary, unable
+# to persist, short of replicas. Redis answers them before running the command (a
+# script: before its first write, after which it runs to the end), so nothing was done.
+REDIS_REFUSALS = frozenset(
+    ("OOM", "READONLY", "LOADING", "BUSY", "MASTERDOWN", "MISCONF", "NOREPLICAS")
+)
+# Redis 6.2 answers a refusal inside a script as a script error: "Error running script
+# (call to f_<sha>): @user_script:9: @user_script: 9: -OOM command not allowed ...".
+_REFUSED_IN_SCRIPT = re.compile(r"^Error running script \(.*: -([A-Z]+) ")
+
 POSTGRES_UNAVAILABLE: tuple[type[BaseException], ...] = (
     OperationalError,
     InterfaceError,
@@ -54,7 +73,22 @@ POSTGRES_UNAVAILABLE: tuple[type[BaseException], ...] = (
 
 
 def redis_unavailable(exc: BaseException) -> bool:
-    return isinstance(exc, REDIS_UNAVAILABLE)
+    """Redis unreachable, stalled or unable to take this now: answer 503 and retry later."""
+    return isinstance(exc, REDIS_UNAVAILABLE) or redis_refused(exc)
+
+
+def redis_refused(exc: BaseException) -> bool:
+    """Redis answered one of REDIS_REFUSALS. Read from the message: BUSY, MISCONF and
+    NOREPLICAS have no exception class of their own, and neither has anything Redis 6.2
+    refuses inside a script."""
+    if not isinstance(exc, ResponseError):
+        return False
+    # A pipeline puts the failing command first ("Command # 1 (EVALSHA ...) of pipeline
+    # caused error: ..."); the server's own words follow its last "caused error: ".
+    message = str(exc).rsplit("caused error: ", 1)[-1]
+    in_script = _REFUSED_IN_SCRIPT.match(message)
+    code = in_script.group(1) if in_script else message.partition(" ")[0]
+    return code in REDIS_REFUSALS
 
 
 def postgres_unavailable(exc: BaseException) -> bool:

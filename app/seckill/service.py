@@ -22,7 +22,7 @@ from app.errors import (
 )
 from app.events.errors import ItemNotFound
 from app.metrics import purchases
-from app.outages import REDIS_UNAVAILABLE, drop_idle_connections, recovering
+from app.outages import REDIS_ERRORS, drop_idle_connections, recovering, redis_unavailable
 from app.redis import as_text
 from app.store.acks import confirm_replicated, purchase_replicated
 from app.store.freezes import FROZEN_RETRY_AFTER_SECONDS
@@ -89,7 +89,8 @@ def _refusal(outcome: Outcome, item_id: int, quantity: int) -> AppError:
 
 async def _guarded(services: Container, call: Callable[[], Awaitable[T]]) -> T:
     """One Redis call of the hot path behind the circuit breaker: an unreachable or
-    stalled Redis answers 503 `recovering` (Retry-After), never a 500 or a hang."""
+    stalled Redis, or one that cannot take the call now (out of memory, read-only,
+    loading, busy, ...), answers 503 `recovering` (Retry-After), never a 500 or a hang."""
     breaker = services.watch.redis
     if not breaker.allow():
         breaker.refused()
@@ -100,7 +101,9 @@ async def _guarded(services: Container, call: Callable[[], Awaitable[T]]) -> T:
             result = await call()
         else:
             result = await _through_gate(services, services.redis_gate, call)
-    except REDIS_UNAVAILABLE as exc:
+    except REDIS_ERRORS as exc:
+        if not redis_unavailable(exc):
+            raise
         if breaker.failed(exc):
             await drop_idle_connections(services.redis)
         _count("recovering")
@@ -144,7 +147,35 @@ async def _replay_if_known(
     if first.quantity is not None and first.quantity != quantity:
         _count(Outcome.KEY_REUSED)
         raise _refusal(Outcome.KEY_REUSED, keys.item_id, quantity)
+    if not await _replicated_replay(services, keys, key, first.order_id):
+        raise _not_replicated()
     return Accepted(order_id=first.order_id, replayed=True)
+
+
+async def _replicated_replay(
+    services: Container, keys: ItemKeys, record: str, order_id: str
+) -> bool:
+    """With replicated acceptance, a replay is a 202 too: only once the replicas have
+    its order (the first attempt may have been answered 503 for lack of them)."""
+    acks = services.acks
+    if acks is None:
+        return True
+    return await _guarded(
+        services,
+        lambda: confirm_replicated(
+            redis=services.redis, policy=acks, keys=keys, record=record, order_id=order_id
+        ),
+    )
+
+
+def _not_replicated() -> Recovering:
+    _count("not_replicated")
+    return Recovering(
+        "The order reached the hot store but not yet its replicas, so it might not "
+        "survive a failover: retry after Retry-After with the same Idempotency-Key, "
+        "which returns this order once it is replicated.",
+        retry_after_seconds=1,
+    )
 
 
 async def purchase(
@@ -220,18 +251,13 @@ async def purchase(
         )
     if reply.remaining <= 0 and outcome in (Outcome.ACCEPTED, Outcome.SOLD_OUT):
         services.sold_out.mark(item_id)
-    if acks is not None and outcome is Outcome.REPLAYED:
-        replicated = await _guarded(
-            services, lambda: confirm_replicated(redis=services.redis, policy=acks, keys=keys)
-        )
+    if acks is not None and outcome is Outcome.REPLAYED and idempotency_key is not None:
+        # The wait in the script's round trip counted this attempt's writes, not the
+        # first attempt's.
+        record = keys.idempotency(user.id, idempotency_key)
+        replicated = await _replicated_replay(services, keys, record, reply.order_id)
     if not replicated:
-        _count("not_replicated")
-        raise Recovering(
-            "The order reached the hot store but not yet its replicas, so it might not "
-            "survive a failover: retry after Retry-After with the same Idempotency-Key, "
-            "which returns this order once it is replicated.",
-            retry_after_seconds=1,
-        )
+        raise _not_replicated()
     if outcome is Outcome.ACCEPTED:
         services.generations.saw(item_id, reply.generation)
     elif outcome is Outcome.NO_SUCH_ITEM and services.generations.has_seen(item_id):

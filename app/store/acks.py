@@ -6,10 +6,12 @@ WAIT / WAITAOF wait for the writes *of the connection they are sent on*, so each
 in one pipeline with the write it confirms (on a cluster, to the item's node):
 
 - an accepted purchase: [EVALSHA purchase.lua, WAIT] in one round trip;
-- a replayed one (a retry after a 503): the first attempt's write came from another
-  connection, so a small write to the item's slot is sent first: the replication stream
-  is ordered, and a replica that has it has everything the primary wrote before it,
-  the first attempt included.
+- a replayed one (a retry after a 503, answered by purchase.lua or from the sold-out
+  mark): the first attempt's write came from another connection, so a small write to
+  the item's slot is sent first: the replication stream is ordered, and a replica that
+  has it has everything the primary wrote before it, the first attempt included. The
+  idempotency record is read again first on that connection, so the server that
+  confirms is one that has the order.
 
 If fewer replicas confirm within `SECKILL_REDIS_REPLICA_ACK_TIMEOUT_MS`, the purchase
 answers 503 `recovering`: the order exists on the primary but might not survive its
@@ -25,18 +27,28 @@ from typing import Any
 
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.client import Pipeline
-from redis.exceptions import RedisError, ResponseError, SlotNotCoveredError, TryAgainError
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 
 from app.config import Settings
-from app.redis import create_redis
+from app.redis import as_text, create_redis
 from app.store.keys import ItemKeys
 from app.store.purchase import PurchaseReply, parse_purchase_reply
+from app.store.records import parse_idempotency_record
 from app.store.scripts import ScriptCall, Scripts
 
 logger = logging.getLogger(__name__)
 
 # What a node says when the item's slot is no longer (or not yet) served there.
 TOPOLOGY_ERRORS = ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN", "READONLY")
+TOPOLOGY_ERROR_CLASSES = (AskError, TryAgainError, ClusterDownError, ReadOnlyError)
 
 # How long the replay marker lives (it only has to be written, never read).
 MARKER_TTL_MS = 60_000
@@ -141,13 +153,26 @@ async def purchase_replicated(
 
 
 async def confirm_replicated(
-    *, redis: Redis | RedisCluster, policy: AckPolicy, keys: ItemKeys
+    *,
+    redis: Redis | RedisCluster,
+    policy: AckPolicy,
+    keys: ItemKeys,
+    record: str,
+    order_id: str,
 ) -> bool:
-    """For a replayed purchase: do the replicas have everything written so far?"""
+    """For a replayed purchase: is `order_id`, the order its idempotency record `record`
+    named when it was read, on the replicas? The record is read again in the same round
+    trip as the marker and the wait, on one connection: a replay read from a primary
+    since replaced by one that lacks the order is not confirmed by the new one's
+    replicas."""
     async with _on_node(redis, policy, keys.sale) as pipe:
+        pipe.get(record)
         pipe.set(f"{keys.tag}:acked", "1", px=MARKER_TTL_MS)
         policy.confirm(pipe)
-        _set, acked = await pipe.execute()
+        found, _set, acked = await pipe.execute()
+    first = as_text(found)
+    if not first or parse_idempotency_record(first).order_id != order_id:
+        return False
     return policy.confirmed(acked)
 
 
@@ -162,8 +187,11 @@ async def _on_node(
         async with policy.node_client(redis, key).pipeline(transaction=False) as pipe:
             yield pipe
     except ResponseError as exc:
-        # A pipeline prefixes the server's error with the failing command.
-        if not str(exc).rsplit("caused error: ", 1)[-1].startswith(TOPOLOGY_ERRORS):
+        # redis-py raises its own class for MOVED, ASK, TRYAGAIN, CLUSTERDOWN and READONLY
+        # (the code left out of the message); a pipeline prefixes the server's error with
+        # the failing command. MOVED: a former master back as a replica, say.
+        said = str(exc).rsplit("caused error: ", 1)[-1]
+        if not (isinstance(exc, TOPOLOGY_ERROR_CLASSES) or said.startswith(TOPOLOGY_ERRORS)):
             raise
         await _reread_topology(redis)
         # The script did not run on this node: nothing was taken there.

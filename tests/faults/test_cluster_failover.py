@@ -21,6 +21,7 @@ from tests.support.factories import Auth, create_live_item
 from tests.support.orders import stored_order_ids
 from tests.support.processes import start_cli
 from tests.support.redis_cluster import LocalCluster, redis_cluster
+from tests.support.redis_servers import RedisServer
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -63,6 +64,14 @@ async def cclient(cluster_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
+async def replaced(cluster: LocalCluster, victim: RedisServer, key: str) -> bool:
+    """Another node serves `key` now."""
+    try:
+        return await cluster.master_of(key) is not victim
+    except AssertionError:  # not yet: nobody serves it
+        return False
+
+
 async def test_a_master_killed_mid_crowd_loses_no_accepted_order(
     cclient: httpx.AsyncClient,
     auth: Auth,
@@ -95,6 +104,11 @@ async def test_a_master_killed_mid_crowd_loses_no_accepted_order(
         await eventually(some_accepted)
         await victim.stop(signal.SIGKILL)  # no persistence: its data is gone with it
         answered_before = len(told)
+        # Its replica takes over with no replica of its own, so it refuses purchases
+        # (503: nothing it accepts could survive it) until one attaches: the victim,
+        # restarted empty once replaced, rejoins as the new master's replica.
+        await eventually(lambda: replaced(cluster, victim, keys.sale))
+        await victim.start()
         await crowd
         assert answered_before < STOCK, "killed too late to prove anything"
         assert victim not in await cluster.masters()

@@ -3,6 +3,7 @@ the primary (no persistence at all, killed mid-crowd) loses no accepted order; a
 that does not confirm in time gets the client a 503, and its retry the first answer."""
 
 import asyncio
+import contextlib
 import random
 import signal
 from collections.abc import AsyncIterator
@@ -15,7 +16,7 @@ from fastapi import FastAPI
 from app.config import Settings
 from app.container import Container
 from app.processes.api import create_app
-from app.store.acks import ack_policy
+from app.store.acks import ack_policy, confirm_replicated
 from app.store.keys import ItemKeys
 from tests.faults.books import assert_books_balance, retry_until_answered
 from tests.support.factories import Auth, assert_problem, buy, create_live_item
@@ -197,6 +198,109 @@ async def test_losing_the_primary_mid_crowd_loses_no_accepted_order(
         replica.kill_now()
         if spare is not None:
             spare.kill_now()
+
+
+@contextlib.asynccontextmanager
+async def app_client(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Container]]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://seckill.test") as c:
+            yield c, application.state.container
+
+
+@pytest.mark.parametrize("thin", [True, False], ids=["thin route", "framework route"])
+async def test_a_replay_from_the_sold_out_mark_is_202_only_once_a_replica_has_the_order(
+    replicated_settings: Settings,
+    auth: Auth,
+    primary: RedisServer,
+    proxy: CuttableProxy,
+    tmp_path: Path,
+    thin: bool,
+) -> None:
+    """The replica's link is cut when the last unit is bought: its buyer hears 503, and
+    so does the retry, although this process now answers the item from its sold-out mark.
+    The primary is lost and the cut-off replica promoted: the order is gone there, and
+    the retry is decided afresh; the unit is sold once, to the one who was told 202."""
+    link = CuttableProxy("127.0.0.1", primary.port)
+    await link.open()
+    replica = RedisServer(
+        tmp_path / "replica", args=(*VOLATILE, "--replicaof", "127.0.0.1", str(link.port))
+    )
+    spare: RedisServer | None = None
+    try:
+        await replica.start()
+        await until_in_sync(replica)
+        async with app_client(
+            replicated_settings.model_copy(update={"thin_purchase_route": thin})
+        ) as (client, services):
+            item = await create_live_item(client, auth, stock=1, per_user_limit=1)
+            await link.cut()
+            first = await buy(client, auth, item.id, idempotency_key="k")
+            assert_problem(first, 503, "recovering")
+            assert services.sold_out.is_sold_out(item.id)  # the retry is answered from it
+            again = await buy(client, auth, item.id, idempotency_key="k")
+            assert_problem(again, 503, "recovering")
+            other = await buy(client, auth, item.id, user_id="shopper-2", idempotency_key="k")
+            assert_problem(other, 409, "sold_out")
+
+            await primary.stop(signal.SIGKILL)
+            await proxy.cut()
+            await replica.command("REPLICAOF", "NO", "ONE")
+            proxy.target = ("127.0.0.1", replica.port)
+            await proxy.open()
+            spare = await replica_of(replica, tmp_path / "spare")
+
+            async def mark_gone() -> bool:  # it was the lost primary's word
+                return not services.sold_out.is_sold_out(item.id)
+
+            await eventually(mark_gone)
+            answer = await retry_until_answered(
+                client, auth, item.id, user_id="shopper-1", idempotency_key="k"
+            )
+            assert answer.status_code == 202, answer.text
+            late = await buy(client, auth, item.id, user_id="shopper-3", idempotency_key="k")
+            assert late.status_code in (409, 503), late.text
+            await assert_books_balance(
+                services, item.id, allocated=1, accepted={"shopper-1": answer.json()["order_id"]}
+            )
+    finally:
+        await link.cut()
+        replica.kill_now()
+        if spare is not None:
+            spare.kill_now()
+
+
+async def test_a_replay_is_confirmed_only_by_a_server_that_has_its_order(
+    rclient: httpx.AsyncClient,
+    auth: Auth,
+    rservices: Container,
+    primary: RedisServer,
+    tmp_path: Path,
+) -> None:
+    """The replicas of a server that lacks the record (a primary that replaced the one
+    the replay was read from) do not confirm it, however many there are."""
+    replica = await replica_of(primary, tmp_path / "replica")
+    try:
+        item = await create_live_item(rclient, auth, stock=10, per_user_limit=1)
+        answer = await buy(rclient, auth, item.id, idempotency_key="k")
+        assert answer.status_code == 202, answer.text
+        order_id = answer.json()["order_id"]
+        keys = ItemKeys(rservices.settings.redis_key_prefix, item.id)
+        record = keys.idempotency("shopper-1", "k")
+        policy = rservices.acks
+        assert policy is not None
+
+        async def confirmed(record: str, order_id: str) -> bool:
+            return await confirm_replicated(
+                redis=rservices.redis, policy=policy, keys=keys, record=record, order_id=order_id
+            )
+
+        assert await confirmed(record, order_id)
+        assert not await confirmed(keys.idempotency("shopper-1", "other"), order_id)
+        assert not await confirmed(record, f"{order_id}0")
+    finally:
+        replica.kill_now()
 
 
 async def test_the_ack_policy_uses_wait_where_the_server_has_no_waitaof(
