@@ -28,9 +28,16 @@ from app.store.acks import confirm_replicated, purchase_replicated
 from app.store.freezes import FROZEN_RETRY_AFTER_SECONDS
 from app.store.keys import ItemKeys
 from app.store.order_ids import new_order_id
-from app.store.purchase import Outcome, purchase_script_call, run_purchase
+from app.store.purchase import (
+    Outcome,
+    PurchaseReply,
+    Throttled,
+    purchase_script_call,
+    run_purchase,
+)
 from app.store.rate_limit import refused
 from app.store.records import parse_idempotency_record
+from app.store.scripts import ScriptCall
 
 T = TypeVar("T")
 
@@ -225,33 +232,19 @@ async def purchase(
         address_rate=settings.rate_limit_per_address,
         seen=services.generations.known(item_id),
     )
-    acks = services.acks
-    batches = services.purchase_batches
-    if acks is None and batches is not None:
-        reply = await _guarded(services, lambda: batches.run(call))
-        replicated = True
-    elif acks is None:
-        reply = await _guarded(services, lambda: run_purchase(services.scripts, call))
-        replicated = True
-    else:
-        reply, replicated = await _guarded(
-            services,
-            lambda: purchase_replicated(
-                redis=services.redis, scripts=services.scripts, policy=acks, call=call
-            ),
-        )
-    outcome = reply.outcome
-    if outcome is Outcome.RATE_LIMITED:
-        _count(outcome)
-        verdict = refused(reply.remaining)
+    reply, replicated = await _decide(services, call)
+    if isinstance(reply, Throttled):
+        _count(Outcome.RATE_LIMITED)
+        verdict = refused(reply.retry_after_us)
         raise RateLimited(
-            f"Too many purchase requests from this {reply.order_id} on this item; "
+            f"Too many purchase requests from this {reply.limit} on this item; "
             f"retry after {verdict.retry_after_header} s.",
             retry_after_seconds=int(verdict.retry_after_header),
         )
+    outcome = reply.outcome
     if reply.remaining <= 0 and outcome in (Outcome.ACCEPTED, Outcome.SOLD_OUT):
         services.sold_out.mark(item_id)
-    if acks is not None and outcome is Outcome.REPLAYED and idempotency_key is not None:
+    if services.acks is not None and outcome is Outcome.REPLAYED and idempotency_key is not None:
         # The wait in the script's round trip counted this attempt's writes, not the
         # first attempt's.
         record = keys.idempotency(user.id, idempotency_key)
@@ -266,3 +259,20 @@ async def purchase(
     if outcome in (Outcome.ACCEPTED, Outcome.REPLAYED):
         return Accepted(order_id=reply.order_id, replayed=outcome is Outcome.REPLAYED)
     raise _refusal(outcome, item_id, quantity)
+
+
+async def _decide(services: Container, call: ScriptCall) -> tuple[PurchaseReply, bool]:
+    """purchase.lua's answer, and whether the replicas confirmed it: batched with the
+    loop turn's other purchases on a single Redis, one call each on a cluster, and with
+    the replicas' wait in the same round trip under replicated acceptance."""
+    acks, batches = services.acks, services.purchase_batches
+    if acks is not None:
+        return await _guarded(
+            services,
+            lambda: purchase_replicated(
+                redis=services.redis, scripts=services.scripts, policy=acks, call=call
+            ),
+        )
+    if batches is not None:
+        return await _guarded(services, lambda: batches.run(call)), True
+    return await _guarded(services, lambda: run_purchase(services.scripts, call)), True

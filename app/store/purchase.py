@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import ClassVar
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -37,16 +38,27 @@ class Outcome(IntEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class PurchaseReply:
+class Decision:
+    """The sale's answer: every outcome but RATE_LIMITED."""
+
     outcome: Outcome
-    # The item's stock after the call; for RATE_LIMITED, microseconds until a request
-    # would be allowed.
-    remaining: int
-    # The accepted or replayed order's id, else ""; for RATE_LIMITED, which limit
-    # refused ("user" or "address").
+    remaining: int  # the item's stock after the call
+    # The accepted or replayed order's id (for KEY_REUSED, the key's first order), else ""
     order_id: str
     # ACCEPTED: the sale's generation including this order (else UNSEEN).
     generation: Generation = UNSEEN
+
+
+@dataclass(frozen=True, slots=True)
+class Throttled:
+    """RATE_LIMITED: a rate limit refused the request before the sale was asked."""
+
+    limit: str  # which limit refused: "user" or "address"
+    retry_after_us: int  # microseconds until a request would be allowed
+    outcome: ClassVar[Outcome] = Outcome.RATE_LIMITED
+
+
+PurchaseReply = Decision | Throttled
 
 
 def purchase_script_call(
@@ -99,8 +111,11 @@ def purchase_script_call(
 
 def parse_purchase_reply(reply: list[int | str]) -> PurchaseReply:
     code, remaining, order_id, *generation = reply
-    return PurchaseReply(
-        Outcome(int(code)),
+    outcome = Outcome(int(code))
+    if outcome is Outcome.RATE_LIMITED:
+        return Throttled(limit=str(order_id), retry_after_us=int(remaining))
+    return Decision(
+        outcome,
         int(remaining),
         str(order_id),
         Generation(*(int(part) for part in generation)) if generation else UNSEEN,

@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from app.auth import User
 from app.config import Rate
 from app.store.order_ids import new_order_id
-from app.store.purchase import Outcome, purchase_script_call, run_purchase
+from app.store.purchase import Outcome, Throttled, purchase_script_call, run_purchase
 from app.store.rate_limit import (
     MICROSECONDS,
     Scope,
@@ -150,6 +150,8 @@ async def _limited_buy(
     )
     assert len({cluster_slot(k) for k in keys}) == 1, "one slot, limits included"
     reply = await run_purchase(sale.scripts, (keys, args), client=sale.redis)
+    if isinstance(reply, Throttled):
+        return reply.outcome, reply.retry_after_us, reply.limit
     return reply.outcome, reply.remaining, reply.order_id
 
 

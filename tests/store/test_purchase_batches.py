@@ -15,7 +15,7 @@ from app.store.order_ids import new_order_id
 from app.store.purchase import Outcome, PurchaseBatches, purchase_script_call
 from app.store.scripts import ScriptCall
 from tests.conftest import REDIS_CLUSTER
-from tests.support.lua import IDEMPOTENCY_TTL_SECONDS, LuaSale, open_sale
+from tests.support.lua import IDEMPOTENCY_TTL_SECONDS, LuaSale, decided, open_sale
 
 pytestmark = pytest.mark.skipif(REDIS_CLUSTER, reason="batches are for a single Redis")
 
@@ -59,7 +59,7 @@ async def test_one_turns_purchases_are_one_pipeline_and_each_gets_its_answer(
     assert len(made) == 1
     for (_, args), reply in zip(calls, replies, strict=True):
         if reply.outcome is Outcome.ACCEPTED:
-            assert reply.order_id == args[3]  # each caller its own order
+            assert decided(reply).order_id == args[3]  # each caller its own order
     outcomes = [r.outcome for r in replies]
     assert outcomes[:300] == [Outcome.ACCEPTED] * 300
     assert set(outcomes[300:]) <= {Outcome.LIMIT_EXCEEDED, Outcome.SOLD_OUT}

@@ -15,7 +15,12 @@ from app.store.adjust_sale import Adjusted, SaleAdjustment, adjust_sale
 from app.store.generations import UNSEEN, Generation
 from app.store.keys import GlobalKeys, ItemKeys
 from app.store.order_ids import new_order_id
-from app.store.purchase import PurchaseReply, purchase_script_call, run_purchase
+from app.store.purchase import (
+    Decision,
+    PurchaseReply,
+    purchase_script_call,
+    run_purchase,
+)
 from app.store.release import ReleaseReply, release_script_call, run_release
 from app.store.scripts import Scripts
 from app.store.warmup import SaleTerms, load_sale
@@ -93,6 +98,12 @@ async def sleep_past(redis: Redis, moment_ms: int) -> None:
         now = await redis_now_ms(redis)
 
 
+def decided(reply: PurchaseReply) -> Decision:
+    """The sale's answer, for a call no rate limit can have refused."""
+    assert isinstance(reply, Decision), f"refused by a rate limit: {reply}"
+    return reply
+
+
 @dataclass(frozen=True, slots=True)
 class LuaSale:
     """One item's sale in Redis, and the scripts' calls on it."""
@@ -113,7 +124,8 @@ class LuaSale:
         member: bool = False,
         idempotency_key: str | None = None,
         seen: Generation = UNSEEN,
-    ) -> PurchaseReply:
+    ) -> Decision:
+        """One purchase with no rate limit: the sale decides (never Throttled)."""
         call = purchase_script_call(
             keys=self.keys,
             user=User(id=user_id, member=member),
@@ -123,7 +135,7 @@ class LuaSale:
             idempotency_ttl_seconds=IDEMPOTENCY_TTL_SECONDS,
             seen=seen,
         )
-        return await run_purchase(self.scripts, call, client=self.redis)
+        return decided(await run_purchase(self.scripts, call, client=self.redis))
 
     async def release(self, order_id: str, user_id: str, quantity: int) -> ReleaseReply:
         call = release_script_call(
