@@ -188,7 +188,7 @@ def lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMana
     return running
 
 
-class PayloadTooLarge(AppError):
+class BodyOverLimit(AppError):
     """Documents the refusal app/middleware.py's Protection answers itself."""
 
     status = 413
@@ -234,7 +234,7 @@ def document_limits_and_outages(schema: dict[str, Any], app: FastAPI, settings: 
     413 `payload_too_large` on every operation that takes a body (app/middleware.py), 503
     `recovering` (Redis) and `unavailable` (Postgres) with Retry-After on every operation
     that reaches Redis or Postgres (app/outages.py)."""
-    too_large = problem_responses(PayloadTooLarge)[413]
+    too_large = problem_responses(BodyOverLimit)[413]
     outage = problem_responses(Recovering, Unavailable)[503]
     outage["headers"] = {"Retry-After": RETRY_AFTER_HEADER}
     paths = schema.get("paths", {})
