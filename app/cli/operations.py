@@ -241,14 +241,13 @@ def report(
 async def _report(
     settings: Settings, event_id: int, compare: int | None
 ) -> "tuple[EventReport, bytes]":
-    from app.reports import chart
     from app.reports import service as reports
 
     async with build_services(settings) as services, services.sessionmaker() as session:
         built = await reports.build_report(
             session=session, services=services, event_id=event_id, compare_with=compare
         )
-    return built, await asyncio.to_thread(chart.report_png, built)
+        return built, await reports.report_chart(session=session, report=built)
 
 
 def dead_letters(

@@ -20,11 +20,11 @@ for every live item whose terms version or allocation in Redis is not Postgres's
 """
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.exceptions import RedisClusterException, RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,7 +33,7 @@ from app.audit_log import service as audit_log
 from app.auth import User
 from app.container import Container
 from app.db import after_commit
-from app.errors import InvalidState, Recovering, ValidationFailed
+from app.errors import InvalidState, NotFound, Recovering, ValidationFailed
 from app.events import repository
 from app.events.errors import EventNotFound, ItemNotFound
 from app.events.models import Event, EventItem
@@ -52,13 +52,23 @@ from app.store.warmup import SaleTerms
 logger = logging.getLogger(__name__)
 
 
-def _ended(event: Event, now: datetime) -> InvalidState | None:
+Locked = TypeVar("Locked", Event, EventItem)
+
+
+async def _lock_open(lock: Awaitable[Locked | None], *, missing: NotFound, now: datetime) -> Locked:
+    """The event or item `lock` takes (the row lock: changes take turns), for a change:
+    `missing` (404) if there is none, 409 once its sale has ended (an ended sale is not
+    changed: start a new one)."""
+    row = await lock
+    if row is None:
+        raise missing
+    event = row if isinstance(row, Event) else row.event
     if now >= event.ends_at:
-        return InvalidState(
+        raise InvalidState(
             f"Event {event.id} ended at {event.ends_at.isoformat()}; an ended sale is not "
             "changed (start a new one)."
         )
-    return None
+    return row
 
 
 def sale_terms(item: EventItem) -> SaleTerms:
@@ -190,12 +200,15 @@ async def update_item(
     in force in the live sale before the commit (stock added: right after it). Refused
     like creation: a price above the list price, or price x limit past what an order row
     can hold. Returns the change."""
-    item = await repository.lock_item(session, item_id)
-    if item is None:
-        raise ItemNotFound(f"No item {item_id}.")
-    if (ended := _ended(item.event, now)) is not None:
-        raise ended
-    changes = data.model_dump(exclude_unset=True)
+    item = await _lock_open(
+        repository.lock_item(session, item_id), missing=ItemNotFound(f"No item {item_id}."), now=now
+    )
+    # A field given the value it has changes nothing: not applied, not logged.
+    changes = {
+        name: value
+        for name, value in data.model_dump(exclude_unset=True).items()
+        if name == "add_stock" or value != getattr(item, name)
+    }
     if data.seckill_price is not None and data.seckill_price > item.list_price:
         raise ValidationFailed(
             f"seckill_price {data.seckill_price} is above the list price {item.list_price}.",
@@ -209,6 +222,8 @@ async def update_item(
             field="seckill_price" if data.seckill_price is not None else "per_user_limit",
             message=problem,
         )
+    if not changes:
+        return _adjustment(item, allocated_before=item.stock)
     before: dict[str, Any] = {
         "stock": item.stock,
         "per_user_limit": item.per_user_limit,
@@ -227,17 +242,17 @@ async def update_item(
             session=session, sku=item.sku, item_id=item.id, units=data.add_stock
         )
         item.stock += data.add_stock
-    if data.per_user_limit is not None:
+    if data.per_user_limit is not None and "per_user_limit" in changes:
         item.per_user_limit = data.per_user_limit
         item.peak_per_user_limit = max(item.peak_per_user_limit, data.per_user_limit)
-    if data.seckill_price is not None:
+    if data.seckill_price is not None and "seckill_price" in changes:
         item.seckill_price = data.seckill_price
     if "low_stock_threshold" in changes:
         item.low_stock_threshold = data.low_stock_threshold
     # Only the low-stock threshold lives in Postgres alone; anything else changes the sale,
     # and Redis must take it now or the change is refused (stock too: it is added after
     # the commit, but only once Redis has just shown it can take it).
-    live = any(v is not None for v in (data.add_stock, data.per_user_limit, data.seckill_price))
+    live = any(name in changes for name in ("add_stock", "per_user_limit", "seckill_price"))
     if live:
         item.terms_version = await repository.next_terms_version(session)
     await session.flush()
@@ -290,11 +305,11 @@ async def update_event(
     now: datetime,
 ) -> list[SaleAdjustment]:
     """Move an event's end (extend or shorten, still in the future)."""
-    event = await repository.lock_event(session, event_id)
-    if event is None:
-        raise EventNotFound(f"No event {event_id}.")
-    if (ended := _ended(event, now)) is not None:
-        raise ended
+    event = await _lock_open(
+        repository.lock_event(session, event_id),
+        missing=EventNotFound(f"No event {event_id}."),
+        now=now,
+    )
     if data.ends_at <= event.starts_at:
         raise ValidationFailed(
             f"ends_at must be after the start ({event.starts_at.isoformat()}).", field="ends_at"
@@ -305,6 +320,8 @@ async def update_event(
             f"POST /api/v1/admin/events/{event_id}/end.",
             field="ends_at",
         )
+    if data.ends_at == event.ends_at:  # changes nothing: not applied, not logged
+        return [_adjustment(item, allocated_before=item.stock) for item in event.items]
     return await _move_end(
         session=session,
         services=services,
@@ -319,11 +336,11 @@ async def end_event(
     *, session: AsyncSession, services: Container, actor: User, event_id: int, now: datetime
 ) -> list[SaleAdjustment]:
     """End a sale now (an upcoming one is closed before it opens)."""
-    event = await repository.lock_event(session, event_id)
-    if event is None:
-        raise EventNotFound(f"No event {event_id}.")
-    if (ended := _ended(event, now)) is not None:
-        raise ended
+    event = await _lock_open(
+        repository.lock_event(session, event_id),
+        missing=EventNotFound(f"No event {event_id}."),
+        now=now,
+    )
     undo = {item.id: sale_terms(item) for item in event.items}
     if event.starts_at >= now:
         # The window must stay ordered: an upcoming sale is closed before it opens.

@@ -383,12 +383,15 @@ async def get_item(*, session: AsyncSession, services: Container, item_id: int) 
 async def set_paused(
     *, session: AsyncSession, services: Container, actor: User, event_id: int, paused: bool
 ) -> Event:
-    """Pause or resume the event's sale, logged. Part of every item's versioned terms,
+    """Pause or resume the event's sale, logged (a pause of a paused sale, a resume of a
+    running one: 200, nothing applied or logged). Part of every item's versioned terms,
     in force in Redis before the commit (app/events/controls.py): 200 means purchases
     already answer `paused` (or sell again), 503 `recovering` that nothing changed."""
     event = await repository.lock_event(session, event_id)
     if event is None:
         raise EventNotFound(f"No event {event_id}.")
+    if event.paused == paused:  # already so: nothing to apply, nothing to log
+        return await get_event_row(session=session, event_id=event_id)
     was_paused = event.paused
     undo = {item.id: _terms(item) for item in event.items}
     event.paused = paused

@@ -3,6 +3,7 @@ and warms Redis up before the process sells."""
 
 import asyncio
 import contextlib
+import copy
 import functools
 import gc
 import logging
@@ -11,20 +12,30 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
+from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 from swagger_ui_bundle import swagger_ui_path
 
 from app.audit_log.router import router as audit_log_router
 from app.config import Settings, get_settings
-from app.container import Container
+from app.container import Container, get_container
 from app.coupons import service as coupons
 from app.coupons.router import admin as coupons_admin
 from app.coupons.router import public as coupons_public
-from app.errors import document_validation_problems, install_error_handlers
+from app.db import get_session
+from app.errors import (
+    AppError,
+    Recovering,
+    Unavailable,
+    document_validation_problems,
+    install_error_handlers,
+    problem_responses,
+)
 from app.events import service as events
 from app.events.router import admin as events_admin
 from app.events.router import admin_items as events_admin_items
@@ -35,7 +46,7 @@ from app.jobs.router import admin as jobs_admin
 from app.live.dashboard import router as dashboard_router
 from app.live.router import admin as live_admin
 from app.live.router import public as live_public
-from app.middleware import Protection
+from app.middleware import ADMIN_PREFIX, Protection
 from app.orders.router import admin as orders_admin
 from app.orders.router import router as orders_router
 from app.outages import install_outage_handlers
@@ -177,8 +188,85 @@ def lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMana
     return running
 
 
-def install_openapi(app: FastAPI) -> None:
-    """The OpenAPI document, with the Problem schema every error answer refers to."""
+class BodyOverLimit(AppError):
+    """Documents the refusal app/middleware.py's Protection answers itself."""
+
+    status = 413
+    code = "payload_too_large"
+    title = "Payload too large"
+
+
+# They answer an outage themselves: /readyz with its own 503 `not_ready`, /metrics
+# without its Redis gauges.
+ANSWERS_OUTAGES_ITSELF = frozenset({"/readyz", "/metrics"})
+RETRY_AFTER_HEADER: dict[str, Any] = {
+    "description": "Seconds to wait before trying again.",
+    "schema": {"type": "integer", "minimum": 1},
+}
+
+
+def _reaches_backends(dependant: Dependant) -> bool:
+    """Whether the endpoint takes the request's session or the container (Redis, the
+    sessionmaker): a Redis or Postgres outage then answers 503 (app/outages.py)."""
+    return any(
+        sub.call in (get_session, get_container) or _reaches_backends(sub)
+        for sub in dependant.dependencies
+    )
+
+
+def _add_response(operation: dict[str, Any], status: int, documented: dict[str, Any]) -> None:
+    """Declare `documented` on the operation; an answer already declared for that status
+    (a route's own 503) keeps its codes and gets the new ones after them."""
+    responses: dict[str, Any] = operation.setdefault("responses", {})
+    present = responses.get(str(status))
+    if present is None:
+        responses[str(status)] = copy.deepcopy(documented)
+    else:
+        known = present.get("description", "")
+        added = [d for d in documented["description"].split("; ") if d.split(":")[0] not in known]
+        present["description"] = "; ".join([known, *added]) if known else "; ".join(added)
+        present.setdefault("headers", {}).update(documented.get("headers", {}))
+    operation["responses"] = dict(sorted(responses.items(), key=lambda kv: kv[0]))
+
+
+def document_limits_and_outages(schema: dict[str, Any], app: FastAPI, settings: Settings) -> None:
+    """What the layers around the routes answer, on the operations they answer it for:
+    413 `payload_too_large` on every operation that takes a body (app/middleware.py), 503
+    `recovering` (Redis) and `unavailable` (Postgres) with Retry-After on every operation
+    that reaches Redis or Postgres (app/outages.py)."""
+    too_large = problem_responses(BodyOverLimit)[413]
+    outage = problem_responses(Recovering, Unavailable)[503]
+    outage["headers"] = {"Retry-After": RETRY_AFTER_HEADER}
+    paths = schema.get("paths", {})
+    for route in iter_route_contexts(app.routes):
+        original = route.original_route
+        if not isinstance(original, APIRoute) or not original.include_in_schema:
+            continue
+        path = route.path_format or original.path_format
+        for method in sorted(route.methods or original.methods or ()):
+            operation = paths.get(path, {}).get(method.lower())
+            if operation is None:
+                continue
+            if "requestBody" in operation:
+                admin = path.startswith(ADMIN_PREFIX)
+                limit = settings.max_admin_body_bytes if admin else settings.max_body_bytes
+                variable = "SECKILL_MAX_ADMIN_BODY_BYTES" if admin else "SECKILL_MAX_BODY_BYTES"
+                _add_response(
+                    operation,
+                    413,
+                    {
+                        **too_large,
+                        "description": f"{too_large['description']} (over {limit} bytes, "
+                        f"`{variable}`; refused before it is read, nothing changed)",
+                    },
+                )
+            if path not in ANSWERS_OUTAGES_ITSELF and _reaches_backends(original.dependant):
+                _add_response(operation, 503, outage)
+
+
+def install_openapi(app: FastAPI, settings: Settings) -> None:
+    """The OpenAPI document, with the Problem schema every error answer refers to and the
+    answers of the layers around the routes (body limits, outages)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -192,6 +280,7 @@ def install_openapi(app: FastAPI) -> None:
                 PROBLEM_SCHEMA
             )
             document_validation_problems(schema)
+            document_limits_and_outages(schema, app, settings)
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -231,5 +320,5 @@ def create_app(settings: Settings | None = None) -> SeckillApp:
         app.include_router(router)
     if settings.serves_docs:
         serve_docs(app)
-    install_openapi(app)
+    install_openapi(app, settings)
     return app

@@ -50,7 +50,7 @@ class NotReady(AppError):
     title = "Not ready: a backing service is unreachable or a live sale is not loaded"
 
 
-@router.get("/api/v1/time", tags=["time"])
+@router.get("/api/v1/time")
 async def server_time() -> ServerTime:
     """The server's clock (UTC): storefronts count down against this, not the device."""
     return ServerTime(now=datetime.now(UTC))

@@ -1,20 +1,44 @@
 """The report's PNG: cumulative units sold over time per item, sell-out marked.
 
 Drawn with matplotlib's object API on the Agg canvas (no pyplot, no global state), so
-it is safe to call from a worker thread."""
+it is safe to call from a worker thread. Time runs on the x axis as seconds since the
+epoch, so ticks fall on round UTC times (every 5 s, 15 min, ...) and read HH:MM:SS."""
 
 import io
 import unicodedata
-from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, datetime
 
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator, MultipleLocator
 
-from app.reports.schemas import EventReport
+from app.reports.schemas import EventReport, Timeline
 
 WIDTH_PX, HEIGHT_PX, DPI = 1000, 500, 100
+# Steps a reader counts in, in seconds: bucket lengths and tick spacing are one of them.
+NICE_SECONDS = (
+    *(0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30),
+    *(60, 120, 300, 600, 900, 1800),
+    *(3600, 7200, 10800, 21600, 43200, 86400),
+)
+MAX_BUCKETS = 120  # points per line: a sell-out in 6 s gets tenths of a second
+MAX_TICKS = 8
+# Items with the same curve (two items sold out together) must not hide each other:
+# each has its own dash, marker and width, the later ones thinner, drawn on top.
+LINE_STYLES = ("-", "--", "-.", ":")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+MARKERS_PER_LINE = 12
+
+
+def nice_step(span_seconds: float, at_most: int) -> float:
+    """The shortest step of NICE_SECONDS that cuts the span into at most `at_most`
+    (whole days past the longest)."""
+    for step in NICE_SECONDS:
+        if span_seconds / step <= at_most:
+            return step
+    days = -(-span_seconds // (86400 * at_most))
+    return float(days * 86400)
 
 
 def _as_written(text: str) -> str:
@@ -26,45 +50,80 @@ def _as_written(text: str) -> str:
     return text.replace("$", r"\$")
 
 
-def report_png(report: EventReport) -> bytes:
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:g} s"
+    if seconds < 3600:
+        return f"{seconds / 60:g} min"
+    return f"{seconds / 3600:g} h"
+
+
+def time_label(seconds: float, *, step: float, span: float) -> str:
+    """A tick's UTC time: HH:MM:SS, tenths when ticks are closer than a second, the date
+    first when the chart spans more than a day."""
+    moment = datetime.fromtimestamp(round(seconds, 1), UTC)
+    label = moment.strftime("%H:%M:%S")
+    if step < 1:
+        label += f".{moment.microsecond // 100_000}"
+    if span > 86400:
+        label = moment.strftime("%m-%d ") + label
+    return label
+
+
+def _time_axis(axes: Axes, start: float, end: float) -> None:
+    span = end - start
+    step = nice_step(span, MAX_TICKS)
+    axes.set_xlim(start, end + span * 0.08)  # room for the last "sold out"
+    axes.xaxis.set_major_locator(MultipleLocator(step))
+    axes.xaxis.set_major_formatter(FuncFormatter(lambda x, _: time_label(x, step=step, span=span)))
+
+
+def draw(report: EventReport, timeline: Timeline) -> Figure:
     figure = Figure(figsize=(WIDTH_PX / DPI, HEIGHT_PX / DPI), dpi=DPI)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
-    points: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
-    for point in report.series:
-        points[point.item_id].append((point.minute, point.units))
-    for item in report.items:
-        series = points.get(item.id, [])
-        times = [report.starts_at] + [t for t, _ in series]
-        totals = [0]
-        for _, units in series:
-            totals.append(totals[-1] + units)
-        (line,) = axes.step(
-            [date2num(t) for t in times],
-            totals,
-            where="post",
-            label=f"#{item.id} {_as_written(item.name)}",
+    times = [m.timestamp() for m in timeline.moments]
+    every = max(1, len(times) // MARKERS_PER_LINE)
+    for index, item in enumerate(report.items):
+        (line,) = axes.plot(
+            times,
+            timeline.units.get(item.id, [0] * len(times)),
+            linestyle=LINE_STYLES[index % len(LINE_STYLES)],
+            marker=MARKERS[index % len(MARKERS)],
+            markevery=(index % every, every),
+            markersize=5,
+            linewidth=max(1.0, 3.0 - 0.6 * index),
+            zorder=2 + index,
+            label=f"#{item.id} {_as_written(item.name)} ({item.units} of {item.allocated})",
         )
         if item.sold_out_at is not None:
-            sold_out = float(date2num(item.sold_out_at))
-            axes.axvline(sold_out, color=line.get_color(), linestyle="--", linewidth=1)
+            sold_out = item.sold_out_at.timestamp()
+            axes.axvline(sold_out, color=line.get_color(), linestyle=":", linewidth=1)
             axes.annotate(
                 "sold out",
                 (sold_out, item.allocated),
                 textcoords="offset points",
-                xytext=(4, -12),
+                xytext=(4, -12 - 10 * index),
                 color=line.get_color(),
                 fontsize=8,
             )
-    axes.set_title(f"{_as_written(report.name)}: units sold (by minute accepted)")
-    axes.set_xlabel("time (UTC)")
+    axes.set_title(
+        f"{_as_written(report.name)}: units sold, cumulative "
+        f"(per {_duration(timeline.bucket_seconds)})"
+    )
+    axes.set_xlabel(f"time (UTC), {timeline.moments[0]:%Y-%m-%d}")
     axes.set_ylabel("units")
+    axes.set_ylim(bottom=0, top=max(1.0, axes.get_ylim()[1]))  # whole units, nothing sold too
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     if report.items:
-        axes.legend(loc="upper left", fontsize=8)
+        axes.legend(loc="best", fontsize=8)
     axes.grid(alpha=0.3)
-    locator = AutoDateLocator()
-    axes.xaxis.set_major_locator(locator)
-    axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    _time_axis(axes, times[0], times[-1])
+    figure.tight_layout()
+    return figure
+
+
+def report_png(report: EventReport, timeline: Timeline) -> bytes:
     out = io.BytesIO()
-    figure.savefig(out, format="png", dpi=DPI)
+    draw(report, timeline).savefig(out, format="png", dpi=DPI)
     return out.getvalue()

@@ -133,3 +133,45 @@ async def per_minute(session: AsyncSession, event_id: int) -> list[MinuteRow]:
         )
         for row in rows
     ]
+
+
+async def last_sale_at(session: AsyncSession, event_id: int) -> datetime | None:
+    last: datetime | None = await session.scalar(
+        text("SELECT max(accepted_at) FROM orders WHERE event_id = :event_id"),
+        {"event_id": event_id},
+    )
+    return last
+
+
+@dataclass(frozen=True, slots=True)
+class BucketRow:
+    item_id: int
+    bucket: int  # whole buckets after the origin
+    units: int
+
+
+# Units accepted per item in buckets of any length (a tenth of a second up), counted
+# from `origin`: date_trunc knows no "5 seconds".
+_BUCKETS = text(
+    """
+    SELECT item_id,
+           floor(extract(epoch FROM accepted_at - CAST(:origin AS timestamptz))
+                 / CAST(:seconds AS double precision))::bigint AS bucket,
+           sum(quantity) AS units
+    FROM orders
+    WHERE event_id = :event_id
+    GROUP BY 1, 2
+    ORDER BY 1, 2
+    """
+)
+
+
+async def units_per_bucket(
+    session: AsyncSession, event_id: int, *, origin: datetime, seconds: float
+) -> list[BucketRow]:
+    rows = await session.execute(
+        _BUCKETS, {"event_id": event_id, "origin": origin, "seconds": seconds}
+    )
+    return [
+        BucketRow(item_id=row.item_id, bucket=int(row.bucket), units=int(row.units)) for row in rows
+    ]

@@ -1,4 +1,3 @@
-import asyncio
 from enum import StrEnum
 from typing import Annotated
 
@@ -10,7 +9,7 @@ from app.db import SessionDep
 from app.errors import Forbidden, Unauthorized, problem_responses
 from app.events.errors import EventNotFound
 from app.ids import MAX_ID, EventId
-from app.reports import chart, service
+from app.reports import service
 from app.reports.schemas import EventReport
 
 router = APIRouter(prefix="/api/v1/admin/events", tags=["reports (admin)"])
@@ -65,6 +64,8 @@ async def report(
 async def report_png(
     event_id: EventId, session: SessionDep, services: ContainerDep, _: AdminUser
 ) -> Response:
-    """Units sold over time per item, sell-out marked (1000×500 PNG)."""
+    """Units sold per item, cumulative, over the sale (to the last sale of a sell-out)
+    in buckets fitted to its span, sell-out marked (1000×500 PNG)."""
     built = await service.build_report(session=session, services=services, event_id=event_id)
-    return Response(await asyncio.to_thread(chart.report_png, built), media_type="image/png")
+    png = await service.report_chart(session=session, report=built)
+    return Response(png, media_type="image/png")

@@ -1,3 +1,4 @@
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -74,3 +75,14 @@ class EventReport(BaseModel):
     items: list[ItemReport]
     series: list[MinutePoint] = Field(description="Per minute and item, by acceptance time.")
     compared_with: Comparison | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """Units accepted per item, cumulative, at every moment of `moments` (the origin, then
+    the end of each bucket of `bucket_seconds`): `units[item_id][k]` were accepted
+    before `moments[k]`."""
+
+    bucket_seconds: float
+    moments: list[datetime]
+    units: dict[int, list[int]]

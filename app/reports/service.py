@@ -1,9 +1,10 @@
 """Building the report of a sale from Postgres (participants from the live stats)."""
 
+import asyncio
 import csv
 import io
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from redis.exceptions import RedisError
@@ -12,13 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.container import Container
 from app.events import service as events
 from app.live import service as live
-from app.reports import repository
+from app.reports import chart, repository
 from app.reports.schemas import (
     Comparison,
     EventReport,
     ItemReport,
     MinutePoint,
     ReportTotals,
+    Timeline,
 )
 
 logger = logging.getLogger(__name__)
@@ -136,6 +138,52 @@ async def build_report(
         other = await build_report(session=session, services=services, event_id=compare_with)
         report.compared_with = compare(report, other)
     return report
+
+
+def _chart_window(report: EventReport, last_sale: datetime | None) -> tuple[datetime, datetime]:
+    """From the first moment anyone could buy (early access included) to the last sale
+    of a sale that sold out (a sell-out in 6 s of a 10-minute window is drawn over
+    those seconds), else to the end of the window (now, while it is open)."""
+    origin = min(report.starts_at, report.totals.first_sale_at or report.starts_at)
+    sold_out = bool(report.items) and all(i.sold_out_at is not None for i in report.items)
+    if sold_out and last_sale is not None:
+        until = last_sale
+    else:
+        opened = report.generated_at > report.starts_at
+        until = min(report.ends_at, report.generated_at) if opened else report.ends_at
+        until = max(until, last_sale or until)
+    return origin, max(until, origin + timedelta(seconds=1))
+
+
+async def sales_timeline(*, session: AsyncSession, report: EventReport) -> Timeline:
+    """Cumulative units per item over the sale, in buckets fitted to its span (tenths of
+    a second for a sell-out in seconds, minutes for a day-long sale)."""
+    origin, until = _chart_window(report, await repository.last_sale_at(session, report.event_id))
+    span = (until - origin).total_seconds()
+    seconds = chart.nice_step(span, chart.MAX_BUCKETS)
+    rows = await repository.units_per_bucket(
+        session, report.event_id, origin=origin, seconds=seconds
+    )
+    # Up to the bucket of `until`, and of the last sale (Postgres's division decides it).
+    count = max([int(span // seconds) + 1, *(row.bucket + 1 for row in rows)])
+    per_bucket = {item.id: [0] * count for item in report.items}
+    for row in rows:
+        if row.item_id in per_bucket:
+            per_bucket[row.item_id][max(row.bucket, 0)] += row.units
+    units = {}
+    for item_id, buckets in per_bucket.items():
+        running = [0]
+        for added in buckets:
+            running.append(running[-1] + added)
+        units[item_id] = running
+    moments = [origin + timedelta(seconds=k * seconds) for k in range(count + 1)]
+    return Timeline(bucket_seconds=seconds, moments=moments, units=units)
+
+
+async def report_chart(*, session: AsyncSession, report: EventReport) -> bytes:
+    """The report's PNG, drawn off the event loop."""
+    timeline = await sales_timeline(session=session, report=report)
+    return await asyncio.to_thread(chart.report_png, report, timeline)
 
 
 def compare(report: EventReport, other: EventReport) -> Comparison:

@@ -3,12 +3,14 @@ reaches the live sale, Postgres and the ledger, and the audit log."""
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from unittest.mock import ANY
 
 import httpx
 import pytest
 from sqlalchemy import func, select
 
 from app.container import Container
+from app.events.models import EventItem
 from app.inventory.models import StockMovement
 from app.store.keys import ItemKeys
 from tests.support.coupons import create_coupon
@@ -296,18 +298,69 @@ async def test_pause_and_resume_are_logged_with_before_and_after(
         assert response.status_code == 200
 
     log = await audit_log(client, auth, event.id)
-    assert [(e["action"], e["before"], e["after"]) for e in log[:3]] == [
+    assert [(e["action"], e["before"], e["after"]) for e in log] == [
         ("event.resume", {"paused": True}, {"paused": False}),
-        ("event.pause", {"paused": True}, {"paused": True}),
         ("event.pause", {"paused": False}, {"paused": True}),
+        ("event.create", None, ANY),
     ]
     assert all(datetime.fromisoformat(e["at"]) for e in log)
 
 
+async def terms_version(services: Container, item_id: int) -> int:
+    async with services.sessionmaker() as session:
+        version = await session.scalar(
+            select(EventItem.terms_version).where(EventItem.id == item_id)
+        )
+    assert version is not None
+    return version
+
+
+async def test_a_control_that_changes_nothing_is_neither_applied_nor_logged(
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
+) -> None:
+    event = await create_event(
+        client, auth, items=[item_spec(per_user_limit=2, seckill_price="1999.00")]
+    )
+    item = event.items[0]
+    version = await terms_version(app_services, item.id)
+    admin = auth.admin()
+
+    unchanged = [
+        await client.post(f"/api/v1/admin/events/{event.id}/resume", headers=admin),
+        await patch_item(client, auth, item.id, {"per_user_limit": 2, "seckill_price": "1999.00"}),
+        await patch_item(client, auth, item.id, {"low_stock_threshold": None}),
+        await client.patch(
+            f"/api/v1/admin/events/{event.id}",
+            json={"ends_at": event.ends_at.isoformat()},
+            headers=admin,
+        ),
+    ]
+
+    assert [r.status_code for r in unchanged] == [200] * 4, [r.text for r in unchanged]
+    assert unchanged[0].json()["paused"] is False
+    assert await terms_version(app_services, item.id) == version
+    assert [e["action"] for e in await audit_log(client, auth, event.id)] == ["event.create"]
+
+    paused = await client.post(f"/api/v1/admin/events/{event.id}/pause", headers=admin)
+    again = await client.post(f"/api/v1/admin/events/{event.id}/pause", headers=admin)
+    partly = await patch_item(
+        client, auth, item.id, {"per_user_limit": 2, "seckill_price": "999.00"}
+    )
+
+    assert (paused.status_code, again.status_code, partly.status_code) == (200, 200, 200)
+    assert again.json()["paused"] is True
+    log = await audit_log(client, auth, event.id)
+    assert [(e["action"], e["before"], e["after"]) for e in log[:2]] == [
+        ("item.update", {"seckill_price": "1999.00"}, {"seckill_price": "999.00"}),
+        ("event.pause", {"paused": False}, {"paused": True}),
+    ]
+    assert len(log) == 3
+
+
 async def test_audit_log_pages_with_a_cursor(client: httpx.AsyncClient, auth: Auth) -> None:
     event = await create_event(client, auth)
-    for _ in range(4):
-        await client.post(f"/api/v1/admin/events/{event.id}/pause", headers=auth.admin())
+    for action in ("pause", "resume", "pause", "resume"):
+        await client.post(f"/api/v1/admin/events/{event.id}/{action}", headers=auth.admin())
 
     first = await client.get("/api/v1/admin/audit-log", params={"limit": 3}, headers=auth.admin())
     cursor = first.headers["X-Next-Cursor"]
