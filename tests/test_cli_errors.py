@@ -111,12 +111,15 @@ async def test_a_server_lost_during_the_start_of_serve(settings: Settings, tmp_p
     assert "SECKILL_REDIS_URL" in last
 
 
-@pytest.mark.parametrize("url", ["postgres//nohost", "mysql://user@host/db"])
+@pytest.mark.parametrize("url", ["postgres//nohost", "mysql://user:hunter2@host/db"])
 async def test_a_database_url_that_is_not_one(settings: Settings, tmp_path: Path, url: str) -> None:
     wrong = settings.model_copy(update={"database_url": url})
     line = await explained(wrong, tmp_path, "event", "list")
     # The form README documents (a plain postgresql:// URL).
     assert "SECKILL_DATABASE_URL must look like postgresql://user:password@host" in line
+    if "://" in url:
+        assert line.endswith("not mysql://host/db."), line
+        assert "hunter2" not in line
 
 
 async def test_a_missing_database(settings: Settings, tmp_path: Path) -> None:

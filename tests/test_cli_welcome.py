@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
+from pydantic import SecretStr
 
 from app.cli.processes import welcome
 from app.container import Container
@@ -110,3 +111,10 @@ async def test_readmes_webhook_example_works_against_the_demo(
         "\n".join((without_pay(try_lines(banner)), stored, readme_webhook_example(base)))
     )
     assert answer.endswith('{"outcome":"recorded"}'), answer
+
+
+async def test_the_banner_prints_no_secret_of_the_operators_own(app_services: Container) -> None:
+    own = "an-operators-own-webhook-secret-0123456789"
+    settings = app_services.settings.model_copy(update={"payment_webhook_secret": SecretStr(own)})
+    banner = welcome(settings, "http://127.0.0.1:8000", True, 1)
+    assert own not in banner

@@ -49,18 +49,24 @@ def _where(url: str | None) -> str:
     return f"{where}/{parsed.database}" if parsed.database else where
 
 
+def _scheme(url: str | None) -> str:
+    scheme, separator, _ = (url or "").partition("://")
+    return f"{scheme}://" if separator else ""
+
+
 def explain(exc: BaseException, settings: Settings | None) -> str | None:
     """One line for a known mistake; None for anything else (a real bug: the traceback
     is worth showing)."""
     database = _where(settings.database_url if settings else None)
     redis = _where(settings.redis_url if settings else None)
-    if isinstance(exc, ArgumentError) or (
-        isinstance(exc, ValueError) and "SECKILL_DATABASE_URL" in str(exc)
-    ):
+    if isinstance(exc, ArgumentError):
         return f"{exc}: SECKILL_DATABASE_URL must look like {DATABASE_URL_FORM}."
+    if isinstance(exc, ValueError) and "SECKILL_DATABASE_URL" in str(exc):
+        scheme = _scheme(settings.database_url if settings else None)
+        return f"SECKILL_DATABASE_URL must look like {DATABASE_URL_FORM}, not {scheme}{database}."
     if isinstance(exc, ValueError) and REDIS_SCHEME_REFUSAL in str(exc):
-        scheme = (settings.redis_url or "").partition("://")[0] if settings else ""
-        return f"SECKILL_REDIS_URL must look like {REDIS_URL_FORM}, not {scheme}://{redis}."
+        scheme = _scheme(settings.redis_url if settings else None)
+        return f"SECKILL_REDIS_URL must look like {REDIS_URL_FORM}, not {scheme}{redis}."
     if isinstance(exc, CommandError):
         return (
             f"migration failed: {exc}. `seckill migrate` with no revision upgrades to the "
