@@ -241,31 +241,46 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> "Settings":
-        if self.env is Environment.PRODUCTION:
-            _refuse_weak_secret("SECKILL_JWT_SECRET", self.jwt_secret)
-            _refuse_weak_secret("SECKILL_PAYMENT_WEBHOOK_SECRET", self.payment_webhook_secret)
-            # Unset, /metrics would answer anyone (README "Security": production refuses).
-            _refuse_weak_secret("SECKILL_METRICS_TOKEN", self.metrics_token or SecretStr(""))
-            if not self.database_url or not self.redis_url:
-                raise ConfigurationError(
-                    "SECKILL_DATABASE_URL and SECKILL_REDIS_URL must be set when "
-                    "SECKILL_ENV=production (embedded servers are for development only)."
-                )
+        if self.env is not Environment.PRODUCTION:
+            return self
+        # Every problem in one message: an operator fixing them one start at a time
+        # would need as many failed starts as there are problems.
+        problems = [
+            problem
+            for name, value in (
+                ("SECKILL_JWT_SECRET", self.jwt_secret),
+                ("SECKILL_PAYMENT_WEBHOOK_SECRET", self.payment_webhook_secret),
+                # Unset, /metrics would answer anyone (README "Security": production refuses).
+                ("SECKILL_METRICS_TOKEN", self.metrics_token or SecretStr("")),
+            )
+            if (problem := _weak_secret(name, value)) is not None
+        ]
+        if not self.database_url or not self.redis_url:
+            problems.append(
+                "SECKILL_DATABASE_URL and SECKILL_REDIS_URL must be set (embedded servers "
+                "are for development only)"
+            )
+        if problems:
+            raise ConfigurationError(f"SECKILL_ENV=production: {'; '.join(problems)}.")
         return self
 
 
-def _refuse_weak_secret(name: str, value: SecretStr) -> None:
+def _weak_secret(name: str, value: SecretStr) -> str | None:
+    """What is wrong with this production secret, or None."""
     secret = value.get_secret_value()
-    if not secret or secret in PUBLIC_SECRETS:
-        raise ConfigurationError(
-            f"{name} must be set to a strong secret of your own when SECKILL_ENV=production "
-            "(the built-in and example secrets are public: anyone could sign with them)."
+    if not secret:
+        return f"{name} must be set to a strong secret of your own"
+    if secret in PUBLIC_SECRETS:
+        return (
+            f"{name} must be set to a strong secret of your own (this one is written in "
+            "the repository, so it is public: anyone could sign with it)"
         )
     if len(secret.encode()) < MIN_PRODUCTION_SECRET_LENGTH:
-        raise ConfigurationError(
-            f"{name} is too short for production: use at least "
-            f"{MIN_PRODUCTION_SECRET_LENGTH} bytes (HMAC-SHA256 wants 256 bits)."
+        return (
+            f"{name} is too short: use at least {MIN_PRODUCTION_SECRET_LENGTH} bytes "
+            "(HMAC-SHA256 wants 256 bits)"
         )
+    return None
 
 
 @lru_cache

@@ -1,6 +1,8 @@
 """SQLAlchemy 2 async: the declarative base, the engine factory and the session dependency."""
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
@@ -113,9 +115,24 @@ def _alembic_config(database_url: str) -> AlembicConfig:
     return config
 
 
+@contextlib.contextmanager
+def _quiet_alembic() -> Iterator[None]:
+    # Alembic logs its set-up and every revision at INFO: on each zero-config start that
+    # buried the operator's one line. Its warnings still show; DEBUG shows all.
+    alembic_log = logging.getLogger("alembic")
+    level = alembic_log.level
+    if not alembic_log.isEnabledFor(logging.DEBUG):
+        alembic_log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        alembic_log.setLevel(level)
+
+
 def migrate(database_url: str, revision: str = "head") -> None:
     """Upgrade the schema (blocking; call from a thread inside an event loop)."""
-    command.upgrade(_alembic_config(database_url), revision)
+    with _quiet_alembic():
+        command.upgrade(_alembic_config(database_url), revision)
 
 
 def downgrade(database_url: str, revision: str) -> None:

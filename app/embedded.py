@@ -10,6 +10,7 @@ import logging
 import shutil
 import subprocess
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,7 @@ def embedded_redis(data_dir: Path) -> Iterator[str]:
     url = f"unix://{socket}"
     if _redis_answers(url):
         # Another seckill process on this data folder runs it; share, and leave it running.
+        logger.info("using the embedded Redis already running at %s", url)
         yield url
         return
     socket.unlink(missing_ok=True)
@@ -74,6 +76,10 @@ def embedded_redis(data_dir: Path) -> Iterator[str]:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # Out of the terminal's process group: Ctrl-C stops the API, which then stops
+        # this server (below). Interrupted with it, Redis went first and the stopping
+        # API reported its lost connection as an outage.
+        start_new_session=True,
     )  # fmt: skip
     deadline = time.monotonic() + REDIS_START_TIMEOUT_SECONDS
     while not _redis_answers(url):
@@ -93,10 +99,30 @@ def embedded_redis(data_dir: Path) -> Iterator[str]:
             process.kill()
 
 
+def _quiet_pgserver() -> None:
+    # pgserver logs every pg_ctl call and all of initdb's output at INFO: an operator's
+    # one line would drown in it. Its warnings still show; SECKILL_LOG_LEVEL=DEBUG shows all.
+    if not logger.isEnabledFor(logging.DEBUG):
+        logging.getLogger("pgserver").setLevel(logging.WARNING)
+
+
+def _postgres_running(folder: Path) -> bool:
+    """Whether another process already runs the embedded Postgres on this folder."""
+    from pgserver.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(folder)
+    return info is not None and bool(info.is_running())
+
+
 @contextlib.contextmanager
 def embedded_postgres(data_dir: Path) -> Iterator[str]:
+    _quiet_pgserver()
     try:
-        import pgserver
+        # platformdirs warns on import when XDG_RUNTIME_DIR is unset (containers, CI) and
+        # falls back to /tmp, which serves pgserver's lock file just as well.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+            import pgserver
     except ImportError as exc:
         raise RuntimeError(
             "No SECKILL_DATABASE_URL and the embedded Postgres is not installed: "
@@ -104,11 +130,16 @@ def embedded_postgres(data_dir: Path) -> Iterator[str]:
         ) from exc
     folder = (data_dir / "postgres").resolve()
     folder.parent.mkdir(parents=True, exist_ok=True)
+    shared = _postgres_running(folder)
     # cleanup_mode="stop": the server stops when the last process using it exits; the
     # data folder stays, so the data survives restarts.
     server = pgserver.get_server(folder, cleanup_mode="stop")
     url: str = server.get_uri()
-    logger.warning("started embedded Postgres at %s (%s)", url, HINT % "SECKILL_DATABASE_URL")
+    if shared:
+        # Another seckill process (`make demo`) runs it: nothing was started.
+        logger.info("using the embedded Postgres already running at %s", url)
+    else:
+        logger.warning("started embedded Postgres at %s (%s)", url, HINT % "SECKILL_DATABASE_URL")
     try:
         yield url
     finally:

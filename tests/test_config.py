@@ -273,3 +273,27 @@ def test_production_refuses_public_or_short_secrets_everywhere(
     production_env(clean_env, **{variable: value})
     with pytest.raises(ConfigurationError, match=variable):
         Settings()
+
+
+def test_production_names_every_problem_at_once(clean_env: pytest.MonkeyPatch) -> None:
+    """An operator learns everything to fix from one refused start, not one per start."""
+    production_env(
+        clean_env,
+        SECKILL_JWT_SECRET=None,
+        SECKILL_PAYMENT_WEBHOOK_SECRET="w" * 31,
+        SECKILL_METRICS_TOKEN=None,
+        SECKILL_REDIS_URL=None,
+    )
+    with pytest.raises(ConfigurationError) as refused:
+        Settings()
+    message = str(refused.value)
+    assert "SECKILL_JWT_SECRET must be set" in message
+    assert "SECKILL_PAYMENT_WEBHOOK_SECRET is too short" in message
+    assert "SECKILL_METRICS_TOKEN must be set" in message
+    assert "SECKILL_REDIS_URL must be set" in message
+    result = CliRunner().invoke(cli, ["serve", "--port", "1"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    for name in ("JWT_SECRET", "PAYMENT_WEBHOOK_SECRET", "METRICS_TOKEN", "REDIS_URL"):
+        assert f"SECKILL_{name}" in lines[0]

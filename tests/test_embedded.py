@@ -58,7 +58,7 @@ def _service_env(data_dir: Path) -> dict[str, str]:
 class Service:
     """`seckill serve` as a child process."""
 
-    def __init__(self, data_dir: Path, log: Path) -> None:
+    def __init__(self, data_dir: Path, log: Path, *, own_group: bool = False) -> None:
         self.port = _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log = log
@@ -68,7 +68,14 @@ class Service:
                 env=_service_env(data_dir),
                 stdout=output,
                 stderr=subprocess.STDOUT,
+                # As in a terminal: the service and its children share a process group.
+                process_group=0 if own_group else None,
             )
+
+    def interrupt(self) -> int:
+        """Ctrl-C in its terminal: SIGINT to the whole process group."""
+        os.killpg(self.process.pid, signal.SIGINT)
+        return self.process.wait(timeout=STOP_DEADLINE_SECONDS)
 
     def wait_until_ready(self) -> None:
         deadline = time.monotonic() + START_DEADLINE_SECONDS
@@ -140,3 +147,37 @@ def test_embedded_service_keeps_its_data_and_cleans_up(data_dir: Path, tmp_path:
         assert (item["stock"], item["remaining"]) == (5, 3)
         service.stop()
     assert _processes_naming(data_dir) == [], log.read_text()
+
+
+def test_a_start_prints_what_matters_and_ctrl_c_stops_quietly(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    """The first start (initdb, migrations) prints none of pgserver's, alembic's or
+    platformdirs' chatter; a command run beside it says it uses the running servers (it
+    started nothing); Ctrl-C, which reaches every process of the terminal's group, stops
+    the service without reporting its Redis lost."""
+    log = tmp_path / "service.log"
+    service = Service(data_dir, log, own_group=True)
+    try:
+        service.wait_until_ready()
+        beside = subprocess.run(
+            [str(SECKILL), "event", "list"],
+            env=_service_env(data_dir),
+            capture_output=True,
+            text=True,
+            timeout=START_DEADLINE_SECONDS,
+            check=False,
+        )
+        assert beside.returncode == 0, beside.stderr
+        assert "started embedded" not in beside.stderr, beside.stderr
+        assert "using the embedded Postgres already running" in beside.stderr, beside.stderr
+        assert len(beside.stderr.strip().splitlines()) == 2, beside.stderr
+        service.interrupt()
+    finally:
+        service.kill()
+    output = log.read_text()
+    for noise in ("pgserver", "alembic", "XDG_RUNTIME_DIR", "initdb", "subscription lost"):
+        assert noise not in output, output
+    assert output.count("started embedded Postgres") == 1, output
+    assert output.count("started embedded Redis") == 1, output
+    assert _processes_naming(data_dir) == [], output

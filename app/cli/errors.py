@@ -14,6 +14,13 @@ from app.config import Settings
 # SQLSTATEs: undefined table, undefined column (a schema older than the code)
 UNMIGRATED = {"42P01", "42703"}
 DATABASE_MISSING = "3D000"
+# The forms README documents (the asyncpg one is accepted too).
+DATABASE_URL_FORM = (
+    "postgresql://user:password@host:5432/database (postgresql+asyncpg:// is accepted too)"
+)
+REDIS_URL_FORM = "redis://host:6379/0, rediss://host:6379/0 or unix:///path/to/redis.sock"
+# What redis-py says of a URL with another scheme (a ValueError, nothing more specific).
+REDIS_SCHEME_REFUSAL = "Redis URL must specify one of the following schemes"
 
 
 def _modules(tb: TracebackType | None) -> set[str]:
@@ -42,16 +49,24 @@ def _where(url: str | None) -> str:
     return f"{where}/{parsed.database}" if parsed.database else where
 
 
+def _scheme(url: str | None) -> str:
+    scheme, separator, _ = (url or "").partition("://")
+    return f"{scheme}://" if separator else ""
+
+
 def explain(exc: BaseException, settings: Settings | None) -> str | None:
     """One line for a known mistake; None for anything else (a real bug: the traceback
     is worth showing)."""
     database = _where(settings.database_url if settings else None)
     redis = _where(settings.redis_url if settings else None)
     if isinstance(exc, ArgumentError):
-        return (
-            f"{exc}: SECKILL_DATABASE_URL must look like "
-            "postgresql+asyncpg://user:password@host:5432/database."
-        )
+        return f"{exc}: SECKILL_DATABASE_URL must look like {DATABASE_URL_FORM}."
+    if isinstance(exc, ValueError) and "SECKILL_DATABASE_URL" in str(exc):
+        scheme = _scheme(settings.database_url if settings else None)
+        return f"SECKILL_DATABASE_URL must look like {DATABASE_URL_FORM}, not {scheme}{database}."
+    if isinstance(exc, ValueError) and REDIS_SCHEME_REFUSAL in str(exc):
+        scheme = _scheme(settings.redis_url if settings else None)
+        return f"SECKILL_REDIS_URL must look like {REDIS_URL_FORM}, not {scheme}{redis}."
     if isinstance(exc, CommandError):
         return (
             f"migration failed: {exc}. `seckill migrate` with no revision upgrades to the "

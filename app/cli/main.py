@@ -1,5 +1,7 @@
 """The `seckill` command: one Typer app, each command group in its own module."""
 
+import inspect
+import re
 from collections.abc import Callable
 
 import typer
@@ -23,9 +25,18 @@ COMMANDS: tuple[Callable[..., None], ...] = (
     operations.grant,
     operations.report,
 )
+
+
+def summary(command: Callable[..., None]) -> str:
+    """The first sentence of a command's docstring, on one line: the command list shows
+    it as written, so a docstring's line breaks would break its sentences."""
+    text = " ".join((inspect.getdoc(command) or "").split())
+    return re.split(r"(?<=\.)\s", text, maxsplit=1)[0]
+
+
 for command in COMMANDS:
-    cli.command()(command)
-cli.command("dead-letters")(operations.dead_letters)
+    cli.command(short_help=summary(command))(command)
+cli.command("dead-letters", short_help=summary(operations.dead_letters))(operations.dead_letters)
 cli.add_typer(events_cli, name="event")
 cli.add_typer(orders_cli, name="orders")
 
@@ -39,7 +50,7 @@ def main() -> None:
         except Exception:
             settings = None
         line = explain(exc, settings)
-        if line is None:
+        if line is None or settings is not None and settings.log_level.upper() == "DEBUG":
             raise
         typer.secho(f"seckill: {line}", fg=typer.colors.RED, err=True)
         raise SystemExit(1) from None

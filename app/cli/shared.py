@@ -15,6 +15,7 @@ from typing import NoReturn, TypeVar
 
 import typer
 from pydantic import ValidationError
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import embedded
@@ -93,6 +94,15 @@ def run(work: Callable[[Container], Awaitable[T]]) -> T:
             return asyncio.run(go(resolved))
         except AppError as exc:
             fail(f"{exc.code}: {exc.detail}")
+
+
+async def check_servers(settings: Settings) -> None:
+    """What a process's start-up needs, tried before uvicorn takes over: Redis with the
+    scripts, Postgres with the schema. A server down or a URL that is not one fails here,
+    where `main` turns it into one line, instead of in uvicorn's lifespan (a traceback and
+    exit 3)."""
+    async with build_services(settings) as services, services.engine.connect() as connection:
+        await connection.execute(text("SELECT version_num FROM alembic_version"))
 
 
 async def in_transaction(services: Container, change: Callable[[AsyncSession], Awaitable[T]]) -> T:

@@ -54,6 +54,11 @@ class SoldOutMarks:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # Stopping: closing the subscription may fail instead of passing the
+                    # cancellation on. Not an outage.
+                    raise asyncio.CancelledError from exc
                 if not lost:
                     logger.warning(
                         "stock-back subscription lost (%s); reconnecting every second",
