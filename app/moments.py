@@ -1,11 +1,13 @@
 """Moments the API accepts: a window travels to Redis as Unix milliseconds and through
 asyncpg as UTC, so moments outside these years are typos that some layer cannot
-represent."""
+represent. `to_ms` / `from_ms` are the one conversion between the two."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-EARLIEST_MOMENT = datetime(1970, 1, 1, tzinfo=UTC)
+UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EARLIEST_MOMENT = UNIX_EPOCH
 LATEST_MOMENT = datetime(9999, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
 
 
 def representable_utc(value: datetime) -> datetime:
@@ -24,3 +26,23 @@ def representable_utc(value: datetime) -> datetime:
 def utc_now() -> datetime:
     """The API process's clock, in UTC (sale windows themselves close on Redis's clock)."""
     return datetime.now(UTC)
+
+
+def to_ms(moment: datetime) -> int:
+    """`moment` (timezone-aware) in Unix milliseconds, as Redis and the Lua scripts hold
+    moments; a fraction of a millisecond is dropped."""
+    # Integer arithmetic: `timestamp() * 1000` goes through a float and lands one
+    # millisecond short for some whole-millisecond moments.
+    return (moment - UNIX_EPOCH) // _MILLISECOND
+
+
+def from_ms(ms: int) -> datetime:
+    """Unix milliseconds (a Lua script's or a stream entry id's) as a UTC moment;
+    OverflowError for a moment no datetime holds."""
+    return UNIX_EPOCH + ms * _MILLISECOND
+
+
+def clock_ms(seconds: int | str, micros: int | str) -> int:
+    """Redis's TIME reply (seconds, microseconds) in Unix milliseconds: the clock the
+    scripts decide windows on."""
+    return int(seconds) * 1000 + int(micros) // 1000

@@ -9,7 +9,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.coupons.models import Coupon, CouponSource, UserCoupon
-from app.store.claims import NewClaim
+from app.store.records import NewClaim
 
 
 async def insert_coupon(session: AsyncSession, **values: Any) -> Coupon:

@@ -43,12 +43,12 @@ from app.generations import repository as generations
 from app.metrics import coupon_claims, coupon_redemptions
 from app.moments import utc_now
 from app.redis import RedisClient, as_text
-from app.store.claim import ClaimOutcome, ClaimReply, claim_script_call, parse_claim_reply
-from app.store.claims import NewClaim, parse_claim, parse_queued_claim
-from app.store.coupon_keys import CouponKeys, coupons_registry
-from app.store.coupon_warmup import CouponClaimTerms, coupon_warmup_call
+from app.store.claim import ClaimOutcome, ClaimReply, claim_script_call, run_claim
+from app.store.coupon_keys import CouponKeys
+from app.store.coupon_warmup import CouponClaimTerms, load_claims
 from app.store.freezes import FROZEN_RETRY_AFTER_SECONDS, freeze
 from app.store.order_ids import coupon_of, new_claim_id
+from app.store.records import NewClaim, parse_claim, parse_queued_claim
 from app.store.warmup import Build, Built
 
 logger = logging.getLogger(__name__)
@@ -200,9 +200,10 @@ async def _load_claims(
     build: Build,
     min_epoch: int,
 ) -> Built:
-    prefix = services.settings.redis_key_prefix
-    keys, args = coupon_warmup_call(
-        keys=CouponKeys(prefix, coupon.id),
+    return await load_claims(
+        redis=services.redis,
+        scripts=services.scripts,
+        keys=CouponKeys(services.settings.redis_key_prefix, coupon.id),
         terms=_claim_terms(coupon),
         remaining=max(coupon.total_quantity - sum(claimed_by_user.values()), 0),
         group=services.settings.worker_group,
@@ -210,13 +211,6 @@ async def _load_claims(
         build=build,
         min_epoch=min_epoch,
     )
-    loaded, _remaining, epoch = await services.scripts.coupon_warmup(
-        keys=keys, args=args, client=services.redis
-    )
-    if int(loaded) >= 0:
-        # The order writer discovers claim streams through this set.
-        await services.redis.sadd(coupons_registry(prefix), coupon.id)
-    return Built(loaded=int(loaded), epoch=int(epoch))
 
 
 async def _remember_built(services: Container, epochs: dict[int, int]) -> None:
@@ -378,7 +372,7 @@ async def _run_claim(
     new_user: bool | None,
     idempotency_key: str | None,
 ) -> ClaimReply:
-    script_keys, script_args = claim_script_call(
+    call = claim_script_call(
         keys=keys,
         user_id=user.id,
         member=user.member,
@@ -388,9 +382,7 @@ async def _run_claim(
         idempotency_ttl_seconds=services.settings.idempotency_ttl_seconds,
         seen=services.claim_generations.known(keys.coupon_id),
     )
-    reply = parse_claim_reply(
-        await services.scripts.claim(keys=script_keys, args=script_args, client=services.redis)
-    )
+    reply = await run_claim(services.redis, services.scripts, call)
     if reply.outcome is ClaimOutcome.CLAIMED:
         services.claim_generations.saw(keys.coupon_id, reply.generation)
     elif reply.outcome is ClaimOutcome.NO_SUCH_COUPON and services.claim_generations.has_seen(

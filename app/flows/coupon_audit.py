@@ -25,9 +25,9 @@ from app.coupons import repository as coupons
 from app.flows.audit_report import EXAMPLES
 from app.flows.dead_letters import stream_entries
 from app.redis import RedisClient
-from app.store.claims import NewClaim, parse_claim
 from app.store.coupon_keys import CouponKeys
 from app.store.freezes import BEHIND, FROZEN, FROZEN_WHY, why_frozen
+from app.store.records import NewClaim, parse_claim
 
 
 @dataclass(frozen=True, slots=True)

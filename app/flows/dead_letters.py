@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from redis.typing import StreamRangeResponse
 
 from app.redis import RedisClient, as_text
-from app.store.claims import parse_claim
 from app.store.keys import GlobalKeys
-from app.store.records import parse_order
+from app.store.records import parse_claim, parse_order
 
 PAGE = 10_000
 # Added by the writer when it dead-letters an entry; the rest are the order's own fields.

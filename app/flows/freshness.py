@@ -55,7 +55,7 @@ from app.events.models import EventItem
 from app.events.repository import items_not_ended
 from app.generations import repository as generations
 from app.metrics import hot_store_faults
-from app.moments import utc_now
+from app.moments import from_ms, to_ms, utc_now
 from app.orders.repository import newest_acceptance_by_item
 from app.outages import describe
 from app.redis import RedisClient
@@ -215,10 +215,6 @@ CLAIMS = Claims()
 FAMILIES: tuple[CounterFamily[Any], ...] = (SALES, CLAIMS)
 
 
-def _ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
 def _stream_older_than_postgres(last_ms: int | None, stored_ms: int | None) -> bool:
     return stored_ms is not None and (last_ms is None or stored_ms > last_ms + CLOCK_SLACK_MS)
 
@@ -255,7 +251,7 @@ async def inspect(
         else:
             last_ms = int(str(stream["last-generated-id"]).split("-")[0])
         stored = newest_stored.get(entity_id)
-        stored_ms = _ms(stored) if stored is not None else None
+        stored_ms = to_ms(stored) if stored is not None else None
         built_epoch = built.get(entity_id)
         if not loaded:
             verdict = Verdict.UNLOADED if built_epoch is not None else Verdict.NEW
@@ -389,7 +385,7 @@ async def _rebuild(
         family.noun,
         entity_id,
         finding.why,
-        datetime.fromtimestamp(finding.stored_last_ms / 1000, UTC).isoformat()
+        from_ms(finding.stored_last_ms).isoformat()
         if finding.stored_last_ms is not None
         else "the start",
         "--coupon " if family is CLAIMS else "",

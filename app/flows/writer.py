@@ -28,10 +28,9 @@ from app.metrics import claims_written, orders_dead_lettered, orders_key_reused,
 from app.orders.repository import insert_orders
 from app.outages import REDIS_UNAVAILABLE, describe
 from app.redis import RedisClient
-from app.store.claims import NewClaim, parse_claim
 from app.store.coupon_keys import CouponKeys, coupons_registry
 from app.store.keys import GlobalKeys, ItemKeys
-from app.store.records import NewOrder, parse_order
+from app.store.records import NewClaim, NewOrder, parse_claim, parse_order
 from app.store.release import release_script_call, run_release
 from app.store.scripts import Scripts
 from app.store.stored import forget_stored
@@ -62,22 +61,27 @@ def is_data_error(error: BaseException) -> bool:
     return False
 
 
-def failures_key(stream: str) -> str:
-    """Hash beside each stream: entry id -> times Postgres refused its data (same slot)."""
-    return f"{stream}:failures"
-
-
 Record = NewOrder | NewClaim
 
 
 @dataclass(frozen=True, slots=True)
 class Source:
     """A stream the writer drains: an item's accepted orders or a coupon's claims, with
-    the hash of `queued` marks its entries leave behind until they are stored."""
+    the hash of `queued` marks its entries leave behind until they are stored and the
+    hash counting Postgres's refusals of its entries (both in the stream's slot)."""
 
     stream: str
     queued: str
+    failures: str
     claims: bool  # False: orders
+
+    @classmethod
+    def of_item(cls, keys: ItemKeys) -> "Source":
+        return cls(stream=keys.orders, queued=keys.queued, failures=keys.failures, claims=False)
+
+    @classmethod
+    def of_coupon(cls, keys: CouponKeys) -> "Source":
+        return cls(stream=keys.claims, queued=keys.queued, failures=keys.failures, claims=True)
 
 
 class Entry(NamedTuple):
@@ -276,12 +280,8 @@ class OrderWriter:
         prefix = self.settings.redis_key_prefix
         item_ids = sorted(int(i) for i in await self.redis.smembers(self.keys.items))
         coupon_ids = sorted(int(i) for i in await self.redis.smembers(coupons_registry(prefix)))
-        sources = [
-            Source(stream=keys.orders, queued=keys.queued, claims=False)
-            for keys in (ItemKeys(prefix, i) for i in item_ids)
-        ] + [
-            Source(stream=keys.claims, queued=keys.queued, claims=True)
-            for keys in (CouponKeys(prefix, i) for i in coupon_ids)
+        sources = [Source.of_item(ItemKeys(prefix, i)) for i in item_ids] + [
+            Source.of_coupon(CouponKeys(prefix, i)) for i in coupon_ids
         ]
         self.sources = {source.stream: source for source in sources}
         self._streams_read_at = now
@@ -398,7 +398,8 @@ class OrderWriter:
     async def count_failure(self, entry: Entry, error: BaseException) -> None:
         """One more refusal of this entry's data; at `worker_max_failures` it goes to the
         dead letters, before that it stays pending and is retried after a takeover."""
-        failures = int(await self.redis.hincrby(failures_key(entry.stream), entry.entry_id, 1))
+        failures_key = self._source_of(entry.stream, [entry]).failures
+        failures = int(await self.redis.hincrby(failures_key, entry.entry_id, 1))
         reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
         logger.error(
             "entry %s %s (%s) refused by Postgres (%d of %d): %s",
@@ -411,7 +412,7 @@ class OrderWriter:
         )
         if failures >= self.settings.worker_max_failures:
             await self.dead_letter(entry, reason=f"refused {failures} times: {reason}"[:500])
-            await self.redis.hdel(failures_key(entry.stream), entry.entry_id)
+            await self.redis.hdel(failures_key, entry.entry_id)
 
     async def commit(self, records: Sequence[Record]) -> None:
         orders = [r for r in records if isinstance(r, NewOrder)]
@@ -467,6 +468,7 @@ class OrderWriter:
         by_stream: dict[str, list[Entry]] = {}
         for entry in entries:
             by_stream.setdefault(entry.stream, []).append(entry)
+        sources = {stream: self._source_of(stream, group) for stream, group in by_stream.items()}
         scripts = await self.scripts()
         await asyncio.gather(
             *(
@@ -474,8 +476,8 @@ class OrderWriter:
                     self.redis,
                     scripts,
                     stream=stream,
-                    queued=self._queued_of(stream, group),
-                    failures=failures_key(stream),
+                    queued=sources[stream].queued,
+                    failures=sources[stream].failures,
                     group=self.group,
                     entry_ids=[e.entry_id for e in group],
                     record_ids=[e.record.id for e in group if e.record is not None],
@@ -521,14 +523,14 @@ class OrderWriter:
         )
         return Entry(stream=stream, entry_id=entry_id, fields=fields, record=record)
 
-    def _queued_of(self, stream: str, entries: Sequence[Entry]) -> str:
+    def _source_of(self, stream: str, entries: Sequence[Entry]) -> Source:
         source = self.sources.get(stream)
         if source is not None:
-            return source.queued
+            return source
         # A stream dropped from the registry since it was read: find it from the record.
         first = entries[0].record
         prefix = self.settings.redis_key_prefix
         if isinstance(first, NewClaim):
-            return CouponKeys(prefix, first.coupon_id).queued
+            return Source.of_coupon(CouponKeys(prefix, first.coupon_id))
         assert first is not None
-        return ItemKeys(prefix, first.item_id).queued
+        return Source.of_item(ItemKeys(prefix, first.item_id))

@@ -20,6 +20,7 @@ from app.events import service as events
 from app.events.models import Event, EventItem
 from app.live import repository
 from app.live.schemas import EventStats, ItemStats, LiveBoard, LiveItem
+from app.moments import from_ms
 from app.redis import RedisClient
 from app.store.keys import EventKeys, ItemKeys
 
@@ -120,7 +121,7 @@ async def _distinct_users(
 
 
 def _moment(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
+    return None if ms is None else from_ms(ms)
 
 
 def _item_stats(

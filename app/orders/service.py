@@ -31,7 +31,7 @@ from app.orders.schemas import OrderRead
 from app.redis import as_text
 from app.store.keys import ItemKeys
 from app.store.order_ids import is_regular_order_id, item_of
-from app.store.records import QueuedOrder, parse_queued
+from app.store.records import QueuedOrder, parse_queued, queued_user_id
 
 logger = logging.getLogger(__name__)
 
@@ -102,8 +102,7 @@ async def queued_orders_of(*, services: Container, user_id: str) -> list[QueuedO
         parse_queued(str(order_id), item_id, str(entry))
         for item_id, entries in zip(item_ids, hashes, strict=True)
         for order_id, entry in (entries or {}).items()
-        # The user id is the record's last field and may itself hold "|".
-        if str(entry).split("|", 4)[-1] == user_id
+        if queued_user_id(str(entry)) == user_id
     ]
     return sorted(found, key=lambda o: o.id, reverse=True)
 

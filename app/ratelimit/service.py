@@ -40,17 +40,21 @@ async def enforce(*, services: Container, scope: Scope, user: User, address: str
     """Count this request against the user's and the address's limits for `scope`, or raise
     RateLimited (429). A request the user's limit refuses is not counted for its address."""
     settings = services.settings
-    script = services.scripts.rate_limit
+    redis, scripts = services.redis, services.scripts
     prefix = settings.redis_key_prefix
     if settings.rate_limit_per_user is not None:
         verdict = await hit(
-            script, bucket=user_bucket(prefix, scope, user.id), rate=settings.rate_limit_per_user
+            redis,
+            scripts,
+            bucket=user_bucket(prefix, scope, user.id),
+            rate=settings.rate_limit_per_user,
         )
         if not verdict.allowed:
             raise _refusal(verdict, "from this user")
     if settings.rate_limit_per_address is not None and address is not None:
         verdict = await hit(
-            script,
+            redis,
+            scripts,
             bucket=address_bucket(prefix, scope, address),
             rate=settings.rate_limit_per_address,
         )

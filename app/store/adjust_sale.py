@@ -6,6 +6,7 @@ from enum import IntEnum
 
 from redis.asyncio import RedisCluster
 
+from app.moments import clock_ms
 from app.redis import RedisClient
 from app.store.keys import GlobalKeys, ItemKeys
 from app.store.scripts import ScriptCall, Scripts
@@ -60,7 +61,7 @@ async def item_clock_ms(redis: RedisClient, item_id: int, prefix: str) -> int:
         seconds, micros = await redis.execute_command("TIME", target_nodes=node)
     else:
         seconds, micros = await redis.time()
-    return int(seconds) * 1000 + int(micros) // 1000
+    return clock_ms(seconds, micros)
 
 
 async def adjust_sale(
@@ -79,9 +80,20 @@ async def adjust_sale(
     if within_seconds is not None:
         now = await item_clock_ms(redis, change.item_id, prefix)
         apply_by_ms = now + max(1, int(within_seconds * 1000))
-    keys, args = adjust_script_call(prefix=prefix, change=change, apply_by_ms=apply_by_ms)
-    code, remaining, added = await scripts.adjust_sale(keys=keys, args=args, client=redis)
+    call = adjust_script_call(prefix=prefix, change=change, apply_by_ms=apply_by_ms)
+    return await run_adjust(redis, scripts, call)
+
+
+def parse_adjust_reply(reply: list[int]) -> Adjusted:
+    code, remaining, added = reply
     return Adjusted(AdjustOutcome(int(code)), int(remaining), int(added))
+
+
+async def run_adjust(redis: RedisClient, scripts: Scripts, call: ScriptCall) -> Adjusted:
+    """One change as `call` (from adjust_script_call) says; adjust_sale builds it."""
+    script_keys, script_args = call
+    reply = await scripts.adjust_sale(keys=script_keys, args=script_args, client=redis)
+    return parse_adjust_reply(reply)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,12 +1,14 @@
-"""claim.lua's protocol: KEYS/ARGV builder, reply parser, outcome enum."""
+"""claim.lua's typed wrapper: its KEYS/ARGV, its reply and its outcome enum."""
 
 from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
 
-from app.store.claims import from_ms
+from app.moments import from_ms
+from app.redis import RedisClient
 from app.store.coupon_keys import CouponKeys
 from app.store.generations import UNSEEN, Generation
+from app.store.scripts import ScriptCall, Scripts
 
 
 class ClaimOutcome(IntEnum):
@@ -48,7 +50,7 @@ def claim_script_call(
     idempotency_key: str | None,
     idempotency_ttl_seconds: int,
     seen: Generation = UNSEEN,
-) -> tuple[list[str], list[str | int]]:
+) -> ScriptCall:
     """claim.lua's KEYS and ARGV. `new_user` None: not looked up (see outcome 8); `seen`:
     the newest generation of the coupon's counters this process saw claimed."""
     # Without an Idempotency-Key the script never reads KEYS[3]; any key of the coupon's
@@ -81,3 +83,10 @@ def parse_claim_reply(reply: list[object]) -> ClaimReply:
             Generation(int(str(reply[4])), int(str(reply[5]))) if len(reply) > 4 else UNSEEN
         ),
     )
+
+
+async def run_claim(redis: RedisClient, scripts: Scripts, call: ScriptCall) -> ClaimReply:
+    """One claim decided in Redis (`call` from claim_script_call)."""
+    script_keys, script_args = call
+    reply = await scripts.claim(keys=script_keys, args=script_args, client=redis)
+    return parse_claim_reply(reply)

@@ -33,11 +33,16 @@ class CouponKeys:
         """Hash: claim id -> "valid until ms|claimed ms|user id", until stored."""
         return f"{self.tag}:queued"
 
+    @property
+    def failures(self) -> str:
+        """Hash: stream entry id -> times Postgres refused its data (as an item's)."""
+        return f"{self.claims}:failures"
+
     def idempotency(self, user_id: str, key: str) -> str:
         return f"{self.tag}:idem:{user_id}:{key}"
 
     def all(self) -> list[str]:
-        return [self.coupon, self.claimers, self.claims, self.queued]
+        return [self.coupon, self.claimers, self.claims, self.queued, self.failures]
 
 
 def coupons_registry(prefix: str) -> str:

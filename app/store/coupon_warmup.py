@@ -1,12 +1,15 @@
-"""coupon_warmup.lua's protocol: KEYS/ARGV builder."""
+"""coupon_warmup.lua's typed wrapper: loading a coupon's claim state from Postgres's
+terms into Redis."""
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from app.store.claims import to_ms
-from app.store.coupon_keys import CouponKeys
-from app.store.warmup import Build
+from app.moments import to_ms
+from app.redis import RedisClient
+from app.store.coupon_keys import CouponKeys, coupons_registry
+from app.store.scripts import ScriptCall, Scripts
+from app.store.warmup import Build, Built, parse_warmup_reply
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -24,7 +27,7 @@ class CouponClaimTerms:
     valid_days_after_claim: int | None
 
 
-def coupon_warmup_call(
+def coupon_warmup_script_call(
     *,
     keys: CouponKeys,
     terms: CouponClaimTerms,
@@ -33,9 +36,8 @@ def coupon_warmup_call(
     claimed_by_user: Mapping[str, int],
     build: Build = Build.IF_NEVER_BUILT,
     min_epoch: int = 0,
-) -> tuple[list[str], list[str | int]]:
-    """coupon_warmup.lua's KEYS and ARGV; its reply is {loaded, remaining, epoch}, read
-    with app.store.warmup.Built."""
+) -> ScriptCall:
+    """coupon_warmup.lua's KEYS and ARGV (see the script's header)."""
     args: list[str | int] = [
         remaining,
         to_ms(terms.claim_starts_at),
@@ -51,3 +53,36 @@ def coupon_warmup_call(
     for user_id, count in claimed_by_user.items():
         args += [user_id, count]
     return [keys.coupon, keys.claimers, keys.claims], args
+
+
+async def load_claims(
+    *,
+    redis: RedisClient,
+    scripts: Scripts,
+    keys: CouponKeys,
+    terms: CouponClaimTerms,
+    remaining: int,
+    group: str,
+    claimed_by_user: Mapping[str, int],
+    build: Build = Build.IF_NEVER_BUILT,
+    min_epoch: int = 0,
+) -> Built:
+    """Put a coupon's claim state into Redis: its terms, and its counters as `build`
+    says (above `min_epoch`, Postgres's newest generation of them)."""
+    script_keys, script_args = coupon_warmup_script_call(
+        keys=keys,
+        terms=terms,
+        remaining=remaining,
+        group=group,
+        claimed_by_user=claimed_by_user,
+        build=build,
+        min_epoch=min_epoch,
+    )
+    # Its reply is warmup.lua's: {loaded, remaining, epoch}.
+    built = parse_warmup_reply(
+        await scripts.coupon_warmup(keys=script_keys, args=script_args, client=redis)
+    )
+    if built.loaded >= 0:
+        # The order writer discovers claim streams through this set.
+        await redis.sadd(coupons_registry(keys.prefix), keys.coupon_id)
+    return built

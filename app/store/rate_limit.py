@@ -11,9 +11,9 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 
-from redis.commands.core import AsyncScript
-
 from app.config import Rate
+from app.redis import RedisClient
+from app.store.scripts import ScriptCall, Scripts
 
 MICROSECONDS = 1_000_000
 
@@ -59,6 +59,11 @@ class Verdict:
         return str(max(1, math.ceil(self.retry_after_seconds)))
 
 
+def rate_limit_script_call(*, bucket: str, rate: Rate) -> ScriptCall:
+    """rate_limit.lua's KEYS and ARGV: one request against `bucket` at `rate`."""
+    return [bucket], list(rate_limit_args(rate))
+
+
 def parse_reply(reply: list[int]) -> Verdict:
     allowed, retry_after_us, remaining = reply
     return Verdict(
@@ -73,7 +78,8 @@ def refused(retry_after_us: int) -> Verdict:
     return Verdict(allowed=False, retry_after_seconds=retry_after_us / MICROSECONDS, remaining=0)
 
 
-async def hit(script: AsyncScript, *, bucket: str, rate: Rate) -> Verdict:
+async def hit(redis: RedisClient, scripts: Scripts, *, bucket: str, rate: Rate) -> Verdict:
     """Count one request against `bucket` if `rate` allows it; a refusal changes nothing."""
-    reply = await script(keys=[bucket], args=list(rate_limit_args(rate)))
+    script_keys, script_args = rate_limit_script_call(bucket=bucket, rate=rate)
+    reply = await scripts.rate_limit(keys=script_keys, args=script_args, client=redis)
     return parse_reply(reply)

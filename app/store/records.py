@@ -1,4 +1,6 @@
-"""The record formats purchase.lua writes, and their one decoder each.
+"""The record formats the Lua scripts write, and their one decoder each.
+
+purchase.lua's:
 
 - The stream entry (KEYS[4] of purchase.lua, the order writer's input): a hash of
   `order_id, user_id, event_id, item_id, quantity, unit_price, accepted_ms` and
@@ -8,16 +10,19 @@
   character), decoded into a QueuedOrder.
 - The idempotency record (KEYS[3]): "first order id|quantity", an IdempotencyRecord; the
   warm-up writes it again for stored orders when it rebuilds a sale.
+
+claim.lua's (a coupon claim, decoded into a NewClaim):
+- The stream entry (KEYS[4], the order writer's input): a hash of `claim_id, coupon_id,
+  user_id, claimed_ms, valid_until_ms` and `idempotency_key` (empty for none).
+- The queued record (KEYS[5]): claim id -> "valid until ms|claimed ms|user id".
 """
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import NamedTuple
 
-
-def _from_ms(ms: str) -> datetime:
-    return datetime.fromtimestamp(int(ms) / 1000, UTC)
+from app.moments import from_ms
 
 
 class NewOrder(NamedTuple):
@@ -45,11 +50,11 @@ def parse_order(fields: dict[str, str]) -> NewOrder | None:
             int(fields["item_id"]),
             int(fields["quantity"]),
             Decimal(fields["unit_price"]),
-            _from_ms(fields["accepted_ms"]),
+            from_ms(int(fields["accepted_ms"])),
             fields.get("idempotency_key") or None,
         )
-    # fromtimestamp raises OverflowError or OSError for a time out of the platform's range.
-    except (KeyError, ValueError, InvalidOperation, OverflowError, OSError):
+    # from_ms raises OverflowError for a time no datetime holds.
+    except (KeyError, ValueError, InvalidOperation, OverflowError):
         return None
     return order if order.unit_price.is_finite() else None
 
@@ -76,8 +81,15 @@ def parse_queued(order_id: str, item_id: int, entry: str) -> QueuedOrder:
         event_id=int(event_id),
         quantity=int(quantity),
         unit_price=Decimal(unit_price),
-        accepted_at=_from_ms(accepted_ms),
+        accepted_at=from_ms(int(accepted_ms)),
     )
+
+
+def queued_user_id(entry: str) -> str:
+    """Whose order a queued record is, without decoding the rest (a user's orders are
+    picked out of whole `queued` hashes). The user id is the record's last field and may
+    itself hold "|"."""
+    return entry.split("|", 4)[-1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,3 +107,46 @@ class IdempotencyRecord:
 def parse_idempotency_record(value: str) -> IdempotencyRecord:
     order_id, _, quantity = value.partition("|")
     return IdempotencyRecord(order_id, int(quantity) if quantity else None)
+
+
+@dataclass(frozen=True, slots=True)
+class NewClaim:
+    """A claimed coupon not yet (or just) stored in Postgres."""
+
+    id: str
+    coupon_id: int
+    user_id: str
+    claimed_at: datetime
+    valid_until: datetime
+    idempotency_key: str | None
+
+
+def parse_claim(fields: dict[str, str]) -> NewClaim | None:
+    """A claim stream entry, or None if it is not readable."""
+    try:
+        return NewClaim(
+            id=fields["claim_id"],
+            coupon_id=int(fields["coupon_id"]),
+            user_id=fields["user_id"],
+            claimed_at=from_ms(int(fields["claimed_ms"])),
+            valid_until=from_ms(int(fields["valid_until_ms"])),
+            idempotency_key=fields.get("idempotency_key") or None,
+        )
+    except (KeyError, ValueError, OverflowError):
+        return None
+
+
+def parse_queued_claim(claim_id: str, coupon_id: int, value: str) -> NewClaim | None:
+    """A claim's queued record, or None if it is not readable."""
+    try:
+        valid_until_ms, claimed_ms, user_id = value.split("|", 2)
+        return NewClaim(
+            id=claim_id,
+            coupon_id=coupon_id,
+            user_id=user_id,
+            claimed_at=from_ms(int(claimed_ms)),
+            valid_until=from_ms(int(valid_until_ms)),
+            idempotency_key=None,
+        )
+    except (ValueError, OverflowError):
+        return None

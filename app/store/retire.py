@@ -4,7 +4,7 @@ from enum import IntEnum
 
 from app.redis import RedisClient
 from app.store.keys import ItemKeys
-from app.store.scripts import Scripts
+from app.store.scripts import ScriptCall, Scripts
 
 
 class RetireOutcome(IntEnum):
@@ -16,10 +16,12 @@ class RetireOutcome(IntEnum):
     NO_SUCH_ITEM = 3
 
 
+def retire_script_call(keys: ItemKeys) -> ScriptCall:
+    """retire.lua's KEYS and ARGV (see the script's header)."""
+    return [keys.sale, keys.buyers, keys.orders, keys.queued, keys.released, keys.failures], []
+
+
 async def retire_sale(redis: RedisClient, scripts: Scripts, keys: ItemKeys) -> RetireOutcome:
-    (code,) = await scripts.retire(
-        keys=[keys.sale, keys.buyers, keys.orders, keys.queued, keys.released, keys.failures],
-        args=[],
-        client=redis,
-    )
+    script_keys, script_args = retire_script_call(keys)
+    (code,) = await scripts.retire(keys=script_keys, args=script_args, client=redis)
     return RetireOutcome(int(code))

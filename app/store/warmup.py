@@ -6,9 +6,10 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
+from app.moments import to_ms
 from app.redis import RedisClient
 from app.store.keys import GlobalKeys, ItemKeys
-from app.store.scripts import Scripts
+from app.store.scripts import ScriptCall, Scripts
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,16 +30,12 @@ class SaleTerms:
     version: int = 0
 
 
-def _ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
 def terms_fields(terms: SaleTerms) -> list[str | int]:
     """The terms as the sale hash holds them (field, value, ...), as warmup.lua writes
     them: all of them, since one version stands for all (adjust_sale.lua)."""
     return [
-        "starts_ms", _ms(terms.starts_at),
-        "ends_ms", _ms(terms.ends_at),
+        "starts_ms", to_ms(terms.starts_at),
+        "ends_ms", to_ms(terms.ends_at),
         "early_ms", terms.member_early_access_seconds * 1000,
         "limit", terms.per_user_limit,
         "paused", "1" if terms.paused else "0",
@@ -66,6 +63,48 @@ class Built:
     @property
     def written(self) -> bool:
         return self.loaded == 1
+
+
+def warmup_script_call(
+    *,
+    prefix: str,
+    group: str,
+    terms: SaleTerms,
+    units_sold: int,
+    bought_by_user: Mapping[str, int],
+    build: Build,
+    min_epoch: int,
+) -> ScriptCall:
+    """warmup.lua's KEYS and ARGV (see the script's header)."""
+    keys = ItemKeys(prefix, terms.item_id)
+    buyers: list[str | int] = []
+    for user_id, units in bought_by_user.items():
+        buyers += [user_id, units]
+    return (
+        [keys.sale, keys.buyers, keys.orders, keys.released],
+        [
+            terms.allocated - units_sold,
+            to_ms(terms.starts_at),
+            to_ms(terms.ends_at),
+            terms.member_early_access_seconds * 1000,
+            terms.per_user_limit,
+            "1" if terms.paused else "0",
+            str(terms.unit_price),
+            terms.event_id,
+            group,
+            terms.allocated,
+            terms.version,
+            build.value,
+            min_epoch,
+            *buyers,
+        ],
+    )
+
+
+def parse_warmup_reply(reply: list[int]) -> Built:
+    """{loaded, stock, epoch}, as coupon_warmup.lua's {loaded, remaining, epoch}."""
+    loaded, _left, epoch = reply
+    return Built(loaded=int(loaded), epoch=int(epoch))
 
 
 async def load_sale(
@@ -107,31 +146,19 @@ async def _warm_up(
     build: Build,
     min_epoch: int,
 ) -> Built:
-    keys = ItemKeys(prefix, terms.item_id)
-    buyers: list[str | int] = []
-    for user_id, units in bought_by_user.items():
-        buyers += [user_id, units]
-    loaded, _stock, epoch = await scripts.warmup(
-        keys=[keys.sale, keys.buyers, keys.orders, keys.released],
-        args=[
-            terms.allocated - units_sold,
-            _ms(terms.starts_at),
-            _ms(terms.ends_at),
-            terms.member_early_access_seconds * 1000,
-            terms.per_user_limit,
-            "1" if terms.paused else "0",
-            str(terms.unit_price),
-            terms.event_id,
-            group,
-            terms.allocated,
-            terms.version,
-            build.value,
-            min_epoch,
-            *buyers,
-        ],
-        client=redis,
+    script_keys, script_args = warmup_script_call(
+        prefix=prefix,
+        group=group,
+        terms=terms,
+        units_sold=units_sold,
+        bought_by_user=bought_by_user,
+        build=build,
+        min_epoch=min_epoch,
     )
-    if int(loaded) >= 0:
+    built = parse_warmup_reply(
+        await scripts.warmup(keys=script_keys, args=script_args, client=redis)
+    )
+    if built.loaded >= 0:
         # The order writer discovers item streams through this set.
         await redis.sadd(GlobalKeys(prefix).items, terms.item_id)
-    return Built(loaded=int(loaded), epoch=int(epoch))
+    return built

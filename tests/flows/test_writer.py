@@ -111,7 +111,7 @@ READABLE = {
     "damage",
     [
         {"quantity": "many"},
-        {"accepted_ms": "9" * 20},  # beyond any clock: fromtimestamp raises OSError
+        {"accepted_ms": "9" * 20},  # beyond any datetime: from_ms raises OverflowError
         {"accepted_ms": "-" + "9" * 20},
         {"unit_price": "NaN"},  # Postgres's numeric would store it
         {"unit_price": "Infinity"},

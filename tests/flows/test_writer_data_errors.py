@@ -18,7 +18,9 @@ from app.flows.audit import audit
 from app.flows.audit_report import AuditReport, Check
 from app.flows.writer import OrderWriter, is_data_error
 from app.orders.models import Order
+from app.store.coupon_keys import CouponKeys
 from app.store.keys import ItemKeys
+from tests.support.coupons import claim, create_coupon
 from tests.support.factories import (
     Auth,
     assert_problem,
@@ -277,3 +279,32 @@ async def test_refusals_are_counted_per_entry_and_cleared_once_stored(
     async with app_services.sessionmaker() as session:
         assert await session.scalar(text("SELECT count(*) FROM orders")) == 2
         assert (await session.get(Order, sorted(accepted)[0])) is not None
+
+
+async def test_a_claim_refused_is_counted_beside_its_coupon_and_cleared_once_stored(
+    client: httpx.AsyncClient, auth: Auth, app_services: Container, redis: Redis
+) -> None:
+    """As for an order: the count lives in the coupon's own failures hash (CouponKeys)."""
+    coupon = await create_coupon(client, auth, total_quantity=5, per_user_limit=1)
+    keys = CouponKeys(app_services.settings.redis_key_prefix, coupon.id)
+    for user_id in ("refused", "welcome"):
+        assert (await claim(client, auth, coupon.id, user_id=user_id)).status_code == 201
+    async with app_services.sessionmaker() as session, session.begin():
+        await session.execute(
+            text(
+                "ALTER TABLE user_coupons ADD CONSTRAINT ck_test_refuse "
+                "CHECK (user_id <> 'refused') NOT VALID"
+            )
+        )
+    writer = writer_for(app_services, worker_max_failures=3)
+    assert await writer.drain() == 1
+    assert list((await redis.hgetall(keys.failures)).values()) == ["1"]
+    async with app_services.sessionmaker() as session, session.begin():
+        await session.execute(text("ALTER TABLE user_coupons DROP CONSTRAINT ck_test_refuse"))
+
+    assert await writer.drain() == 1
+    assert await redis.hlen(keys.failures) == 0
+    assert await redis.xlen(keys.claims) == 0
+    assert await dead_letters(app_services) == []
+    async with app_services.sessionmaker() as session:
+        assert await session.scalar(text("SELECT count(*) FROM user_coupons")) == 2

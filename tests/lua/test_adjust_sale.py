@@ -9,7 +9,14 @@ from decimal import Decimal
 
 from redis.asyncio import Redis
 
-from app.store.adjust_sale import AdjustOutcome, SaleAdjustment, adjust_sale, adjust_script_call
+from app.store.adjust_sale import (
+    Adjusted,
+    AdjustOutcome,
+    SaleAdjustment,
+    adjust_sale,
+    adjust_script_call,
+    run_adjust,
+)
 from app.store.purchase import Outcome
 from tests.support.lua import HOUR_MS, open_sale, redis_now_ms, wider_client
 
@@ -114,14 +121,13 @@ async def test_a_call_redis_runs_past_its_deadline_changes_nothing(
         allocated_after=12,
         terms=replace(await sale.terms(), version=3, unit_price=Decimal("9.90")),
     )
-    keys, args = adjust_script_call(
+    call = adjust_script_call(
         prefix=key_prefix, change=change, apply_by_ms=await redis_now_ms(any_redis) - 1
     )
 
-    code, remaining, added = await sale.scripts.adjust_sale(keys=keys, args=args, client=any_redis)
+    late = await run_adjust(any_redis, sale.scripts, call)
 
-    assert AdjustOutcome(int(code)) is AdjustOutcome.TOO_LATE
-    assert (remaining, added) == (0, 0)
+    assert late == Adjusted(AdjustOutcome.TOO_LATE, remaining=0, added=0)
     assert await any_redis.hmget(sale.keys.sale, ["price", "stock", "terms_version"]) == [
         "19.90",
         "10",

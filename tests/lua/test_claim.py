@@ -3,18 +3,18 @@ per branch, plus a concurrent crowd."""
 
 import asyncio
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import pytest
 from redis.asyncio import Redis
 
 from app.flows.dead_letters import stream_entries
+from app.moments import from_ms
 from app.redis import as_text
-from app.store.claim import ClaimOutcome, ClaimReply, claim_script_call, parse_claim_reply
-from app.store.claims import parse_claim, parse_queued_claim
+from app.store.claim import ClaimOutcome, ClaimReply, claim_script_call, run_claim
 from app.store.coupon_keys import CouponKeys
-from app.store.coupon_warmup import DAY_MS, CouponClaimTerms, coupon_warmup_call
+from app.store.coupon_warmup import DAY_MS, CouponClaimTerms, load_claims
 from app.store.order_ids import new_claim_id
+from app.store.records import parse_claim, parse_queued_claim
 from app.store.scripts import Scripts
 from tests.support.lua import (
     GROUP,
@@ -25,10 +25,6 @@ from tests.support.lua import (
     sleep_past,
     wider_client,
 )
-
-
-def _at(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +42,7 @@ class LuaCoupon:
         idempotency_key: str | None = None,
         redis: Redis | None = None,
     ) -> ClaimReply:
-        keys, args = claim_script_call(
+        call = claim_script_call(
             keys=self.keys,
             user_id=user_id,
             member=member,
@@ -55,8 +51,7 @@ class LuaCoupon:
             idempotency_key=idempotency_key,
             idempotency_ttl_seconds=IDEMPOTENCY_TTL_SECONDS,
         )
-        reply = await self.scripts.claim(keys=keys, args=args, client=redis or self.redis)
-        return parse_claim_reply(reply)
+        return await run_claim(redis or self.redis, self.scripts, call)
 
     async def remaining(self) -> int:
         return int(await self.redis.hget(self.keys.coupon, "remaining") or -1)
@@ -77,22 +72,23 @@ async def open_coupon(
 ) -> LuaCoupon:
     now = await redis_now_ms(redis)
     coupon = LuaCoupon(redis, await Scripts.load(redis), CouponKeys(prefix, 5))
-    keys, args = coupon_warmup_call(
+    await load_claims(
+        redis=redis,
+        scripts=coupon.scripts,
         keys=coupon.keys,
         terms=CouponClaimTerms(
             coupon_id=5,
-            claim_starts_at=_at(now - MINUTE_MS if starts_ms is None else starts_ms),
-            claim_ends_at=_at(now + HOUR_MS if ends_ms is None else ends_ms),
+            claim_starts_at=from_ms(now - MINUTE_MS if starts_ms is None else starts_ms),
+            claim_ends_at=from_ms(now + HOUR_MS if ends_ms is None else ends_ms),
             audience=audience,
             per_user_limit=limit,
-            valid_until=None if valid_until_ms is None else _at(valid_until_ms),
+            valid_until=None if valid_until_ms is None else from_ms(valid_until_ms),
             valid_days_after_claim=None if valid_until_ms is not None else valid_days,
         ),
         remaining=total - sum((claimed or {}).values()),
         group=GROUP,
         claimed_by_user=claimed or {},
     )
-    await coupon.scripts.coupon_warmup(keys=keys, args=args, client=redis)
     return coupon
 
 

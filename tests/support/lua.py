@@ -3,13 +3,13 @@
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from decimal import Decimal
 
 from redis.asyncio import Redis, RedisCluster
 
 from app.auth import User
 from app.config import Settings
+from app.moments import clock_ms, from_ms
 from app.redis import RedisClient, as_text
 from app.store.adjust_sale import Adjusted, SaleAdjustment, adjust_sale
 from app.store.generations import UNSEEN, Generation
@@ -48,8 +48,8 @@ def sale_terms(
     return SaleTerms(
         item_id=item_id,
         event_id=event_id,
-        starts_at=datetime.fromtimestamp(starts_ms / 1000, UTC),
-        ends_at=datetime.fromtimestamp(ends_ms / 1000, UTC),
+        starts_at=from_ms(starts_ms),
+        ends_at=from_ms(ends_ms),
         member_early_access_seconds=early_seconds,
         per_user_limit=limit,
         paused=paused,
@@ -57,10 +57,6 @@ def sale_terms(
         allocated=stock,
         version=version,
     )
-
-
-def _moment(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
 
 
 def server_url(redis: Redis) -> str:
@@ -86,8 +82,7 @@ def wider_client(redis: Redis, max_connections: int) -> Redis:
 
 async def redis_now_ms(redis: RedisClient) -> int:
     """Redis's own clock (TIME), the one purchase.lua decides the window on."""
-    seconds, micros = await redis.time()
-    return int(seconds) * 1000 + int(micros) // 1000
+    return clock_ms(*await redis.time())
 
 
 async def sleep_past(redis: Redis, moment_ms: int) -> None:
@@ -172,7 +167,7 @@ class LuaSale:
                 version=terms_version,
                 per_user_limit=held.per_user_limit if per_user_limit is None else per_user_limit,
                 unit_price=held.unit_price if unit_price is None else Decimal(unit_price),
-                ends_at=held.ends_at if ends_ms is None else _moment(ends_ms),
+                ends_at=held.ends_at if ends_ms is None else from_ms(ends_ms),
                 paused=held.paused if paused is None else paused,
             )
         return await adjust_sale(
@@ -197,8 +192,8 @@ class LuaSale:
         return SaleTerms(
             item_id=self.keys.item_id,
             event_id=int(held["event"]),
-            starts_at=_moment(int(held["starts_ms"])),
-            ends_at=_moment(int(held["ends_ms"])),
+            starts_at=from_ms(int(held["starts_ms"])),
+            ends_at=from_ms(int(held["ends_ms"])),
             member_early_access_seconds=int(held["early_ms"]) // 1000,
             per_user_limit=int(held["limit"]),
             paused=held["paused"] == "1",
