@@ -46,3 +46,13 @@ def clock_ms(seconds: int | str, micros: int | str) -> int:
     """Redis's TIME reply (seconds, microseconds) in Unix milliseconds: the clock the
     scripts decide windows on."""
     return int(seconds) * 1000 + int(micros) // 1000
+
+
+def to_seconds(moment: datetime) -> float:
+    """Unix seconds as a float (a chart's time axis)."""
+    return moment.timestamp()
+
+
+def from_seconds(seconds: float) -> datetime:
+    """The UTC moment of float Unix seconds (a chart's tick)."""
+    return datetime.fromtimestamp(seconds, UTC)

@@ -6,13 +6,13 @@ epoch, so ticks fall on round UTC times (every 5 s, 15 min, ...) and read HH:MM:
 
 import io
 import unicodedata
-from datetime import UTC, datetime
 
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, MultipleLocator
 
+from app.moments import from_seconds, to_seconds
 from app.reports.schemas import EventReport, Timeline
 
 WIDTH_PX, HEIGHT_PX, DPI = 1000, 500, 100
@@ -61,7 +61,7 @@ def _duration(seconds: float) -> str:
 def time_label(seconds: float, *, step: float, span: float) -> str:
     """A tick's UTC time: HH:MM:SS, tenths when ticks are closer than a second, the date
     first when the chart spans more than a day."""
-    moment = datetime.fromtimestamp(round(seconds, 1), UTC)
+    moment = from_seconds(round(seconds, 1))
     label = moment.strftime("%H:%M:%S")
     if step < 1:
         label += f".{moment.microsecond // 100_000}"
@@ -82,7 +82,7 @@ def draw(report: EventReport, timeline: Timeline) -> Figure:
     figure = Figure(figsize=(WIDTH_PX / DPI, HEIGHT_PX / DPI), dpi=DPI)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
-    times = [m.timestamp() for m in timeline.moments]
+    times = [to_seconds(m) for m in timeline.moments]
     every = max(1, len(times) // MARKERS_PER_LINE)
     for index, item in enumerate(report.items):
         (line,) = axes.plot(
@@ -97,7 +97,7 @@ def draw(report: EventReport, timeline: Timeline) -> Figure:
             label=f"#{item.id} {_as_written(item.name)} ({item.units} of {item.allocated})",
         )
         if item.sold_out_at is not None:
-            sold_out = item.sold_out_at.timestamp()
+            sold_out = to_seconds(item.sold_out_at)
             axes.axvline(sold_out, color=line.get_color(), linestyle=":", linewidth=1)
             axes.annotate(
                 "sold out",

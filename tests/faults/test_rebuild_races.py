@@ -35,6 +35,7 @@ from app.flows.freshness import (
     recover,
 )
 from app.generations import repository as generations
+from app.moments import to_ms
 from app.orders.models import Order
 from app.store.coupon_keys import CouponKeys
 from app.store.generations import Generation
@@ -407,7 +408,7 @@ async def test_a_failover_to_a_redis_whose_clock_is_behind_the_generation_sells_
     assert (await buy(client, auth, item.id, user_id="u1")).status_code == 202
     await store_orders(app_services)
     keys = ItemKeys(app_services.settings.redis_key_prefix, item.id)
-    ahead = int((datetime.now(UTC) + timedelta(hours=1)).timestamp() * 1000)
+    ahead = to_ms(datetime.now(UTC) + timedelta(hours=1))
     # The generation the old primary built (its clock an hour ahead of this one's), seen
     # by this API process and remembered by Postgres; the promoted replica missed it.
     async with app_services.sessionmaker() as session, session.begin():
