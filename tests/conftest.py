@@ -161,6 +161,9 @@ def settings(
         redis_socket_timeout_seconds=10.0,
         redis_connect_timeout_seconds=10.0,
         db_connect_timeout_seconds=30.0,
+        # A full collection and freeze at every app start costs a second or more in a test
+        # process whose heap holds hundreds of tests' leftovers (bench/ measures the tuning).
+        gc_gen0_threshold=0,
     ).model_copy(update=settings_overrides)
 
 

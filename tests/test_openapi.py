@@ -100,6 +100,7 @@ async def test_every_operation_that_reaches_a_backend_documents_503(
 Outage = Callable[[Container], AbstractAsyncContextManager[None]]
 
 
+@pytest.mark.slow  # every GET of the API, against an unreachable backend
 @pytest.mark.parametrize(
     ("outage", "code"),
     [(redis_unreachable, "recovering"), (postgres_unreachable, "unavailable")],
