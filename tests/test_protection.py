@@ -9,14 +9,13 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from app.config import Environment, Settings
 from app.processes.api import create_app
-from app.processes.server import server_options
 from tests.conftest import TEST_JWT_SECRET
 from tests.support.factories import Auth, assert_problem, create_live_item
+from tests.support.serving import serving
 
 MB = 1024 * 1024
 ADMIN_SKUS = "/api/v1/admin/skus"
@@ -287,15 +286,8 @@ async def test_production_hides_the_docs_and_guards_the_metrics(
 @pytest.fixture
 async def served(app: FastAPI, settings: Settings) -> AsyncIterator[tuple[str, int]]:
     """The app behind uvicorn with the options `seckill serve` uses."""
-    options = {k: v for k, v in server_options(settings).items() if k != "access_log"}
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", **options)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
-        await asyncio.sleep(0.01)
-    yield "127.0.0.1", server.servers[0].sockets[0].getsockname()[1]
-    server.should_exit = True
-    await task
+    async with serving(app, settings) as address:
+        yield address
 
 
 async def _exchange(address: tuple[str, int], request: bytes) -> bytes:

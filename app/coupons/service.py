@@ -40,6 +40,7 @@ from app.errors import (
     ValidationFailed,
 )
 from app.generations import repository as generations
+from app.generations.service import remember_built
 from app.metrics import coupon_claims, coupon_redemptions
 from app.moments import utc_now
 from app.redis import RedisClient, as_text
@@ -188,7 +189,7 @@ async def publish_coupons(
     if lost:
         logger.warning("coupons %s: claims built before and missing in Redis; frozen", lost)
         await freeze(services.redis, [CouponKeys(prefix, c).coupon for c in lost])
-    await _remember_built(services, built)
+    await remember_built(services.sessionmaker, CLAIMS, built)
     return len(built)
 
 
@@ -211,13 +212,6 @@ async def _load_claims(
         build=build,
         min_epoch=min_epoch,
     )
-
-
-async def _remember_built(services: Container, epochs: dict[int, int]) -> None:
-    """In a transaction of its own: the caller's may be committed already (after_commit)."""
-    if epochs:
-        async with services.sessionmaker() as session, session.begin():
-            await generations.record_built(session, CLAIMS, epochs)
 
 
 async def rebuild_claims(*, services: Container, coupon: Coupon) -> Built:
@@ -243,7 +237,7 @@ async def rebuild_claims(*, services: Container, coupon: Coupon) -> Built:
         min_epoch=min_epoch,
     )
     if outcome.written:
-        await _remember_built(services, {coupon.id: outcome.epoch})
+        await remember_built(services.sessionmaker, CLAIMS, {coupon.id: outcome.epoch})
     return outcome
 
 

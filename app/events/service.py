@@ -22,6 +22,7 @@ from app.events.errors import EventNotFound, ItemNotFound
 from app.events.models import Event, EventItem
 from app.events.schemas import EventCreate, EventRead, EventState, ItemRead, ItemState
 from app.generations import repository as generations
+from app.generations.service import remember_built
 from app.inventory import repository as inventory_repository
 from app.inventory import service as inventory
 from app.moments import utc_now
@@ -147,7 +148,7 @@ async def publish_sale(
         )
         if outcome.written:
             built[item.id] = outcome.epoch
-    await _remember_built(services, built)
+    await remember_built(services.sessionmaker, SALE, built)
     for item in items:
         # Stock an operator added whose application to Redis was interrupted comes in now
         # (a no-op when Redis already reflects the allocation).
@@ -160,13 +161,6 @@ async def publish_sale(
             ),
         )
     return len(built)
-
-
-async def _remember_built(services: Container, epochs: dict[int, int]) -> None:
-    """In a transaction of its own: the caller's may be committed already (after_commit)."""
-    if epochs:
-        async with services.sessionmaker() as session, session.begin():
-            await generations.record_built(session, SALE, epochs)
 
 
 async def rebuild_sale(*, services: Container, item: EventItem) -> Built:
@@ -203,7 +197,7 @@ async def rebuild_sale(*, services: Container, item: EventItem) -> Built:
         min_epoch=min_epoch,
     )
     if outcome.written:
-        await _remember_built(services, {item.id: outcome.epoch})
+        await remember_built(services.sessionmaker, SALE, {item.id: outcome.epoch})
     return outcome
 
 

@@ -54,6 +54,7 @@ from app.events import service as events
 from app.events.models import EventItem
 from app.events.repository import items_not_ended
 from app.generations import repository as generations
+from app.generations.service import remember_built
 from app.metrics import hot_store_faults
 from app.moments import from_ms, to_ms, utc_now
 from app.orders.repository import newest_acceptance_by_item
@@ -92,10 +93,6 @@ class Finding:
     redis_epoch: int = 0  # the counters' generation in Redis (0: none)
     built_epoch: int | None = None  # the newest generation Postgres remembers (None: never)
     family: str = "sale"
-
-    @property
-    def item_id(self) -> int:
-        return self.entity_id
 
     @property
     def why(self) -> str:
@@ -323,12 +320,8 @@ async def _check_family(services: Container, family: CounterFamily[Row]) -> list
         for f in findings
         if f.verdict is Verdict.OK and f.redis_epoch > (f.built_epoch or 0)
     }
-    if unrecorded:
-        async with services.sessionmaker() as session, session.begin():
-            await generations.record_built(session, family.name, unrecorded)
-    suspects = [
-        f.entity_id for f in findings if f.verdict in (Verdict.UNLOADED, Verdict.ROLLED_BACK)
-    ]
+    await remember_built(services.sessionmaker, family.name, unrecorded)
+    suspects = [f.entity_id for f in findings if f.verdict in FAULTS]
     if not suspects:
         return []
     # One process rebuilds an entity at a time (the others find it rebuilt next pass);
@@ -336,9 +329,7 @@ async def _check_family(services: Container, family: CounterFamily[Row]) -> list
     # before the first is rebuilt.
     held = [i for i in suspects if await _locked(redis, f"{family.tag(prefix, i)}:rebuilding")]
     try:
-        faulty = [
-            f for f in await look(held) if f.verdict in (Verdict.UNLOADED, Verdict.ROLLED_BACK)
-        ]
+        faulty = [f for f in await look(held) if f.verdict in FAULTS]
         await freeze(redis, [family.hash_key(prefix, f.entity_id) for f in faulty])
         for finding in faulty:
             await redis.hset(family.hash_key(prefix, finding.entity_id), FROZEN_WHY, finding.why)
@@ -419,10 +410,6 @@ async def frozen_entities(
     return {
         i: why_frozen(why, behind) for (i, _key), (why, behind) in zip(held, reasons, strict=True)
     }
-
-
-async def frozen_items(redis: RedisClient, prefix: str, item_ids: Sequence[int]) -> list[int]:
-    return sorted(await frozen_entities(redis, prefix, SALES, item_ids))
 
 
 async def recover(
