@@ -1,6 +1,7 @@
 """JWT (HS256) verification and the CurrentUser / AdminUser dependencies."""
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -13,6 +14,7 @@ from app.errors import Forbidden, Unauthorized
 
 ADMIN_ROLE = "admin"
 MAX_USER_ID_LENGTH = 128
+MAX_GROUP_LENGTH = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +22,8 @@ class User:
     id: str
     member: bool = False
     is_admin: bool = False
+    # An operator's groups (the `groups` claim): which approvals of a campaign they give.
+    groups: frozenset[str] = frozenset()
 
 
 def mint_token(
@@ -28,6 +32,7 @@ def mint_token(
     user_id: str,
     member: bool = False,
     admin: bool = False,
+    groups: Sequence[str] = (),
     ttl_seconds: int = 24 * 3600,
 ) -> str:
     now = int(time.time())
@@ -36,6 +41,8 @@ def mint_token(
         claims["member"] = True
     if admin:
         claims["role"] = ADMIN_ROLE
+    if groups:
+        claims["groups"] = list(groups)
     return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm="HS256")
 
 
@@ -64,7 +71,15 @@ def _decode(settings: Settings, token: str) -> tuple[User, float]:
     member = claims.get("member", False)
     if not isinstance(member, bool):
         raise Unauthorized("The token's `member` claim must be a boolean.")
-    user = User(id=sub, member=member, is_admin=claims.get("role") == ADMIN_ROLE)
+    is_admin = claims.get("role") == ADMIN_ROLE
+    groups = claims.get("groups", [])
+    if not isinstance(groups, list) or not all(
+        isinstance(g, str) and 0 < len(g) <= MAX_GROUP_LENGTH for g in groups
+    ):
+        raise Unauthorized("The token's `groups` claim must be a list of group names.")
+    # Groups are an operator's: a shopper's token naming some approves nothing.
+    held = frozenset(groups) if is_admin else frozenset()
+    user = User(id=sub, member=member, is_admin=is_admin, groups=held)
     return user, expires + settings.jwt_leeway_seconds
 
 

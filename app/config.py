@@ -88,6 +88,19 @@ Networks = Annotated[
 ]
 
 
+def parse_groups(value: Any) -> Any:
+    """A comma-separated list of group names (or a list of them)."""
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",")]
+    groups = [str(v).strip() for v in value or []]
+    if not groups or any(not g for g in groups) or len(set(groups)) != len(groups):
+        raise ValueError("expected distinct, non-empty group names, e.g. `ops,finance`")
+    return groups
+
+
+Groups = Annotated[list[str], NoDecode, BeforeValidator(parse_groups)]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SECKILL_", extra="ignore")
 
@@ -187,6 +200,9 @@ class Settings(BaseSettings):
     docs_enabled: bool | None = None
 
     payment_timeout_seconds: PositiveInt = 900
+    # A campaign sells once one operator of each of these groups (the token's `groups`
+    # claim) has approved it, each a different operator, none its submitter.
+    campaign_approver_groups: Groups = Field(default_factory=lambda: ["ops", "finance"])
     payment_webhook_secret: SecretStr = SecretStr(DEVELOPMENT_WEBHOOK_SECRET)
 
     # Order writer (seckill worker).

@@ -1,6 +1,7 @@
 """Every table, imported in one place so Alembic and the tests see the whole schema."""
 
 from app.audit_log.models import OperatorAction
+from app.campaigns.models import Campaign, CampaignApproval, CampaignChannel, CampaignRules
 from app.coupons.models import Coupon, UserCoupon
 from app.db import Base
 from app.events.models import Event, EventItem
@@ -8,9 +9,14 @@ from app.generations.models import CounterGeneration
 from app.inventory.models import Sku, StockMovement
 from app.jobs.models import Job
 from app.orders.models import Order, OrderLine, OrderTransition
+from app.promotions.models import Promotion
 
 __all__ = [
     "Base",
+    "Campaign",
+    "CampaignApproval",
+    "CampaignChannel",
+    "CampaignRules",
     "Coupon",
     "CounterGeneration",
     "Event",
@@ -20,6 +26,7 @@ __all__ = [
     "Order",
     "OrderLine",
     "OrderTransition",
+    "Promotion",
     "Sku",
     "StockMovement",
     "UserCoupon",

@@ -38,6 +38,10 @@ def token(
     user: Annotated[str, typer.Option(help="User id (the `sub` claim).")],
     member: Annotated[bool, typer.Option(help="Member (early access).")] = False,
     admin: Annotated[bool, typer.Option(help="Operator token (role=admin).")] = False,
+    group: Annotated[
+        list[str] | None,
+        typer.Option(help="An operator's group (repeat: --group ops --group finance)."),
+    ] = None,
     ttl: Annotated[int, typer.Option(min=1, help="Lifetime in seconds.")] = 24 * 3600,
 ) -> None:
     """Mint a development token signed with SECKILL_JWT_SECRET."""
@@ -50,7 +54,19 @@ def token(
             err=True,
         )
         raise typer.Exit(2)
-    typer.echo(mint_token(settings, user_id=user, member=member, admin=admin, ttl_seconds=ttl))
+    if group and not admin:
+        typer.secho("--group is an operator's: add --admin.", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    typer.echo(
+        mint_token(
+            settings,
+            user_id=user,
+            member=member,
+            admin=admin,
+            groups=group or (),
+            ttl_seconds=ttl,
+        )
+    )
 
 
 def recover(

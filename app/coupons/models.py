@@ -79,6 +79,12 @@ class Coupon(Base):
     valid_days_after_claim: Mapped[int | None] = mapped_column(Integer)
     total_quantity: Mapped[int] = mapped_column(Integer)
     per_user_limit: Mapped[int] = mapped_column(Integer)
+    # The campaign it belongs to (None: its own): claimed by nobody, and shown to nobody,
+    # until the campaign is approved. `phase`: the campaign phase its claim window is.
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    phase: Mapped[str | None] = mapped_column(String(20))
+    # Not usable on an order before this (a warm-up coupon claimed early, used at the peak).
+    valid_from: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.campaigns.models import Campaign
 from app.db import Base
 
 MONEY = Numeric(12, 2)
@@ -40,11 +41,15 @@ class Event(Base):
     ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     member_early_access_seconds: Mapped[int] = mapped_column(Integer, server_default="0")
     paused: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    # The campaign it is a slot of (None: a sale of its own). It sells nothing, and
+    # shoppers do not see it, until the campaign is approved.
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     items: Mapped[list["EventItem"]] = relationship(
         back_populates="event", order_by="EventItem.id", lazy="selectin"
     )
+    campaign: Mapped[Campaign | None] = relationship(lazy="joined")
 
 
 class EventItem(Base):

@@ -1,4 +1,4 @@
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
@@ -6,6 +6,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
     ForeignKeyConstraint,
@@ -110,6 +111,17 @@ class Order(Base):
     coupon_id: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(20))
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    # The campaign the order belongs to (its event's, or its coupon's or promotion's for a
+    # regular order), the version of the campaign's rules in force when it was accepted,
+    # and the channel it came through (X-Channel; "other" for a code the campaign does
+    # not list).
+    campaign_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    rules_version: Mapped[int | None] = mapped_column(Integer)
+    channel: Mapped[str | None] = mapped_column(String(32))
+    # The daily promotion applied (regular orders), and the day (in the campaign's
+    # timezone) whose places it took one of: a cancel that day gives it back.
+    promotion_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    promotion_day: Mapped[date | None] = mapped_column(Date)
     # When Redis took the stock; the row itself is written a little later.
     accepted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     payment_deadline: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -27,6 +27,11 @@ class Auth:
         token = mint_token(self.settings, user_id="operator", admin=True)
         return {"Authorization": f"Bearer {token}"}
 
+    def operator(self, user_id: str, *groups: str) -> dict[str, str]:
+        """An operator of `groups` (campaign approvers)."""
+        token = mint_token(self.settings, user_id=user_id, admin=True, groups=groups)
+        return {"Authorization": f"Bearer {token}"}
+
 
 def item_spec(
     *,

@@ -1,0 +1,5 @@
+from app.errors import NotFound
+
+
+class CampaignNotFound(NotFound):
+    title = "No such campaign"
