@@ -6,6 +6,7 @@ Approval: a draft is submitted (-> pending_approval); each operator of a group i
 has, each by a different operator, none of them its submitter. A rejection (with a
 reason) sends it back to draft; the next submission starts the approvals over."""
 
+import re
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
@@ -26,6 +27,7 @@ from app.campaigns.models import (
     Phase,
 )
 from app.campaigns.schemas import (
+    CHANNEL_PATTERN,
     OTHER_CHANNEL,
     ApprovalRead,
     CampaignCreate,
@@ -40,6 +42,8 @@ from app.campaigns.schemas import (
     WindowRead,
 )
 from app.errors import Forbidden, InvalidState, ValidationFailed
+
+_CHANNEL = re.compile(CHANNEL_PATTERN)
 
 
 def target(campaign_id: int) -> str:
@@ -70,6 +74,14 @@ def campaign_day(timezone: str | None, at: datetime) -> date:
     """The calendar day `at` falls on in the campaign's timezone (UTC without one): the
     day a daily limit counts in."""
     return at.astimezone(ZoneInfo(timezone or "UTC")).date()
+
+
+def channel_code(header: str | None) -> str | None:
+    """The X-Channel header as a code: None without one, "other" for one no campaign
+    could list (CHANNEL_PATTERN: lower-case, at most 32 characters)."""
+    if header is None or header == "":
+        return None
+    return header if _CHANNEL.fullmatch(header) else OTHER_CHANNEL
 
 
 def channel_of(campaign: Campaign | None, code: str | None) -> str | None:
