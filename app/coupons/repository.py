@@ -5,9 +5,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.campaigns.models import Campaign, CampaignStatus
 from app.coupons.models import Coupon, CouponSource, UserCoupon
 from app.store.records import NewClaim
 
@@ -32,12 +33,21 @@ async def get_coupons(session: AsyncSession, coupon_ids: Iterable[int]) -> dict[
 
 
 async def list_claimable(
-    session: AsyncSession, *, now: datetime, limit: int, offset: int
+    session: AsyncSession,
+    *,
+    now: datetime,
+    limit: int,
+    offset: int,
+    shown_to_shoppers: bool = False,
 ) -> Sequence[Coupon]:
-    """Templates whose claim window has not closed: claimable now or later."""
+    """Templates whose claim window has not closed: claimable now or later (for
+    shoppers: none of a campaign not approved)."""
+    query = select(Coupon)
+    if shown_to_shoppers:
+        approved = select(Campaign.id).where(Campaign.status == CampaignStatus.APPROVED)
+        query = query.where(or_(Coupon.campaign_id.is_(None), Coupon.campaign_id.in_(approved)))
     rows = await session.scalars(
-        select(Coupon)
-        .where(Coupon.claim_ends_at > now)
+        query.where(Coupon.claim_ends_at > now)
         .order_by(Coupon.claim_starts_at, Coupon.id)
         .limit(limit)
         .offset(offset)
