@@ -102,6 +102,10 @@ async def get_campaign(session: AsyncSession, campaign_id: int) -> Campaign:
     return campaign
 
 
+async def list_campaigns(*, session: AsyncSession, limit: int, offset: int) -> Sequence[Campaign]:
+    return await repository.list_campaigns(session, limit=limit, offset=offset)
+
+
 async def get_public(session: AsyncSession, campaign_id: int) -> Campaign:
     """The campaign as shoppers may see it: approved, else 404."""
     campaign = await repository.get_campaign(session, campaign_id)
@@ -391,9 +395,10 @@ def _phases(campaign: Campaign) -> PhasesRead:
 async def read(
     *, session: AsyncSession, campaign: Campaign, now: datetime, required_groups: Sequence[str]
 ) -> CampaignRead:
+    # A draft's approvals (of a rejected submission) count for nothing.
     given = (
         await repository.approvals(session, campaign.id, campaign.submission)
-        if campaign.submission
+        if campaign.status != CampaignStatus.DRAFT
         else []
     )
     pending = campaign.status == CampaignStatus.PENDING_APPROVAL

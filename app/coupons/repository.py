@@ -32,6 +32,13 @@ async def get_coupons(session: AsyncSession, coupon_ids: Iterable[int]) -> dict[
     return {c.id: c for c in rows}
 
 
+async def campaign_coupons(session: AsyncSession, campaign_id: int) -> Sequence[Coupon]:
+    rows = await session.scalars(
+        select(Coupon).where(Coupon.campaign_id == campaign_id).order_by(Coupon.id)
+    )
+    return rows.all()
+
+
 async def list_claimable(
     session: AsyncSession,
     *,

@@ -129,6 +129,8 @@ async def create_coupon(
         phase=data.phase,
         valid_from=data.valid_from,
     )
+    # Its terms (held or not) are read after the commit, with no IO to load them then.
+    await session.refresh(coupon, attribute_names=["campaign"])
     after_commit(
         session,
         partial(publish_coupons_or_defer, session=session, services=services, coupons=[coupon]),

@@ -159,12 +159,12 @@ async def lock_event(session: AsyncSession, event_id: int) -> Event | None:
 
 
 async def campaign_event_ids(
-    session: AsyncSession, campaign_id: int, *, now: datetime
+    session: AsyncSession, campaign_id: int, *, now: datetime | None = None
 ) -> Sequence[int]:
-    """The campaign's events not ended yet, in id order (the order locks are taken in)."""
-    rows = await session.scalars(
-        select(Event.id)
-        .where(Event.campaign_id == campaign_id, Event.ends_at > now)
-        .order_by(Event.id)
-    )
+    """The campaign's events (not ended at `now`, if given), in id order (the order locks
+    are taken in)."""
+    query = select(Event.id).where(Event.campaign_id == campaign_id)
+    if now is not None:
+        query = query.where(Event.ends_at > now)
+    rows = await session.scalars(query.order_by(Event.id))
     return rows.all()
