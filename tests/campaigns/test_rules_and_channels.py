@@ -151,7 +151,7 @@ async def test_orders_record_their_channel_and_other_for_unknown_codes(
         rows = await session.execute(
             select(Order.id, Order.channel).where(Order.id.in_(orders.values()))
         )
-        recorded = {order_id: channel for order_id, channel in rows.all()}
+        recorded: dict[str, str | None] = dict(rows.all())
     assert {user: recorded[order_id] for user, order_id in orders.items()} == {
         "u-app": "app",
         "u-wechat": "wechat",
