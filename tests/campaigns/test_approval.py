@@ -254,3 +254,101 @@ async def test_an_event_lies_inside_the_peak_of_a_draft_campaign(
     )
     assert late.status_code == 409, late.text
     assert late.json()["code"] == "invalid_state"
+
+
+async def test_an_approval_redis_refuses_changes_nothing(
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
+) -> None:
+    """The last approval is in force on every item when answered, or 503 and the
+    campaign still awaits it, its items still held (even those Redis took it on)."""
+    from app.store.keys import ItemKeys
+    from tests.support.factories import item_spec
+
+    campaign = await create_campaign(client, auth)
+    cid = campaign["id"]
+    event = await create_event(
+        client, auth, campaign_id=cid, items=[item_spec(sku="A-1"), item_spec(sku="B-1")]
+    )
+    first, second = event.items
+    prefix = app_services.settings.redis_key_prefix
+    second_sale = ItemKeys(prefix, second.id).sale
+    kept = await app_services.redis.hgetall(second_sale)
+    await step(client, auth, cid, "submit", PLANNER)
+    await step(client, auth, cid, "approve", OPS)
+    # Redis fails on the second item: its sale key holds no hash, every script on it errs.
+    await app_services.redis.delete(second_sale)
+    await app_services.redis.set(second_sale, "not a sale")
+
+    refused = await step(client, auth, cid, "approve", FINANCE)
+
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["code"] == "recovering"
+    assert await app_services.redis.hget(ItemKeys(prefix, first.id).sale, "held") == "1"
+    read = await client.get(f"/api/v1/admin/campaigns/{cid}", headers=auth.admin())
+    assert read.json()["status"] == "pending_approval"
+    assert read.json()["missing_approvals"] == ["finance"]
+    buy = await client.post(
+        f"/api/v1/items/{first.id}/purchase", json={"quantity": 1}, headers=auth.headers("u1")
+    )
+    assert buy.status_code == 404
+
+    await app_services.redis.delete(second_sale)
+    await app_services.redis.hset(second_sale, mapping=kept)
+    approved = await step(client, auth, cid, "approve", FINANCE)
+    assert approved.status_code == 200, approved.text
+    for item in (first, second):
+        buy = await client.post(
+            f"/api/v1/items/{item.id}/purchase", json={"quantity": 1}, headers=auth.headers("u1")
+        )
+        assert buy.status_code == 202, buy.text
+
+
+async def test_two_approvals_at_once_count_once_each(client: httpx.AsyncClient, auth: Auth) -> None:
+    """Approvals take turns on the campaign's row: the two groups at once approve it once;
+    one operator twice at once approves once."""
+    import asyncio
+
+    campaign = await create_campaign(client, auth)
+    cid = campaign["id"]
+    await step(client, auth, cid, "submit", PLANNER)
+    same = await asyncio.gather(*(step(client, auth, cid, "approve", OPS) for _ in range(5)))
+    assert sorted(r.status_code for r in same) == [200, 409, 409, 409, 409]
+    other = await create_campaign(client, auth)
+    await step(client, auth, other["id"], "submit", PLANNER)
+    both = await asyncio.gather(
+        step(client, auth, other["id"], "approve", OPS),
+        step(client, auth, other["id"], "approve", FINANCE),
+    )
+    assert [r.status_code for r in both] == [200, 200]
+    read = await client.get(f"/api/v1/admin/campaigns/{other['id']}", headers=auth.admin())
+    assert read.json()["status"] == "approved"
+    assert len(read.json()["approvals"]) == 2
+
+
+async def test_a_held_sale_redis_lost_is_rebuilt_held(
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
+) -> None:
+    """Redis restarted empty: the draft's sale comes back from Postgres still held (a
+    rebuild never releases what the approval has not)."""
+    from app.flows.freshness import SALES, check_once, recover
+    from app.store.keys import ItemKeys
+
+    campaign = await create_campaign(client, auth)
+    event = await create_event(client, auth, campaign_id=campaign["id"])
+    item_id = event.items[0].id
+    prefix = app_services.settings.redis_key_prefix
+    await app_services.redis.delete(ItemKeys(prefix, item_id).sale)
+
+    await check_once(app_services)
+    assert await recover(app_services.redis, prefix, SALES, item_id)
+
+    assert await app_services.redis.hget(ItemKeys(prefix, item_id).sale, "held") == "1"
+    buy = await client.post(
+        f"/api/v1/items/{item_id}/purchase", json={"quantity": 1}, headers=auth.headers("u1")
+    )
+    assert buy.status_code == 404
+    await approve_campaign(client, auth, campaign["id"])
+    buy = await client.post(
+        f"/api/v1/items/{item_id}/purchase", json={"quantity": 1}, headers=auth.headers("u1")
+    )
+    assert buy.status_code == 202, buy.text
