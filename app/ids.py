@@ -8,6 +8,8 @@ from starlette.convertors import Convertor, register_url_convertor
 
 # Ids are Postgres bigints; bounding them turns a huge number into a 422, not a 500.
 MAX_ID = 2**63 - 1
+# Postgres integers (counts and versions).
+MAX_INT = 2**31 - 1
 EventId = Annotated[int, Path(ge=1, le=MAX_ID)]
 ItemId = Annotated[int, Path(ge=1, le=MAX_ID)]
 # Order ids are strings (app/store/order_ids.py): a ULID in Crockford base32, then, for a

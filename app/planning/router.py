@@ -25,7 +25,7 @@ from app.errors import (
     ValidationFailed,
     problem_responses,
 )
-from app.ids import MAX_ID
+from app.ids import MAX_ID, MAX_INT
 from app.inventory.errors import InsufficientStock
 from app.moments import utc_now
 from app.pagination import PageDep
@@ -179,7 +179,7 @@ async def get_rules(
     campaign_id: CampaignId,
     session: SessionDep,
     version: Annotated[
-        int | None, Query(ge=1, le=MAX_ID, description="A version; absent: the current one.")
+        int | None, Query(ge=1, le=MAX_INT, description="A version; absent: the current one.")
     ] = None,
 ) -> RulesRead:
     """The campaign's rules as published in `version` (every change is a new version)."""

@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit_log import service as audit_log
 from app.auth import User
 from app.campaigns import service as campaigns
-from app.campaigns.models import Campaign, CampaignChannel, CampaignRules, CampaignStatus
-from app.campaigns.schemas import CampaignRead, CampaignUpdate, CopyRead
+from app.campaigns.models import Campaign, CampaignChannel, CampaignRules, CampaignStatus, Phase
+from app.campaigns.schemas import CampaignRead, CampaignUpdate, CopyRead, PhasesCreate
 from app.container import Container
 from app.coupons import service as coupons
 from app.coupons.repository import campaign_coupons
@@ -123,16 +123,28 @@ async def copy(
     in its report (its baseline)."""
     source = await campaigns.get_campaign(session, campaign_id)
     shift = timedelta(days=shift_days)
+    phases = _shifted_spec(
+        PhasesCreate,
+        {
+            phase.value: {
+                "starts_at": _moved(window[0], shift),
+                "ends_at": _moved(window[1], shift),
+            }
+            for phase in Phase
+            if (window := campaigns.phase_window(source, phase)) is not None
+        },
+        f"campaign {campaign_id}",
+    )
     copied = Campaign(
         name=source.name,
         timezone=source.timezone,
         status=CampaignStatus.DRAFT,
-        warm_up_starts_at=_moved(source.warm_up_starts_at, shift),
-        warm_up_ends_at=_moved(source.warm_up_ends_at, shift),
-        peak_starts_at=source.peak_starts_at + shift,
-        peak_ends_at=source.peak_ends_at + shift,
-        return_starts_at=_moved(source.return_starts_at, shift),
-        return_ends_at=_moved(source.return_ends_at, shift),
+        warm_up_starts_at=phases.warm_up.starts_at if phases.warm_up else None,
+        warm_up_ends_at=phases.warm_up.ends_at if phases.warm_up else None,
+        peak_starts_at=phases.peak.starts_at,
+        peak_ends_at=phases.peak.ends_at,
+        return_starts_at=phases.return_.starts_at if phases.return_ else None,
+        return_ends_at=phases.return_.ends_at if phases.return_ else None,
         rules=source.rules,
         rules_version=1,
         target_gmv=source.target_gmv,
@@ -181,7 +193,13 @@ async def copy(
 
 
 def _moved(moment: datetime | None, shift: timedelta) -> datetime | None:
-    return None if moment is None else moment + shift
+    """`moment` shifted; one no datetime holds is a 422 (the shift is too far)."""
+    try:
+        return None if moment is None else moment + shift
+    except OverflowError as exc:
+        raise ValidationFailed(
+            f"Shifted by {shift.days} days, {moment} is past any date.", field="shift_days"
+        ) from exc
 
 
 async def _copy_events(
@@ -200,8 +218,8 @@ async def _copy_events(
             EventCreate,
             {
                 "name": event.name,
-                "starts_at": event.starts_at + shift,
-                "ends_at": event.ends_at + shift,
+                "starts_at": _moved(event.starts_at, shift),
+                "ends_at": _moved(event.ends_at, shift),
                 "member_early_access_seconds": event.member_early_access_seconds,
                 "items": [
                     {
@@ -251,8 +269,8 @@ async def _copy_coupons(
                 "min_spend": coupon.min_spend,
                 "scope": scope,
                 "audience": coupon.audience,
-                "claim_starts_at": None if by_phase else coupon.claim_starts_at + shift,
-                "claim_ends_at": None if by_phase else coupon.claim_ends_at + shift,
+                "claim_starts_at": None if by_phase else _moved(coupon.claim_starts_at, shift),
+                "claim_ends_at": None if by_phase else _moved(coupon.claim_ends_at, shift),
                 "valid_until": _moved(coupon.valid_until, shift),
                 "valid_days_after_claim": coupon.valid_days_after_claim,
                 "total_quantity": coupon.total_quantity,
