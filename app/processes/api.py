@@ -55,6 +55,7 @@ from app.payments.router import orders_admin as payments_orders_admin
 from app.payments.router import router as payments_router
 from app.processes.ops import router as ops_router
 from app.processes.services import build_services, tune_garbage_collector
+from app.reports.router import campaigns as campaign_reports_router
 from app.reports.router import router as reports_router
 from app.seckill.router import router as seckill_router
 from app.seckill.thin_route import ThinPurchaseRoute
@@ -133,6 +134,7 @@ ROUTERS = (
     live_public,
     dashboard_router,
     reports_router,
+    campaign_reports_router,
     inventory_router,
     orders_router,
     orders_admin,
