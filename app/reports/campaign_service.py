@@ -5,6 +5,7 @@ and a PNG chart. Counts and money are the sale report's (app/reports/service.py)
 import asyncio
 import csv
 import io
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -160,7 +161,8 @@ async def _series(session: AsyncSession, campaign: Campaign, now: datetime) -> G
     span = (until - origin).total_seconds()
     seconds = chart.nice_step(span, chart.MAX_BUCKETS)
     rows = await repository.gmv_per_bucket(session, campaign.id, origin=origin, seconds=seconds)
-    count = max([int(span // seconds) + 1, *(row.bucket + 1 for row in rows)])
+    # To the end of `until` (an order accepted at that instant opens one more bucket).
+    count = max([math.ceil(span / seconds), *(row.bucket + 1 for row in rows)])
     gmv, paid = [Decimal(0)] * count, [0] * count
     for row in rows:
         gmv[max(row.bucket, 0)] += row.gmv
