@@ -3,6 +3,7 @@ API), so a report's every figure is known by hand: `double_eleven` builds one wi
 orders in each phase and outside, on listed, unknown and no channels, paid, refunded,
 cancelled and unpaid, and a baseline campaign a year earlier."""
 
+import itertools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -72,6 +73,9 @@ async def add_campaign(
     return campaign.id
 
 
+_ORDER_NUMBERS = itertools.count(1)  # order ids unique across builders
+
+
 @dataclass
 class Orders:
     """Regular orders (no item needed), numbered in the order they are added."""
@@ -92,7 +96,7 @@ class Orders:
     ) -> Order:
         paid = status in (OrderStatus.PAID, OrderStatus.REFUNDED)
         order = Order(
-            id=f"T{len(self.added) + 1:04d}-{user_id}",
+            id=f"T{next(_ORDER_NUMBERS):06d}-{user_id}",
             kind=OrderKind.REGULAR,
             user_id=user_id,
             quantity=quantity,
