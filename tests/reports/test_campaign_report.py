@@ -167,6 +167,31 @@ async def test_report_of_a_campaign_without_orders_against_an_empty_baseline(
     assert loud["baseline"]["aov"]["value"] is None
 
 
+async def test_report_of_a_campaign_with_a_peak_only(
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
+) -> None:
+    async with app_services.sessionmaker() as session, session.begin():
+        campaign = await add_campaign(session, name="Peak", phases=THIS_YEAR, peak_only=True)
+        orders = Orders(session)
+        for at in (THIS_YEAR.warm_up, THIS_YEAR.peak, THIS_YEAR.return_ - HOUR, THIS_YEAR.return_):
+            orders.add(campaign_id=campaign, user_id="u1", amount="10.00", accepted_at=at)
+
+    report = (await campaign_report(client, auth, campaign)).json()
+
+    assert report["phases"]["warm_up"] is None
+    assert {phase: found["orders"] for phase, found in report["by_phase"].items()} == {
+        "warm_up": 0,
+        "peak": 2,
+        "return": 0,
+        "outside": 2,  # a day before the peak, and the instant it ended
+    }
+    assert report["new_buyers"] == 1
+    # The series runs from the first order to the last (both outside the peak).
+    points = report["series"]["points"]
+    assert datetime.fromisoformat(points[0]["at"]) == THIS_YEAR.warm_up
+    assert Decimal(points[-1]["gmv"]) == Decimal("40.00")
+
+
 async def test_report_csv_one_figure_a_row(
     client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
