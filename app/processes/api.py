@@ -53,6 +53,8 @@ from app.outages import install_outage_handlers
 from app.payments.router import orders as payments_orders
 from app.payments.router import orders_admin as payments_orders_admin
 from app.payments.router import router as payments_router
+from app.planning.router import admin as campaigns_admin
+from app.planning.router import public as campaigns_public
 from app.processes.ops import router as ops_router
 from app.processes.services import build_services, tune_garbage_collector
 from app.reports.router import campaigns as campaign_reports_router
@@ -144,6 +146,8 @@ ROUTERS = (
     coupons_public,
     coupons_admin,
     jobs_admin,
+    campaigns_admin,
+    campaigns_public,
 )
 
 
