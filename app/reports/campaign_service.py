@@ -31,7 +31,7 @@ from app.reports.campaign_schemas import (
     MoneyTarget,
     TargetsProgress,
 )
-from app.reports.service import average_order_value, change, csv_cell, ratio
+from app.reports.service import CENT, average_order_value, change, csv_cell, ratio
 
 # Where the CSV puts the orders that came without a channel (JSON: null). Not a code a
 # campaign could list: codes are lower-case letters, digits and `_.-`.
@@ -55,7 +55,7 @@ def _windows(campaign: Campaign) -> list[PhaseWindow]:
 
 
 def _figures(rows: Sequence[SegmentRow]) -> Figures:
-    gmv = sum((row.gmv for row in rows), Decimal(0))
+    gmv = sum((row.gmv for row in rows), Decimal(0)).quantize(CENT)
     paid_orders = sum(row.paid_orders for row in rows)
     return Figures(
         orders=sum(row.orders for row in rows),

@@ -239,6 +239,14 @@ async def test_dashboard_shows_a_campaigns_phase_targets_and_channels(
         DOCS.mkdir(exist_ok=True)
         shutil.copy(shot, DOCS / "dashboard-campaign.png")
 
+    # The campaigns to choose from (GET /api/v1/admin/campaigns), newest first.
+    async def listed() -> bool:
+        options = page.locator("#campaigns option")
+        values = [await o.get_attribute("value") for o in await options.all()]
+        return values == [str(running), str(ended.campaign_id), str(ended.baseline_id)]
+
+    await eventually(listed)
+
     # Another campaign, typed in: the one running now is in its peak.
     await page.fill("#campaign", str(running))
     await page.click("#campaign-form button")

@@ -16,7 +16,9 @@ import pytest
 from app.campaigns.service import get_campaign, phase_at
 from app.container import Container
 from tests.reports.campaign_data import HOUR, THIS_YEAR, Orders, add_campaign, double_eleven
-from tests.support.factories import Auth, assert_problem
+from tests.support.campaigns import approve_campaign, create_campaign
+from tests.support.factories import Auth, assert_problem, create_event, item_spec
+from tests.support.lifecycle import store_orders
 from tests.support.processes import start_cli
 
 
@@ -320,3 +322,42 @@ async def test_seckill_report_refuses(
     assert await process.wait() == 2, log.read_text()
     assert says in log.read_text()
     assert "campaign-" not in log.read_text()  # nothing written
+
+
+async def test_report_of_a_campaign_sold_through_the_api(
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
+) -> None:
+    """The order writer stamps the campaign and the channel: the report counts them."""
+    campaign = await create_campaign(client, auth)
+    event = await create_event(
+        client, auth, campaign_id=campaign["id"], items=[item_spec(seckill_price="99.00")]
+    )
+    await approve_campaign(client, auth, campaign["id"])
+    item_id = event.items[0].id
+    accepted = {}
+    for user, channel in (("u1", "app"), ("u2", "wechat"), ("u3", "tiktok"), ("u4", None)):
+        response = await client.post(
+            f"/api/v1/items/{item_id}/purchase",
+            json={"quantity": 1},
+            headers={**auth.headers(user), **({"X-Channel": channel} if channel else {})},
+        )
+        assert response.status_code == 202, response.text
+        accepted[user] = response.json()["order_id"]
+    await store_orders(app_services)
+    for user in ("u1", "u3"):
+        paid = await client.post(f"/api/v1/orders/{accepted[user]}/pay", headers=auth.headers(user))
+        assert paid.status_code == 200, paid.text
+
+    report = (await campaign_report(client, auth, campaign["id"])).json()
+
+    assert figures(report) == (4, 4, 2, Decimal("198.00"), Decimal("99.00"))
+    assert report["new_buyers"] == 2
+    assert report["current_phase"] == "peak"
+    assert report["by_phase"]["peak"]["orders"] == 4
+    assert {c["channel"]: (c["orders"], c["gmv"]) for c in report["by_channel"]} == {
+        "app": (1, "99.00"),
+        "wechat": (1, "0.00"),
+        "other": (1, "99.00"),
+        None: (1, "0.00"),
+    }
+    assert report["targets"]["orders"] == {"target": 500, "actual": 4, "completion": 0.008}
