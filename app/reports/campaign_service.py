@@ -149,7 +149,8 @@ def _chart_window(
     origin, end = windows[0].starts_at, windows[-1].ends_at
     until = min(end, now) if now > origin else end
     origin = min(origin, first or origin)
-    until = max(until, last or until)
+    # Just past the last order: every point counts the orders accepted before it.
+    until = max(until, last + timedelta(microseconds=1) if last else until)
     return origin, max(until, origin + timedelta(seconds=1))
 
 
@@ -161,7 +162,6 @@ async def _series(session: AsyncSession, campaign: Campaign, now: datetime) -> G
     span = (until - origin).total_seconds()
     seconds = chart.nice_step(span, chart.MAX_BUCKETS)
     rows = await repository.gmv_per_bucket(session, campaign.id, origin=origin, seconds=seconds)
-    # To the end of `until` (an order accepted at that instant opens one more bucket).
     count = max([math.ceil(span / seconds), *(row.bucket + 1 for row in rows)])
     gmv, paid = [Decimal(0)] * count, [0] * count
     for row in rows:
@@ -171,7 +171,9 @@ async def _series(session: AsyncSession, campaign: Campaign, now: datetime) -> G
     for k in range(count):
         points.append(
             GmvPoint(
-                at=origin + timedelta(seconds=(k + 1) * seconds),
+                # The last bucket's point is `until`, not its whole end (which may lie
+                # past year 9999 for a campaign over centuries).
+                at=until if k == count - 1 else origin + timedelta(seconds=(k + 1) * seconds),
                 gmv=points[-1].gmv + gmv[k],
                 paid_orders=points[-1].paid_orders + paid[k],
             )

@@ -62,8 +62,13 @@ def _duration(seconds: float) -> str:
 
 def time_label(seconds: float, *, step: float, span: float) -> str:
     """A tick's UTC time: HH:MM:SS, tenths when ticks are closer than a second, the date
-    first when the chart spans more than a day."""
-    moment = from_seconds(round(seconds, 1))
+    first when the chart spans more than a day, the date alone over more than a year."""
+    try:
+        moment = from_seconds(round(seconds, 1))
+    except (ValueError, OverflowError):
+        return ""  # past year 9999: the margin right of a window that ends then
+    if span > 366 * 86400:
+        return moment.strftime("%Y-%m-%d")
     label = moment.strftime("%H:%M:%S")
     if step < 1:
         label += f".{moment.microsecond // 100_000}"

@@ -5,17 +5,27 @@ import csv
 import io
 import json
 import struct
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 
+from app.campaigns.models import Campaign
 from app.campaigns.service import get_campaign, phase_at
 from app.container import Container
-from tests.reports.campaign_data import HOUR, THIS_YEAR, Orders, add_campaign, double_eleven
+from tests.reports.campaign_data import (
+    DAY,
+    HOUR,
+    THIS_YEAR,
+    Orders,
+    Phases,
+    add_campaign,
+    double_eleven,
+)
 from tests.support.campaigns import approve_campaign, create_campaign
 from tests.support.factories import Auth, assert_problem, create_event, item_spec
 from tests.support.lifecycle import store_orders
@@ -361,3 +371,29 @@ async def test_report_of_a_campaign_sold_through_the_api(
         None: (1, "0.00"),
     }
     assert report["targets"]["orders"] == {"target": 500, "actual": 4, "completion": 0.008}
+
+
+async def test_report_of_a_campaign_over_centuries(
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
+) -> None:
+    """Phases as far apart as the API takes them: the series and the chart stay in range."""
+    first, last = datetime(1970, 1, 2, tzinfo=UTC), datetime(9998, 12, 31, tzinfo=UTC)
+    async with app_services.sessionmaker() as session, session.begin():
+        campaign = await add_campaign(
+            session, name="Forever", phases=Phases(first), target_gmv=Decimal("1.00")
+        )
+        await session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign)
+            .values(return_ends_at=last, return_starts_at=last - DAY)
+        )
+        Orders(session).add(campaign_id=campaign, user_id="u1", amount="5.00", accepted_at=last)
+
+    report = await campaign_report(client, auth, campaign)
+    png = await client.get(f"/api/v1/admin/campaigns/{campaign}/report.png", headers=auth.admin())
+
+    assert report.status_code == 200, report.text
+    points = report.json()["series"]["points"]
+    assert len(points) <= 122
+    assert Decimal(points[-1]["gmv"]) == Decimal("5.00")
+    assert png.status_code == 200, png.text
