@@ -96,28 +96,25 @@ async def _summary(session: AsyncSession, campaign: Campaign) -> tuple[_Summary,
     return _Summary(totals=_figures(rows), new_buyers=new_buyers), rows
 
 
+def _count_target(target: int | None, actual: int) -> CountTarget | None:
+    if target is None:
+        return None
+    return CountTarget(target=target, actual=actual, completion=ratio(actual, target))
+
+
 def _targets(campaign: Campaign, summary: _Summary) -> TargetsProgress:
-    progress = TargetsProgress()
-    if campaign.target_gmv is not None:
-        actual = summary.totals.gmv
-        progress.gmv = MoneyTarget(
+    gmv = summary.totals.gmv
+    return TargetsProgress(
+        gmv=None
+        if campaign.target_gmv is None
+        else MoneyTarget(
             target=campaign.target_gmv,
-            actual=actual,
-            completion=ratio(float(actual), float(campaign.target_gmv)),
-        )
-    for name, target, actual_count in (
-        ("orders", campaign.target_orders, summary.totals.orders),
-        ("new_buyers", campaign.target_new_buyers, summary.new_buyers),
-    ):
-        if target is not None:
-            setattr(
-                progress,
-                name,
-                CountTarget(
-                    target=target, actual=actual_count, completion=ratio(actual_count, target)
-                ),
-            )
-    return progress
+            actual=gmv,
+            completion=ratio(float(gmv), float(campaign.target_gmv)),
+        ),
+        orders=_count_target(campaign.target_orders, summary.totals.orders),
+        new_buyers=_count_target(campaign.target_new_buyers, summary.new_buyers),
+    )
 
 
 def _baseline(other: Campaign, mine: _Summary, theirs: _Summary) -> Baseline:
