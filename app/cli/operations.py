@@ -3,7 +3,7 @@ the operators' tools beside the event and order commands."""
 
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -17,6 +17,7 @@ from app.processes.services import build_services
 if TYPE_CHECKING:
     from app.flows.audit_report import AuditReport
     from app.flows.coupon_audit import CouponAuditReport
+    from app.reports.campaign_schemas import CampaignReport
     from app.reports.schemas import EventReport
 
 
@@ -228,30 +229,56 @@ async def _grant(
 
 
 def report(
-    event_id: Annotated[int, typer.Argument(min=1, help="The event to report on.")],
+    event_id: Annotated[
+        int | None, typer.Argument(min=1, help="The event to report on (or --campaign).")
+    ] = None,
+    campaign: Annotated[
+        int | None, typer.Option(min=1, help="Report on this campaign instead of an event.")
+    ] = None,
     out: Annotated[Path, typer.Option(help="Directory to write into (created).")] = Path("."),
     compare: Annotated[
         int | None, typer.Option(min=1, help="An earlier event to compare with.")
     ] = None,
 ) -> None:
     """Write a sale's report: event-ID.json (totals, items, per-minute series, and the
-    comparison), event-ID.csv (per item and total) and event-ID.png (units over time)."""
-    from app.events.errors import EventNotFound
-    from app.reports.service import report_csv
-
+    comparison), event-ID.csv (per item and total) and event-ID.png (units over time);
+    or, with --campaign, campaign-ID.json, .csv and .png (GMV against its target)."""
+    if (event_id is None) == (campaign is None):
+        _refuse("Give an EVENT_ID or --campaign ID (one of them).")
+    if campaign is not None and compare is not None:
+        _refuse("--compare is for an event: a campaign compares with its baseline campaign.")
     with servers(load_settings()) as settings:
-        try:
-            built, png = asyncio.run(_report(settings, event_id, compare))
-        except EventNotFound as exc:
-            typer.secho(str(exc), fg=typer.colors.RED, err=True)
-            raise typer.Exit(2) from exc
+        if campaign is not None:
+            name, (data, table, png) = f"campaign-{campaign}", _campaign_files(settings, campaign)
+        else:
+            assert event_id is not None
+            name, (data, table, png) = (
+                f"event-{event_id}",
+                _event_files(settings, event_id, compare),
+            )
     out.mkdir(parents=True, exist_ok=True)
-    files = [out / f"event-{event_id}.{ext}" for ext in ("json", "csv", "png")]
-    files[0].write_text(built.model_dump_json(indent=2) + "\n")
-    files[1].write_text(report_csv(built))
+    files = [out / f"{name}.{ext}" for ext in ("json", "csv", "png")]
+    files[0].write_text(data)
+    files[1].write_text(table)
     files[2].write_bytes(png)
     for written in files:
         print(written)
+
+
+def _refuse(message: str) -> NoReturn:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+def _event_files(settings: Settings, event_id: int, compare: int | None) -> tuple[str, str, bytes]:
+    from app.events.errors import EventNotFound
+    from app.reports.service import report_csv
+
+    try:
+        built, png = asyncio.run(_report(settings, event_id, compare))
+    except EventNotFound as exc:
+        _refuse(str(exc))
+    return built.model_dump_json(indent=2) + "\n", report_csv(built), png
 
 
 async def _report(
@@ -264,6 +291,25 @@ async def _report(
             session=session, services=services, event_id=event_id, compare_with=compare
         )
         return built, await reports.report_chart(session=session, report=built)
+
+
+def _campaign_files(settings: Settings, campaign_id: int) -> tuple[str, str, bytes]:
+    from app.campaigns.errors import CampaignNotFound
+    from app.reports.campaign_service import campaign_csv
+
+    try:
+        built, png = asyncio.run(_campaign_report(settings, campaign_id))
+    except CampaignNotFound as exc:
+        _refuse(str(exc))
+    return built.model_dump_json(indent=2) + "\n", campaign_csv(built), png
+
+
+async def _campaign_report(settings: Settings, campaign_id: int) -> "tuple[CampaignReport, bytes]":
+    from app.reports import campaign_service as reports
+
+    async with build_services(settings) as services, services.sessionmaker() as session:
+        built = await reports.build_campaign_report(session=session, campaign_id=campaign_id)
+        return built, await reports.campaign_chart(built)
 
 
 def dead_letters(

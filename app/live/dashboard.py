@@ -21,7 +21,9 @@ async def dashboard() -> HTMLResponse:
     """The operators' live page: type an operator token, choose an event, and watch its
     numbers, a chart and low-stock warnings update by themselves (from the stats
     stream); pause, resume, extend or end the sale, and change items' stock, limit,
-    price and low-stock threshold, each after a confirmation."""
+    price and low-stock threshold, each after a confirmation. Type a campaign id (or
+    open `?campaign=ID`) to see its phase now, progress to its targets and its channels'
+    orders, GMV, cost and ROI (its report, re-read every 15 s)."""
     return HTMLResponse(
         (STATIC / "dashboard.html").read_text(), headers={"Content-Security-Policy": POLICY}
     )

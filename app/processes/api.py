@@ -57,6 +57,7 @@ from app.planning.router import admin as campaigns_admin
 from app.planning.router import public as campaigns_public
 from app.processes.ops import router as ops_router
 from app.processes.services import build_services, tune_garbage_collector
+from app.reports.router import campaigns as campaign_reports_router
 from app.reports.router import router as reports_router
 from app.seckill.router import router as seckill_router
 from app.seckill.thin_route import ThinPurchaseRoute
@@ -135,6 +136,7 @@ ROUTERS = (
     live_public,
     dashboard_router,
     reports_router,
+    campaign_reports_router,
     inventory_router,
     orders_router,
     orders_admin,

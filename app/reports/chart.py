@@ -1,4 +1,5 @@
-"""The report's PNG: cumulative units sold over time per item, sell-out marked.
+"""The reports' PNGs: a sale's cumulative units sold over time per item, sell-out
+marked; a campaign's cumulative paid GMV against its target, its phases shaded.
 
 Drawn with matplotlib's object API on the Agg canvas (no pyplot, no global state), so
 it is safe to call from a worker thread. Time runs on the x axis as seconds since the
@@ -13,6 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, MultipleLocator
 
 from app.moments import from_seconds, to_seconds
+from app.reports.campaign_schemas import CampaignReport
 from app.reports.schemas import EventReport, Timeline
 
 WIDTH_PX, HEIGHT_PX, DPI = 1000, 500, 100
@@ -60,8 +62,13 @@ def _duration(seconds: float) -> str:
 
 def time_label(seconds: float, *, step: float, span: float) -> str:
     """A tick's UTC time: HH:MM:SS, tenths when ticks are closer than a second, the date
-    first when the chart spans more than a day."""
-    moment = from_seconds(round(seconds, 1))
+    first when the chart spans more than a day, the date alone over more than a year."""
+    try:
+        moment = from_seconds(round(seconds, 1))
+    except (ValueError, OverflowError):
+        return ""  # past year 9999: the margin right of a window that ends then
+    if span > 366 * 86400:
+        return moment.strftime("%Y-%m-%d")
     label = moment.strftime("%H:%M:%S")
     if step < 1:
         label += f".{moment.microsecond // 100_000}"
@@ -78,10 +85,20 @@ def _time_axis(axes: Axes, start: float, end: float) -> None:
     axes.xaxis.set_major_formatter(FuncFormatter(lambda x, _: time_label(x, step=step, span=span)))
 
 
-def draw(report: EventReport, timeline: Timeline) -> Figure:
+def _canvas() -> tuple[Figure, Axes]:
     figure = Figure(figsize=(WIDTH_PX / DPI, HEIGHT_PX / DPI), dpi=DPI)
     FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
+    return figure, figure.add_subplot()
+
+
+def _png(figure: Figure) -> bytes:
+    out = io.BytesIO()
+    figure.savefig(out, format="png", dpi=DPI)
+    return out.getvalue()
+
+
+def draw(report: EventReport, timeline: Timeline) -> Figure:
+    figure, axes = _canvas()
     times = [to_seconds(m) for m in timeline.moments]
     every = max(1, len(times) // MARKERS_PER_LINE)
     for index, item in enumerate(report.items):
@@ -124,6 +141,82 @@ def draw(report: EventReport, timeline: Timeline) -> Figure:
 
 
 def report_png(report: EventReport, timeline: Timeline) -> bytes:
-    out = io.BytesIO()
-    draw(report, timeline).savefig(out, format="png", dpi=DPI)
-    return out.getvalue()
+    return _png(draw(report, timeline))
+
+
+PHASE_COLOURS = {"warm_up": "#f0ad4e", "peak": "#d9534f", "return": "#5bc0de"}
+TARGET_COLOUR = "#c92a2a"
+
+
+def _phases(axes: Axes, report: CampaignReport) -> None:
+    """Each phase of the campaign shaded, its name at the top."""
+    windows = {
+        "warm_up": report.phases.warm_up,
+        "peak": report.phases.peak,
+        "return": report.phases.return_,
+    }
+    for name, window in windows.items():
+        if window is None:
+            continue
+        starts, ends = to_seconds(window.starts_at), to_seconds(window.ends_at)
+        axes.axvspan(starts, ends, color=PHASE_COLOURS[name], alpha=0.1, zorder=0)
+        axes.text(
+            starts,
+            0.98,
+            f" {name.replace('_', '-')}",
+            transform=axes.get_xaxis_transform(),
+            va="top",
+            fontsize=8,
+            color="#5b6478",
+            clip_on=True,
+        )
+
+
+def draw_campaign(report: CampaignReport) -> Figure:
+    """Cumulative paid GMV over the campaign against a horizontal line at its GMV target
+    (when it has one)."""
+    figure, axes = _canvas()
+    series = report.series
+    times = [to_seconds(p.at) for p in series.points]
+    gmv = [float(p.gmv) for p in series.points]
+    every = max(1, len(times) // MARKERS_PER_LINE)
+    axes.plot(
+        times,
+        gmv,
+        marker=MARKERS[0],
+        markevery=every,
+        markersize=5,
+        linewidth=2.5,
+        zorder=3,
+        label=f"paid GMV ({report.gmv:,})",
+    )
+    top = max([1.0, *gmv])
+    target = report.targets.gmv
+    if target is not None:
+        completion = "" if target.completion is None else f", {target.completion:.0%} reached"
+        axes.axhline(
+            float(target.target),
+            color=TARGET_COLOUR,
+            linestyle="--",
+            linewidth=1.5,
+            zorder=2,
+            label=f"GMV target ({target.target:,}{completion})",
+        )
+        top = max(top, float(target.target))
+    _phases(axes, report)
+    axes.set_title(
+        f"{_as_written(report.name)}: paid GMV, cumulative (per {_duration(series.bucket_seconds)})"
+    )
+    axes.set_xlabel(f"time (UTC), from {series.points[0].at:%Y-%m-%d}")
+    axes.set_ylabel("GMV")
+    axes.set_ylim(bottom=0, top=top * 1.1)
+    axes.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:,.0f}"))
+    axes.legend(loc="lower right", fontsize=8)
+    axes.grid(alpha=0.3)
+    _time_axis(axes, times[0], times[-1])
+    figure.tight_layout()
+    return figure
+
+
+def campaign_png(report: CampaignReport) -> bytes:
+    return _png(draw_campaign(report))

@@ -7,6 +7,12 @@ from decimal import Decimal
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+# What every report counts as sold: an order paid and not refunded (a refund moves it to
+# `refunded`); the amounts of those orders are the GMV. The sale's and the campaign's
+# reports both build their statements from these two.
+PAID = "status = 'paid'"
+GMV = f"coalesce(sum(amount) FILTER (WHERE {PAID}), 0)"
+
 
 @dataclass(frozen=True, slots=True)
 class Totals:
@@ -27,13 +33,13 @@ class Totals:
 
 
 _TOTALS = text(
-    """
+    f"""
     SELECT count(*) AS orders,
            coalesce(sum(o.quantity), 0) AS units,
            count(DISTINCT o.user_id) AS buyers,
            count(*) FILTER (WHERE o.status = 'pending_payment') AS pending_orders,
-           count(*) FILTER (WHERE o.status = 'paid') AS paid_orders,
-           coalesce(sum(o.quantity) FILTER (WHERE o.status = 'paid'), 0) AS paid_units,
+           count(*) FILTER (WHERE {PAID}) AS paid_orders,
+           coalesce(sum(o.quantity) FILTER (WHERE {PAID}), 0) AS paid_units,
            count(*) FILTER (WHERE o.status = 'cancelled') AS cancelled_orders,
            coalesce(sum(o.quantity) FILTER (WHERE o.status = 'cancelled'), 0)
                AS cancelled_units,
@@ -43,7 +49,7 @@ _TOTALS = text(
            count(*) FILTER (WHERE o.status = 'refunded') AS refunded_orders,
            coalesce(sum(o.quantity) FILTER (WHERE o.status = 'refunded'), 0)
                AS refunded_units,
-           coalesce(sum(o.amount) FILTER (WHERE o.status = 'paid'), 0) AS gmv,
+           {GMV} AS gmv,
            coalesce(sum(o.amount) FILTER (WHERE o.status = 'refunded'), 0) AS refunded_amount,
            min(o.accepted_at) AS first_sale_at
     FROM orders AS o
@@ -107,11 +113,11 @@ class MinuteRow:
 
 
 _SERIES = text(
-    """
+    f"""
     SELECT date_trunc('minute', accepted_at) AS minute, item_id,
            count(*) AS orders, sum(quantity) AS units,
-           coalesce(sum(quantity) FILTER (WHERE status = 'paid'), 0) AS paid_units,
-           coalesce(sum(amount) FILTER (WHERE status = 'paid'), 0) AS gmv
+           coalesce(sum(quantity) FILTER (WHERE {PAID}), 0) AS paid_units,
+           {GMV} AS gmv
     FROM orders
     WHERE event_id = :event_id
     GROUP BY 1, 2

@@ -1,15 +1,17 @@
 from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from app.auth import AdminUser
+from app.campaigns.errors import CampaignNotFound
 from app.container import ContainerDep
 from app.db import SessionDep
 from app.errors import Forbidden, Unauthorized, problem_responses
 from app.events.errors import EventNotFound
 from app.ids import MAX_ID, EventId
-from app.reports import service
+from app.reports import campaign_service, service
+from app.reports.campaign_schemas import CampaignReport
 from app.reports.schemas import EventReport
 
 router = APIRouter(prefix="/api/v1/admin/events", tags=["reports (admin)"])
@@ -17,6 +19,9 @@ PROBLEMS = problem_responses(Unauthorized, Forbidden, EventNotFound)
 OtherEvent = Annotated[
     int | None, Query(ge=1, le=MAX_ID, description="An earlier event to compare with.")
 ]
+campaigns = APIRouter(prefix="/api/v1/admin/campaigns", tags=["reports (admin)"])
+CAMPAIGN_PROBLEMS = problem_responses(Unauthorized, Forbidden, CampaignNotFound)
+CampaignId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 class ReportFormat(StrEnum):
@@ -69,3 +74,49 @@ async def report_png(
     built = await service.build_report(session=session, services=services, event_id=event_id)
     png = await service.report_chart(session=session, report=built)
     return Response(png, media_type="image/png")
+
+
+@campaigns.get(
+    "/{campaign_id}/report",
+    response_model=CampaignReport,
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with ?format=csv"},
+        **CAMPAIGN_PROBLEMS,
+    },
+)
+async def campaign_report(
+    campaign_id: CampaignId,
+    session: SessionDep,
+    _: AdminUser,
+    format: ReportFormat = ReportFormat.JSON,
+) -> CampaignReport | Response:
+    """The campaign's report over its orders (its events' orders, and regular orders that
+    used its coupons or promotions), from Postgres exactly: orders, units, paid orders,
+    GMV, average order value, new buyers; the same by phase and by channel (with each
+    channel's cost and ROI); progress to each target; the baseline campaign's figures
+    and the change; cumulative paid GMV over time. `?format=csv`: one figure a row."""
+    built = await campaign_service.build_campaign_report(session=session, campaign_id=campaign_id)
+    if format is ReportFormat.CSV:
+        return Response(
+            campaign_service.campaign_csv(built),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="campaign-{campaign_id}.csv"'},
+        )
+    return built
+
+
+@campaigns.get(
+    "/{campaign_id}/report.png",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/png": {}}, "description": "the chart"},
+        **CAMPAIGN_PROBLEMS,
+    },
+)
+async def campaign_report_png(
+    campaign_id: CampaignId, session: SessionDep, _: AdminUser
+) -> Response:
+    """Paid GMV, cumulative, over the campaign against its GMV target, its phases shaded
+    (1000×500 PNG)."""
+    built = await campaign_service.build_campaign_report(session=session, campaign_id=campaign_id)
+    return Response(await campaign_service.campaign_chart(built), media_type="image/png")

@@ -38,8 +38,22 @@ COMPARED = (
 )
 
 
-def _ratio(part: float, whole: float) -> float | None:
+def ratio(part: float, whole: float) -> float | None:
+    """A share or rate as the reports give it: 4 decimals, None for a zero whole."""
     return round(part / whole, 4) if whole else None
+
+
+def average_order_value(gmv: Decimal, paid_orders: int) -> Decimal | None:
+    """GMV per paid order, to the cent (None without a paid order)."""
+    return (gmv / paid_orders).quantize(CENT, ROUND_HALF_UP) if paid_orders else None
+
+
+def change(mine: float | Decimal | None, theirs: float | Decimal | None) -> float | None:
+    """How much this figure moved from the other: (mine - theirs) / theirs, 4 decimals
+    (0.1 = 10% more); None when either is unknown or the other is zero."""
+    if mine is None or theirs is None or not theirs:
+        return None
+    return round(float(mine) / float(theirs) - 1, 4)
 
 
 def _seconds(later: datetime | None, earlier: datetime) -> float | None:
@@ -74,13 +88,9 @@ def _totals(
         refunded_units=found.refunded_units,
         gmv=found.gmv,
         refunded_amount=found.refunded_amount,
-        conversion=_ratio(found.buyers, participants or 0),
-        payment_rate=_ratio(found.paid_orders, found.orders),
-        average_order_value=(
-            (found.gmv / found.paid_orders).quantize(CENT, ROUND_HALF_UP)
-            if found.paid_orders
-            else None
-        ),
+        conversion=ratio(found.buyers, participants or 0),
+        payment_rate=ratio(found.paid_orders, found.orders),
+        average_order_value=average_order_value(found.gmv, found.paid_orders),
         first_sale_at=found.first_sale_at,
         time_to_first_sale_seconds=_seconds(found.first_sale_at, starts_at),
     )
@@ -187,15 +197,10 @@ async def report_chart(*, session: AsyncSession, report: EventReport) -> bytes:
 
 
 def compare(report: EventReport, other: EventReport) -> Comparison:
-    change: dict[str, float | None] = {}
-    for name in COMPARED:
-        mine, theirs = getattr(report.totals, name), getattr(other.totals, name)
-        change[name] = (
-            None
-            if mine is None or theirs is None or not theirs
-            else round(float(mine) / float(theirs) - 1, 4)
-        )
-    return Comparison(event_id=other.event_id, name=other.name, totals=other.totals, change=change)
+    changes = {
+        name: change(getattr(report.totals, name), getattr(other.totals, name)) for name in COMPARED
+    }
+    return Comparison(event_id=other.event_id, name=other.name, totals=other.totals, change=changes)
 
 
 CSV_COLUMNS = (
@@ -221,7 +226,7 @@ CSV_COLUMNS = (
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _cell(value: object) -> str:
+def csv_cell(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
@@ -241,7 +246,7 @@ def report_csv(report: EventReport) -> str:
     for item in report.items:
         writer.writerow(
             [
-                _cell(v)
+                csv_cell(v)
                 for v in (
                     item.id,
                     item.sku,
@@ -262,7 +267,7 @@ def report_csv(report: EventReport) -> str:
     t = report.totals
     writer.writerow(
         [
-            _cell(v)
+            csv_cell(v)
             for v in (
                 "all",
                 "",

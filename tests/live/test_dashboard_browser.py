@@ -1,12 +1,14 @@
 """The dashboard in a real browser (Debian's headless Chromium driven by Playwright)
 against a served app during a small crowd: the numbers move, a low-stock warning shows,
-a control works; a screenshot is saved (to docs/ with UPDATE_SCREENSHOTS=1)."""
+a control works; a screenshot is saved (to docs/ with UPDATE_SCREENSHOTS=1). And a
+campaign's view: its phase now, its targets' completion and its channels."""
 
 import asyncio
 import os
 import re
 import shutil
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -15,7 +17,9 @@ from playwright.async_api import Browser, Page, async_playwright
 
 from app.auth import mint_token
 from app.config import Settings
+from app.container import Container
 from tests.live.crowd import Crowd
+from tests.reports.campaign_data import DAY, HOUR, Orders, Phases, add_campaign, double_eleven
 from tests.support.factories import Auth, create_event, item_spec
 from tests.support.waiting import eventually
 
@@ -174,3 +178,90 @@ async def test_dashboard_asks_for_a_new_token_when_its_stream_ends_with_the_toke
     # and it stops, asking for a new token, instead of retrying for ever.
     await eventually(lambda: link_says("token expired"))
     assert "new operator token" in (await page.get_by_test_id("result").text_content() or "")
+
+
+async def test_dashboard_shows_a_campaigns_phase_targets_and_channels(
+    browser: Browser,
+    http_base_url: str,
+    app_services: Container,
+    auth: Auth,
+    tmp_path: Path,
+) -> None:
+    ended = await double_eleven(app_services.sessionmaker)
+    async with app_services.sessionmaker() as session, session.begin():
+        # Half-way through its peak now.
+        running = await add_campaign(
+            session, name="Running", phases=Phases(datetime.now(UTC) - DAY - 12 * HOUR)
+        )
+        Orders(session).add(
+            campaign_id=running, user_id="u1", amount="9.90", accepted_at=datetime.now(UTC)
+        )
+    page = await browser.new_page(viewport={"width": 1280, "height": 1000})
+    await page.goto(f"{http_base_url}/dashboard?campaign={ended.campaign_id}")
+    await page.fill("#token", auth.admin()["Authorization"].removeprefix("Bearer "))
+    await page.click("#connect button")
+
+    phase = page.get_by_test_id("campaign-phase")
+
+    async def phase_is(text: str) -> bool:
+        return await phase.text_content() == text
+
+    await eventually(lambda: phase_is("ended"))
+    assert await page.get_by_test_id("campaign-name").text_content() == (
+        f"#{ended.campaign_id} Double 11, 2026 (approved)"
+    )
+    assert await number(page, "campaign-orders") == 10
+    assert await number(page, "campaign-new-buyers") == 4
+    targets = page.get_by_test_id("campaign-targets")
+    percents = {
+        key: await targets.locator(f'tr[data-target="{key}"] .percent').text_content()
+        for key in ("gmv", "orders", "new_buyers")
+    }
+    assert percents == {"gmv": "75.5%", "orders": "50.0%", "new_buyers": "80.0%"}
+    bar = targets.locator('tr[data-target="gmv"] progress')
+    assert await bar.evaluate("(progress) => progress.value") == pytest.approx(0.755)
+    channels = page.get_by_test_id("campaign-channels")
+    rows = {}
+    for code in ("ads", "app", "web", "other", ""):
+        row = channels.locator(f'tr[data-channel="{code}"]')
+        rows[code] = [await td.text_content() for td in await row.locator("td").all()]
+    assert {code: [cells[0], cells[1], cells[5]] for code, cells in rows.items()} == {
+        "ads": ["ads", "0", "0.00"],
+        "app": ["app", "5", "3.80"],
+        "web": ["web", "2", "–"],  # cost 0
+        "other": ["other", "1", "–"],
+        "": ["none", "2", "–"],
+    }
+    assert re.sub(r"[^0-9.]", "", rows["app"][3] or "") == "380.00"
+    shot = tmp_path / "dashboard-campaign.png"
+    await page.screenshot(path=str(shot), full_page=True)
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        DOCS.mkdir(exist_ok=True)
+        shutil.copy(shot, DOCS / "dashboard-campaign.png")
+
+    # The campaigns to choose from (GET /api/v1/admin/campaigns), newest first.
+    async def listed() -> bool:
+        options = page.locator("#campaigns option")
+        values = [await o.get_attribute("value") for o in await options.all()]
+        return values == [str(running), str(ended.campaign_id), str(ended.baseline_id)]
+
+    await eventually(listed)
+
+    # Another campaign, typed in: the one running now is in its peak.
+    await page.fill("#campaign", str(running))
+    await page.click("#campaign-form button")
+    await eventually(lambda: phase_is("peak"))
+    assert "campaign=" + str(running) in page.url
+    assert await number(page, "campaign-orders") == 1
+    assert await targets.locator("tbody").text_content() == "no targets"
+
+    # An unknown one: said so, nothing shown.
+    await page.fill("#campaign", "999999")
+    await page.click("#campaign-form button")
+    result = page.get_by_test_id("result")
+
+    async def refused() -> bool:
+        return "campaign #999999: 404 not_found" in (await result.text_content() or "")
+
+    await eventually(refused)
+    assert await page.get_by_test_id("campaign").is_hidden()

@@ -4,11 +4,22 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { token: "", eventId: "", abort: null, history: [], last: null, items: {} };
+const state = { token: "", eventId: "", abort: null, history: [], last: null, items: {}, campaignId: "", campaignTimer: null };
 const HISTORY = 300; // points on the chart (five minutes at one a second)
+// The campaign report is a Postgres query over all its orders, not a stream: re-read it
+// now and then rather than every second.
+const CAMPAIGN_REFRESH_MS = 15000;
+const PHASE_NAMES = { warm_up: "warm-up", peak: "peak", return: "return" };
+const TARGET_NAMES = { gmv: "GMV", orders: "Orders", new_buyers: "New buyers" };
 
 function money(value) { return Number(value).toLocaleString(undefined, { minimumFractionDigits: 2 }); }
 function when(iso) { return iso ? new Date(iso).toLocaleTimeString() : "–"; }
+
+function setParam(name, value) {
+  const params = new URLSearchParams(location.search);
+  params.set(name, value);
+  history.replaceState(null, "", `?${params}`);
+}
 
 function say(text, error = false) {
   const result = $("result");
@@ -153,7 +164,7 @@ async function watch(eventId) {
   state.eventId = String(eventId);
   state.history = [];
   $("items").querySelector("tbody").innerHTML = "";
-  history.replaceState(null, "", `?event=${eventId}`);
+  setParam("event", eventId);
   const abort = new AbortController();
   state.abort = abort;
   try { await loadItemTerms(eventId); } catch (error) { say(error.message, true); }
@@ -236,11 +247,124 @@ function changeItem(itemId, row) {
   });
 }
 
+function cell(row, text, className) {
+  const td = row.insertCell();
+  td.textContent = text;
+  if (className) td.className = className;
+  return td;
+}
+
+function phaseNow(report) {
+  if (report.current_phase) return PHASE_NAMES[report.current_phase];
+  const windows = [report.phases.warm_up, report.phases.peak, report.phases.return].filter(Boolean);
+  const now = Date.parse(report.generated_at);
+  if (now < Date.parse(windows[0].starts_at)) return "not started";
+  if (now >= Date.parse(windows[windows.length - 1].ends_at)) return "ended";
+  return "between phases";
+}
+
+function renderCampaign(report) {
+  $("campaign-panel").hidden = false;
+  $("campaign-name").textContent = `#${report.campaign_id} ${report.name} (${report.status})`;
+  $("campaign-phase").textContent = phaseNow(report);
+  $("campaign-gmv").textContent = money(report.gmv);
+  $("campaign-orders").textContent = report.orders.toLocaleString();
+  $("campaign-paid").textContent = report.paid_orders.toLocaleString();
+  $("campaign-new-buyers").textContent = report.new_buyers.toLocaleString();
+  $("campaign-phases").textContent = Object.entries(PHASE_NAMES)
+    .filter(([key]) => report.phases[key])
+    .map(([key, name]) => `${name} ${new Date(report.phases[key].starts_at).toLocaleString()} – ${new Date(report.phases[key].ends_at).toLocaleString()}`)
+    .join(" · ");
+
+  const targets = $("campaign-targets").tBodies[0];
+  targets.innerHTML = "";
+  for (const [key, name] of Object.entries(TARGET_NAMES)) {
+    const target = report.targets[key];
+    if (!target) continue;
+    const row = targets.insertRow();
+    row.dataset.target = key;
+    const shown = key === "gmv" ? money : (v) => Number(v).toLocaleString();
+    cell(row, name);
+    cell(row, `${shown(target.actual)} / ${shown(target.target)}`, "actual");
+    const bar = cell(row, "", "completion");
+    const progress = document.createElement("progress");
+    progress.className = "completion";
+    progress.max = 1;
+    progress.value = Math.min(1, target.completion ?? 0);
+    bar.appendChild(progress);
+    const percent = document.createElement("span");
+    percent.className = "percent";
+    percent.textContent = target.completion === null ? "–" : `${(target.completion * 100).toFixed(1)}%`;
+    bar.appendChild(percent);
+    if (target.completion >= 1) row.className = "reached";
+  }
+  if (!targets.rows.length) cell(targets.insertRow(), "no targets").colSpan = 3;
+
+  const channels = $("campaign-channels").tBodies[0];
+  channels.innerHTML = "";
+  for (const channel of report.by_channel) {
+    const row = channels.insertRow();
+    row.dataset.channel = channel.channel ?? "";
+    cell(row, channel.channel ?? "none", channel.channel === null ? "name none" : "name");
+    cell(row, channel.orders.toLocaleString(), "orders");
+    cell(row, channel.paid_orders.toLocaleString(), "paid");
+    cell(row, money(channel.gmv), "gmv");
+    cell(row, channel.cost === null ? "–" : money(channel.cost), "cost");
+    cell(row, channel.roi === null ? "–" : channel.roi.toFixed(2), "roi");
+  }
+  if (!channels.rows.length) cell(channels.insertRow(), "no orders, no channels").colSpan = 6;
+  $("campaign-updated").textContent = `report of ${new Date(report.generated_at).toLocaleTimeString()}, refreshed every ${CAMPAIGN_REFRESH_MS / 1000} s`;
+}
+
+async function refreshCampaign(campaignId) {
+  try {
+    const report = await api("GET", `/api/v1/admin/campaigns/${campaignId}/report`);
+    if (state.campaignId === String(campaignId)) renderCampaign(report);
+  } catch (error) {
+    say(`campaign #${campaignId}: ${error.message}`, true);
+  }
+}
+
+function showCampaign(campaignId) {
+  clearInterval(state.campaignTimer);
+  state.campaignId = String(campaignId);
+  $("campaign-panel").hidden = true;
+  setParam("campaign", campaignId);
+  refreshCampaign(campaignId);
+  state.campaignTimer = setInterval(() => refreshCampaign(campaignId), CAMPAIGN_REFRESH_MS);
+}
+
+// The campaigns to choose from, where the service lists them; typing an id works anyway.
+async function loadCampaigns() {
+  try {
+    const found = await api("GET", "/api/v1/admin/campaigns?limit=100");
+    const list = $("campaigns");
+    list.innerHTML = "";
+    for (const campaign of Array.isArray(found) ? found : found.items || []) {
+      const option = document.createElement("option");
+      option.value = campaign.id;
+      option.label = `${campaign.name} (${campaign.status})`;
+      list.appendChild(option);
+    }
+  } catch (error) {
+    // No list: the id is typed.
+  }
+}
+
 $("connect").addEventListener("submit", async (e) => {
   e.preventDefault();
   state.token = $("token").value.trim();
   sessionStorage.setItem("seckill-token", state.token);
+  const wanted = new URLSearchParams(location.search).get("campaign");
+  if (wanted) { $("campaign").value = wanted; showCampaign(wanted); }
+  loadCampaigns();
   try { await loadEvents(); say("connected"); } catch (error) { say(error.message, true); }
+});
+$("campaign-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  if (!state.token) { say("type the operator token and connect first", true); return; }
+  const id = $("campaign").value.trim();
+  if (/^[1-9][0-9]*$/.test(id)) showCampaign(id); else say("a campaign id is a whole number", true);
 });
 $("event").addEventListener("change", (e) => { if (e.target.value) watch(e.target.value); });
 $("pause").addEventListener("click", () =>
