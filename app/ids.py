@@ -12,6 +12,7 @@ MAX_ID = 2**63 - 1
 MAX_INT = 2**31 - 1
 EventId = Annotated[int, Path(ge=1, le=MAX_ID)]
 ItemId = Annotated[int, Path(ge=1, le=MAX_ID)]
+CampaignId = Annotated[int, Path(ge=1, le=MAX_ID)]
 # Order ids are strings (app/store/order_ids.py): a ULID in Crockford base32, then, for a
 # seckill order, `-` and the item id.
 ORDER_ID_REGEX = "[0-9A-HJKMNP-TV-Z]{26}(?:-[0-9]{1,19})?"

@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Query, status
 
 from app.auth import AdminUser
 from app.campaigns import service as campaigns
@@ -25,7 +25,7 @@ from app.errors import (
     ValidationFailed,
     problem_responses,
 )
-from app.ids import MAX_ID, MAX_INT
+from app.ids import MAX_INT, CampaignId
 from app.inventory.errors import InsufficientStock
 from app.moments import utc_now
 from app.pagination import PageDep
@@ -35,7 +35,6 @@ public = APIRouter(prefix="/api/v1/campaigns", tags=["campaigns"])
 admin = APIRouter(prefix="/api/v1/admin/campaigns", tags=["campaigns (admin)"])
 
 AUTH_PROBLEMS = (Unauthorized, Forbidden)
-CampaignId = Annotated[int, Path(ge=1, le=MAX_ID)]
 STEP_PROBLEMS = (*AUTH_PROBLEMS, CampaignNotFound, InvalidState)
 
 

@@ -1,7 +1,7 @@
 from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from app.auth import AdminUser
 from app.campaigns.errors import CampaignNotFound
@@ -9,7 +9,7 @@ from app.container import ContainerDep
 from app.db import SessionDep
 from app.errors import Forbidden, Unauthorized, problem_responses
 from app.events.errors import EventNotFound
-from app.ids import MAX_ID, EventId
+from app.ids import MAX_ID, CampaignId, EventId
 from app.reports import campaign_service, service
 from app.reports.campaign_schemas import CampaignReport
 from app.reports.schemas import EventReport
@@ -21,7 +21,6 @@ OtherEvent = Annotated[
 ]
 campaigns = APIRouter(prefix="/api/v1/admin/campaigns", tags=["reports (admin)"])
 CAMPAIGN_PROBLEMS = problem_responses(Unauthorized, Forbidden, CampaignNotFound)
-CampaignId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 class ReportFormat(StrEnum):

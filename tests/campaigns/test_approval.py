@@ -293,7 +293,7 @@ async def test_an_approval_redis_refuses_changes_nothing(
     assert buy.status_code == 404
 
     await app_services.redis.delete(second_sale)
-    await app_services.redis.hset(second_sale, mapping=kept)
+    await app_services.redis.hset(second_sale, mapping={str(k): str(v) for k, v in kept.items()})
     approved = await step(client, auth, cid, "approve", FINANCE)
     assert approved.status_code == 200, approved.text
     for item in (first, second):
