@@ -55,6 +55,8 @@ from app.payments.router import orders_admin as payments_orders_admin
 from app.payments.router import router as payments_router
 from app.processes.ops import router as ops_router
 from app.processes.services import build_services, tune_garbage_collector
+from app.promotions.router import admin as promotions_admin
+from app.promotions.router import public as promotions_public
 from app.reports.router import router as reports_router
 from app.seckill.router import router as seckill_router
 from app.seckill.thin_route import ThinPurchaseRoute
@@ -141,6 +143,8 @@ ROUTERS = (
     payments_router,
     coupons_public,
     coupons_admin,
+    promotions_public,
+    promotions_admin,
     jobs_admin,
 )
 
