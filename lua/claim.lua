@@ -4,7 +4,8 @@
 
   KEYS[1] coupon    hash  remaining, starts_ms, ends_ms, audience, limit,
                           valid_until_ms ("" if relative), valid_ms (relative, "" if fixed),
-                          frozen, epoch, seq, behind: as an item's sale hash (purchase.lua)
+                          frozen, epoch, seq, behind: as an item's sale hash (purchase.lua),
+                          held ("1" while its campaign is not approved: no such coupon)
   KEYS[2] claimers  hash  user id -> coupons claimed
   KEYS[3] idem      string "claim id|valid until ms" for (user, Idempotency-Key); any key
                     of the coupon's slot when no Idempotency-Key was sent
@@ -28,7 +29,7 @@
     0 claimed            one coupon taken, the claim appended to KEYS[4]; the reply
                          carries the counters' epoch and the claim's seq too
     1 replayed           same Idempotency-Key seen: the first claim, nothing taken
-    2 no such coupon     KEYS[1] does not exist
+    2 no such coupon     KEYS[1] does not exist, or its campaign is not approved (held)
     3 not started        before the claim window
     4 ended              after the claim window, or past a fixed valid_until (a coupon
                          claimed now would arrive expired)
@@ -40,13 +41,16 @@
                          app/flows/freshness.py), or is found behind ARGV[8..9] and frozen
                          now: nothing taken
 
-  The checks run in this order: 9, 2, 9 (behind), 1, 3, 4, 8, 5, 6, 7. The clock is
+  The checks run in this order: 2 (held), 9, 2, 9 (behind), 1, 3, 4, 8, 5, 6, 7. The clock is
   Redis's own (TIME).
 ]]
 local c = redis.call('HMGET', KEYS[1],
   'remaining', 'starts_ms', 'ends_ms', 'audience', 'limit', 'valid_until_ms', 'valid_ms',
-  'frozen', 'epoch', 'seq')
+  'frozen', 'epoch', 'seq', 'held')
 local remaining = tonumber(c[1])
+if c[11] == '1' then
+  return {2, 0, '', ''}
+end
 if c[8] == '1' then
   return {9, remaining or 0, '', ''}
 end

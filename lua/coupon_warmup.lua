@@ -17,7 +17,10 @@
   ARGV[9] "0" terms only, "1" build if missing and not frozen, "2" rebuild while frozen
           (as warmup.lua's ARGV[12])
   ARGV[10] the lowest epoch a new generation may have (as warmup.lua's ARGV[13])
-  ARGV[11..] user id, claims, user id, claims, ... (counts from Postgres)
+  ARGV[11] held: "1" while the coupon's campaign is not approved (claim.lua answers "no
+           such coupon"), "0" once it is. Approval is final, so a coupon once released
+           stays so: a warm-up that read Postgres before the approval never holds it again
+  ARGV[12..] user id, claims, user id, claims, ... (counts from Postgres)
 
   Counters written start a new generation: `epoch` (Redis ms, above ARGV[10] and the
   hash's), `seq` 0, `behind` cleared.
@@ -47,7 +50,7 @@ if mode == '2' or not has_counters then
   redis.call('HSET', KEYS[1], 'remaining', ARGV[1], 'epoch', epoch, 'seq', 0)
   redis.call('HDEL', KEYS[1], 'behind')
   redis.call('DEL', KEYS[2])
-  for i = 11, #ARGV, 2 do
+  for i = 12, #ARGV, 2 do
     redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
   end
   loaded = 1
@@ -55,6 +58,9 @@ end
 redis.call('HSET', KEYS[1],
   'starts_ms', ARGV[2], 'ends_ms', ARGV[3], 'audience', ARGV[4], 'limit', ARGV[5],
   'valid_until_ms', ARGV[6], 'valid_ms', ARGV[7])
+if ARGV[11] == '0' or redis.call('HGET', KEYS[1], 'held') ~= '0' then
+  redis.call('HSET', KEYS[1], 'held', ARGV[11])
+end
 local created = redis.pcall('XGROUP', 'CREATE', KEYS[3], ARGV[8], '0', 'MKSTREAM')
 if type(created) == 'table' and created.err and not string.find(created.err, 'BUSYGROUP') then
   return redis.error_reply(created.err)

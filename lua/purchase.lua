@@ -2,6 +2,8 @@
   purchase.lua: one purchase attempt, decided and recorded atomically.
 
   KEYS[1] sale      hash  stock, starts_ms, ends_ms, early_ms, limit, paused, price, event,
+                          held ("1" while the item's campaign is not approved: it does not
+                          exist for shoppers), rules (its campaign's rules version),
                           frozen ("1" while the item is held after a hot-store fault),
                           epoch (Redis ms when warmup.lua built the counters), seq
                           (acceptances within the epoch), behind ("1": frozen here for
@@ -35,12 +37,14 @@
   ARGV[12] epoch  ARGV[13] seq: the newest generation of this sale the calling process has
            seen accepted (app/store/generations.py), "0" "0" if none. Redis behind it
            came back from an older snapshot: the item is frozen (answer 10).
+  ARGV[14] channel code (X-Channel, app/campaigns/service.py), "" for none: recorded with
+           the order
 
   Returns {outcome, remaining stock, order id or ""} where outcome is
     0 accepted         stock taken, order appended to KEYS[4]; the reply carries the
                        sale's epoch and the order's seq too: {0, remaining, id, epoch, seq}
     1 replayed         same Idempotency-Key seen: the first order id, nothing taken
-    2 no such item     KEYS[1] does not exist
+    2 no such item     KEYS[1] does not exist, or its campaign is not approved (held)
     3 paused
     4 not started      (for this user: members open early_ms sooner)
     5 ended
@@ -55,7 +59,8 @@
    11 key reused       the Idempotency-Key's first order asked for another quantity:
                        {11, stock, first order id}, nothing taken
 
-  The checks run in this order, and the first that fails answers: 10, 2, 10 (behind), 9,
+  The checks run in this order, and the first that fails answers: 2 (held), 10, 2, 10
+  (behind), 9,
   8, 1 or 11, 3, 4 and 5 (the window), 6, 7. A retry with a known Idempotency-Key is
   replayed before anything else but the rate limits is looked at: the client's first
   answer stands even if the sale was paused, closed or sold out since (the contract: a
@@ -70,8 +75,11 @@
   The clock is Redis's own (TIME), so no API process's clock can open a sale early.
 ]]
 local sale = redis.call('HMGET', KEYS[1], 'stock', 'starts_ms', 'ends_ms', 'early_ms', 'limit',
-  'paused', 'price', 'event', 'frozen', 'epoch', 'seq')
+  'paused', 'price', 'event', 'frozen', 'epoch', 'seq', 'held', 'rules')
 local stock = tonumber(sale[1])
+if sale[12] == '1' then
+  return {2, 0, ''}
+end
 if sale[9] == '1' then
   return {10, stock or 0, ''}
 end
@@ -188,7 +196,8 @@ redis.call('HSET', KEYS[5], order_id,
   quantity .. '|' .. sale[7] .. '|' .. sale[8] .. '|' .. now_ms .. '|' .. user)
 redis.call('XADD', KEYS[4], '*',
   'order_id', order_id, 'user_id', user, 'item_id', ARGV[7], 'event_id', sale[8],
-  'quantity', quantity, 'unit_price', sale[7], 'accepted_ms', now_ms, 'idempotency_key', idem_key)
+  'quantity', quantity, 'unit_price', sale[7], 'accepted_ms', now_ms, 'idempotency_key', idem_key,
+  'rules_version', sale[13] or '', 'channel', ARGV[14])
 redis.call('HINCRBY', KEYS[9], 'accepted_orders', 1) -- live stats
 redis.call('HINCRBY', KEYS[9], 'accepted_units', quantity) -- live stats
 redis.call('PFADD', KEYS[10], user) -- live stats

@@ -102,6 +102,10 @@ async def get_campaign(session: AsyncSession, campaign_id: int) -> Campaign:
     return campaign
 
 
+async def list_campaigns(*, session: AsyncSession, limit: int, offset: int) -> Sequence[Campaign]:
+    return await repository.list_campaigns(session, limit=limit, offset=offset)
+
+
 async def get_public(session: AsyncSession, campaign_id: int) -> Campaign:
     """The campaign as shoppers may see it: approved, else 404."""
     campaign = await repository.get_campaign(session, campaign_id)
@@ -391,9 +395,10 @@ def _phases(campaign: Campaign) -> PhasesRead:
 async def read(
     *, session: AsyncSession, campaign: Campaign, now: datetime, required_groups: Sequence[str]
 ) -> CampaignRead:
+    # A draft's approvals (of a rejected submission) count for nothing.
     given = (
         await repository.approvals(session, campaign.id, campaign.submission)
-        if campaign.submission
+        if campaign.status != CampaignStatus.DRAFT
         else []
     )
     pending = campaign.status == CampaignStatus.PENDING_APPROVAL
@@ -412,3 +417,46 @@ async def read(
         approved_at=campaign.approved_at,
         created_at=campaign.created_at,
     )
+
+
+async def _draft_to_extend(session: AsyncSession, campaign_id: int, what: str) -> Campaign:
+    """The draft campaign `what` is being added to: 422 if there is none, 409 once it
+    was submitted (approvers approve what they were shown; copy it to plan more)."""
+    campaign = await repository.get_campaign(session, campaign_id)
+    if campaign is None:
+        raise ValidationFailed(f"No campaign {campaign_id}.", field="campaign_id")
+    if campaign.status != CampaignStatus.DRAFT:
+        raise InvalidState(
+            f"Campaign {campaign_id} is {campaign.status}: {what} are added while it is a "
+            "draft (reject it first, or copy it)."
+        )
+    return campaign
+
+
+async def slot_of(
+    *, session: AsyncSession, campaign_id: int, starts_at: datetime, ends_at: datetime
+) -> Campaign:
+    """The draft campaign an event with this window becomes a slot of: 422 unless the
+    window lies inside its peak."""
+    campaign = await _draft_to_extend(session, campaign_id, "events")
+    if starts_at < campaign.peak_starts_at or ends_at > campaign.peak_ends_at:
+        raise ValidationFailed(
+            f"An event of campaign {campaign_id} lies inside its peak "
+            f"({campaign.peak_starts_at.isoformat()} to {campaign.peak_ends_at.isoformat()}).",
+            field="starts_at" if starts_at < campaign.peak_starts_at else "ends_at",
+        )
+    return campaign
+
+
+async def part_of(
+    *, session: AsyncSession, campaign_id: int, what: str, phase: Phase | None = None
+) -> tuple[Campaign, tuple[datetime, datetime] | None]:
+    """The draft campaign a coupon or promotion (`what`) joins, and `phase`'s window (422
+    if the campaign has no such phase)."""
+    campaign = await _draft_to_extend(session, campaign_id, what)
+    if phase is None:
+        return campaign, None
+    window = phase_window(campaign, phase)
+    if window is None:
+        raise ValidationFailed(f"Campaign {campaign_id} has no {phase} phase.", field="phase")
+    return campaign, window

@@ -36,6 +36,7 @@ REFUSAL_DETAILS = {
     Refusal.OUT_OF_SCOPE: "no item of this order is in the coupon's scope",
     Refusal.BELOW_THRESHOLD: "the eligible subtotal is below the coupon's threshold",
     Refusal.EXPIRED: "the coupon has expired",
+    Refusal.NOT_YET_VALID: "the coupon is not usable yet",
     Refusal.ALREADY_USED: "the coupon has already been used",
     Refusal.NOT_YOURS: "the coupon is not yours",
     Refusal.SECKILL: "seckill prices take no coupons",

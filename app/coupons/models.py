@@ -16,8 +16,9 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.campaigns.models import Campaign
 from app.coupons.pricing import CouponKind
 from app.db import Base
 
@@ -86,6 +87,13 @@ class Coupon(Base):
     # Not usable on an order before this (a warm-up coupon claimed early, used at the peak).
     valid_from: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    campaign: Mapped[Campaign | None] = relationship(lazy="selectin")
+
+    @property
+    def held(self) -> bool:
+        """Its campaign is not approved: nobody sees or claims it."""
+        return self.campaign is not None and not self.campaign.approved
 
 
 class UserCoupon(Base):

@@ -41,6 +41,7 @@ class Refusal(StrEnum):
     OUT_OF_SCOPE = "out_of_scope"  # no line of the order is in the coupon's scope
     BELOW_THRESHOLD = "below_threshold"  # the eligible subtotal is below min_spend
     EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"  # before the template's valid_from
     ALREADY_USED = "already_used"
     NOT_YOURS = "not_yours"
     SECKILL = "seckill"  # seckill prices take no coupons

@@ -5,9 +5,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.campaigns.models import Campaign, CampaignStatus
 from app.coupons.models import Coupon, CouponSource, UserCoupon
 from app.store.records import NewClaim
 
@@ -31,13 +32,29 @@ async def get_coupons(session: AsyncSession, coupon_ids: Iterable[int]) -> dict[
     return {c.id: c for c in rows}
 
 
-async def list_claimable(
-    session: AsyncSession, *, now: datetime, limit: int, offset: int
-) -> Sequence[Coupon]:
-    """Templates whose claim window has not closed: claimable now or later."""
+async def campaign_coupons(session: AsyncSession, campaign_id: int) -> Sequence[Coupon]:
     rows = await session.scalars(
-        select(Coupon)
-        .where(Coupon.claim_ends_at > now)
+        select(Coupon).where(Coupon.campaign_id == campaign_id).order_by(Coupon.id)
+    )
+    return rows.all()
+
+
+async def list_claimable(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    limit: int,
+    offset: int,
+    shown_to_shoppers: bool = False,
+) -> Sequence[Coupon]:
+    """Templates whose claim window has not closed: claimable now or later (for
+    shoppers: none of a campaign not approved)."""
+    query = select(Coupon)
+    if shown_to_shoppers:
+        approved = select(Campaign.id).where(Campaign.status == CampaignStatus.APPROVED)
+        query = query.where(or_(Coupon.campaign_id.is_(None), Coupon.campaign_id.in_(approved)))
+    rows = await session.scalars(
+        query.where(Coupon.claim_ends_at > now)
         .order_by(Coupon.claim_starts_at, Coupon.id)
         .limit(limit)
         .offset(offset)

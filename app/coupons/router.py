@@ -64,7 +64,9 @@ async def list_coupons(
 async def get_coupon(
     coupon_id: CouponId, session: SessionDep, services: ContainerDep
 ) -> CouponRead:
-    return await service.get_coupon(session=session, services=services, coupon_id=coupon_id)
+    return await service.get_coupon(
+        session=session, services=services, coupon_id=coupon_id, shopper=True
+    )
 
 
 @public.post(

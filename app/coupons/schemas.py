@@ -10,8 +10,10 @@ from pydantic import (
     StrictInt,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
+from app.campaigns.models import Phase
 from app.coupons.models import Audience, UserCouponStatus
 from app.coupons.pricing import CouponKind
 from app.ids import MAX_ID
@@ -62,12 +64,28 @@ class CouponCreate(BaseModel):
     min_spend: Price | None = Field(default=None, description="Absent: no threshold.")
     scope: ScopeCreate | None = Field(default=None, description="Absent: every SKU.")
     audience: Audience
-    claim_starts_at: AwareDatetime
-    claim_ends_at: AwareDatetime
+    claim_starts_at: AwareDatetime | None = Field(
+        default=None, description="Required unless `phase` gives the claim window."
+    )
+    claim_ends_at: AwareDatetime | None = None
     valid_until: AwareDatetime | None = None
     valid_days_after_claim: StrictInt | None = Field(default=None, ge=1, le=MAX_VALID_DAYS)
     total_quantity: StrictInt = Field(ge=1, le=MAX_UNITS)
     per_user_limit: StrictInt = Field(ge=1, le=MAX_PER_USER_LIMIT)
+    campaign_id: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_ID,
+        description="Of this draft campaign: claimable once it is approved.",
+    )
+    phase: Phase | None = Field(
+        default=None,
+        description="The campaign phase whose window is the claim window (instead of "
+        "claim_starts_at / claim_ends_at).",
+    )
+    valid_from: AwareDatetime | None = Field(
+        default=None, description="Not usable on an order before this."
+    )
 
     @field_validator("amount_off", "percent_off", "max_discount", "tiers")
     @classmethod
@@ -87,20 +105,45 @@ class CouponCreate(BaseModel):
             raise ValueError("each tier needs its own min_spend")
         return value
 
-    @field_validator("claim_starts_at", "claim_ends_at", "valid_until")
+    @field_validator("claim_starts_at", "claim_ends_at", "valid_until", "valid_from")
     @classmethod
     def _in_range(cls, value: datetime | None) -> datetime | None:
         return None if value is None else representable_utc(value)
 
     @field_validator("claim_ends_at")
     @classmethod
-    def _after_start(cls, value: datetime, info: ValidationInfo) -> datetime:
+    def _after_start(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
         starts_at = info.data.get("claim_starts_at")
+        if value is None:
+            return value
         if starts_at is not None and value <= starts_at:
             raise ValueError("must be after claim_starts_at")
         if value <= datetime.now(UTC):
             raise ValueError("the claim window has already ended")
         return value
+
+    @model_validator(mode="after")
+    def _one_claim_window(self) -> "CouponCreate":
+        given = (self.claim_starts_at is not None, self.claim_ends_at is not None)
+        if self.phase is not None:
+            if self.campaign_id is None:
+                raise ValueError("`phase` is a phase of the coupon's campaign: give campaign_id")
+            if any(given):
+                raise ValueError("give either `phase` or claim_starts_at and claim_ends_at")
+        elif not all(given):
+            raise ValueError("give claim_starts_at and claim_ends_at (or a campaign `phase`)")
+        if (
+            self.valid_from is not None
+            and self.valid_until is not None
+            and self.valid_from >= self.valid_until
+        ):
+            raise ValueError("valid_from must be before valid_until")
+        return self
+
+    def claim_window(self) -> tuple[datetime, datetime]:
+        if self.claim_starts_at is None or self.claim_ends_at is None:
+            raise ValueError("no claim window of its own (it takes its campaign phase's)")
+        return self.claim_starts_at, self.claim_ends_at
 
     @field_validator("valid_until")
     @classmethod
@@ -148,6 +191,9 @@ class CouponRead(BaseModel):
     total_quantity: int
     per_user_limit: int
     remaining: int = Field(description="Coupons left to claim right now.")
+    campaign_id: int | None = None
+    phase: Phase | None = None
+    valid_from: datetime | None = None
 
 
 class UserCouponRead(BaseModel):

@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import User
+from app.campaigns import service as campaigns
 from app.container import Container
 from app.coupons import repository
 from app.coupons.errors import AudienceMismatch, CouponExhausted, CouponNotFound, not_applicable
@@ -86,6 +87,19 @@ async def create_coupon(
     """Create a template; once committed, it is loaded into Redis (or, if Redis fails
     then, by the next warm-up)."""
     _check_terms(data)
+    if data.campaign_id is not None:
+        _, phase_window = await campaigns.part_of(
+            session=session, campaign_id=data.campaign_id, what="coupons", phase=data.phase
+        )
+        claim_starts_at, claim_ends_at = phase_window or data.claim_window()
+        if claim_ends_at <= utc_now():
+            raise ValidationFailed(f"The {data.phase} phase has ended.", field="phase")
+    else:
+        claim_starts_at, claim_ends_at = data.claim_window()
+    if data.valid_until is not None and data.valid_until <= claim_starts_at:
+        raise ValidationFailed(
+            "valid_until must be after the claim window opens.", field="valid_until"
+        )
     coupon = await repository.insert_coupon(
         session,
         name=data.name,
@@ -105,13 +119,18 @@ async def create_coupon(
         scope_skus=None if data.scope is None else data.scope.skus,
         scope_categories=None if data.scope is None else data.scope.categories,
         audience=data.audience.value,
-        claim_starts_at=data.claim_starts_at,
-        claim_ends_at=data.claim_ends_at,
+        claim_starts_at=claim_starts_at,
+        claim_ends_at=claim_ends_at,
         valid_until=data.valid_until,
         valid_days_after_claim=data.valid_days_after_claim,
         total_quantity=data.total_quantity,
         per_user_limit=data.per_user_limit,
+        campaign_id=data.campaign_id,
+        phase=data.phase,
+        valid_from=data.valid_from,
     )
+    # Its terms (held or not) are read after the commit, with no IO to load them then.
+    await session.refresh(coupon, attribute_names=["campaign"])
     after_commit(
         session,
         partial(publish_coupons_or_defer, session=session, services=services, coupons=[coupon]),
@@ -154,6 +173,7 @@ def _claim_terms(coupon: Coupon) -> CouponClaimTerms:
         per_user_limit=coupon.per_user_limit,
         valid_until=coupon.valid_until,
         valid_days_after_claim=coupon.valid_days_after_claim,
+        held=coupon.held,
     )
 
 
@@ -293,6 +313,9 @@ def _coupon_read(coupon: Coupon, remaining: int) -> CouponRead:
         total_quantity=coupon.total_quantity,
         per_user_limit=coupon.per_user_limit,
         remaining=max(remaining, 0),
+        campaign_id=coupon.campaign_id,
+        phase=coupon.phase,
+        valid_from=coupon.valid_from,
     )
 
 
@@ -318,15 +341,22 @@ async def read_coupons(
     ]
 
 
-async def get_coupon(*, session: AsyncSession, services: Container, coupon_id: int) -> CouponRead:
+async def get_coupon(
+    *, session: AsyncSession, services: Container, coupon_id: int, shopper: bool = False
+) -> CouponRead:
+    """The template; for a `shopper`, 404 while its campaign is not approved."""
     coupon = await get_coupon_row(session=session, coupon_id=coupon_id)
+    if shopper and coupon.held:
+        raise CouponNotFound(f"No coupon {coupon_id}.")
     return (await read_coupons(session=session, services=services, coupons=[coupon]))[0]
 
 
 async def list_coupons(
     *, session: AsyncSession, services: Container, limit: int, offset: int
 ) -> list[CouponRead]:
-    coupons = await repository.list_claimable(session, now=utc_now(), limit=limit, offset=offset)
+    coupons = await repository.list_claimable(
+        session, now=utc_now(), limit=limit, offset=offset, shown_to_shoppers=True
+    )
     return await read_coupons(session=session, services=services, coupons=coupons)
 
 
@@ -487,6 +517,8 @@ async def coupon_for_checkout(
         case UserCouponStatus.EXPIRED:
             raise refuse(Refusal.EXPIRED, f"valid until {found.valid_until.isoformat()}")
     template = await get_coupon_row(session=session, coupon_id=found.coupon_id)
+    if template.valid_from is not None and utc_now() < template.valid_from:
+        raise refuse(Refusal.NOT_YET_VALID, f"usable from {template.valid_from.isoformat()}")
     return found, terms_of(template)
 
 

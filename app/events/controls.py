@@ -72,7 +72,9 @@ async def _lock_open(lock: Awaitable[Locked | None], *, missing: NotFound, now: 
 
 
 def sale_terms(item: EventItem) -> SaleTerms:
-    """The item's terms as Postgres holds them, for Redis."""
+    """The item's terms as Postgres holds them, for Redis: held while its campaign is not
+    approved, with the campaign's rules version in force."""
+    campaign = item.event.campaign
     return SaleTerms(
         item_id=item.id,
         event_id=item.event_id,
@@ -84,6 +86,8 @@ def sale_terms(item: EventItem) -> SaleTerms:
         unit_price=item.seckill_price,
         allocated=item.stock,
         version=item.terms_version,
+        held=campaign is not None and not campaign.approved,
+        rules_version=campaign.rules_version if campaign is not None else None,
     )
 
 
@@ -386,6 +390,38 @@ async def _move_end(
     )
     await apply_terms(session=session, services=services, items=event.items, undo=undo)
     return [_adjustment(item, allocated_before=item.stock) for item in event.items]
+
+
+async def put_campaign_in_force(
+    *,
+    session: AsyncSession,
+    services: Container,
+    campaign_id: int,
+    held_before: bool,
+    rules_version_before: int,
+    now: datetime,
+) -> list[int]:
+    """Before the commit: put the campaign's approval and rules version, as changed in
+    this transaction, in force on every item of its events not ended yet (each event
+    locked, at a new terms version; 503 `recovering` and nothing changes if Redis cannot
+    take it: the items it reached get the terms `held_before` and `rules_version_before`
+    back). Returns the items changed."""
+    changed: list[EventItem] = []
+    undo: dict[int, SaleTerms] = {}
+    version = await repository.next_terms_version(session)
+    for event_id in await repository.campaign_event_ids(session, campaign_id, now=now):
+        event = await repository.lock_event(session, event_id)
+        if event is None:
+            continue
+        for item in event.items:
+            undo[item.id] = replace(
+                sale_terms(item), held=held_before, rules_version=rules_version_before
+            )
+            item.terms_version = version
+            changed.append(item)
+    await session.flush()
+    await apply_terms(session=session, services=services, items=changed, undo=undo)
+    return [item.id for item in changed]
 
 
 async def apply_to_sale(*, services: Container, changes: Sequence[SaleAdjustment]) -> bool:

@@ -49,7 +49,7 @@ class Event(Base):
     items: Mapped[list["EventItem"]] = relationship(
         back_populates="event", order_by="EventItem.id", lazy="selectin"
     )
-    campaign: Mapped[Campaign | None] = relationship(lazy="joined")
+    campaign: Mapped[Campaign | None] = relationship(lazy="selectin")
 
 
 class EventItem(Base):

@@ -4,10 +4,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from app.campaigns.models import Campaign, CampaignStatus
 from app.events.models import TERMS_VERSIONS, Event, EventItem
 from app.events.schemas import EventState
 
@@ -19,6 +20,7 @@ async def insert_event(
     starts_at: datetime,
     ends_at: datetime,
     member_early_access_seconds: int,
+    campaign_id: int | None = None,
 ) -> Event:
     event = Event(
         name=name,
@@ -26,6 +28,7 @@ async def insert_event(
         ends_at=ends_at,
         member_early_access_seconds=member_early_access_seconds,
         paused=False,
+        campaign_id=campaign_id,
     )
     session.add(event)
     await session.flush()
@@ -79,8 +82,12 @@ async def list_events(
     limit: int,
     offset: int,
     paused: bool | None = None,
+    shown_to_shoppers: bool = False,
 ) -> Sequence[Event]:
     query = select(Event).options(selectinload(Event.items))
+    if shown_to_shoppers:
+        approved = select(Campaign.id).where(Campaign.status == CampaignStatus.APPROVED)
+        query = query.where(or_(Event.campaign_id.is_(None), Event.campaign_id.in_(approved)))
     if paused is not None:
         query = query.where(Event.paused.is_(paused))
     if state is EventState.UPCOMING:
@@ -135,7 +142,7 @@ async def lock_event(session: AsyncSession, event_id: int) -> Event | None:
     event = await session.scalar(
         select(Event)
         .where(Event.id == event_id)
-        .with_for_update()
+        .with_for_update(of=Event)
         .execution_options(populate_existing=True)
     )
     if event is None:
@@ -149,3 +156,15 @@ async def lock_event(session: AsyncSession, event_id: int) -> Event | None:
     )
     await session.refresh(event, attribute_names=["items"])
     return event
+
+
+async def campaign_event_ids(
+    session: AsyncSession, campaign_id: int, *, now: datetime | None = None
+) -> Sequence[int]:
+    """The campaign's events (not ended at `now`, if given), in id order (the order locks
+    are taken in)."""
+    query = select(Event.id).where(Event.campaign_id == campaign_id)
+    if now is not None:
+        query = query.where(Event.ends_at > now)
+    rows = await session.scalars(query.order_by(Event.id))
+    return rows.all()

@@ -177,15 +177,22 @@ async def list_events(
 ) -> list[EventRead]:
     """Events by start time, each item with its live `remaining` stock and `state`."""
     return await service.list_events(
-        session=session, services=services, state=state, limit=page.limit, offset=page.offset
+        session=session,
+        services=services,
+        state=state,
+        limit=page.limit,
+        offset=page.offset,
+        shopper=True,
     )
 
 
 @public.get("/events/{event_id}", responses=problem_responses(EventNotFound))
 async def get_event(event_id: EventId, session: SessionDep, services: ContainerDep) -> EventRead:
-    return await service.get_event(session=session, services=services, event_id=event_id)
+    return await service.get_event(
+        session=session, services=services, event_id=event_id, shopper=True
+    )
 
 
 @public.get("/items/{item_id}", responses=problem_responses(ItemNotFound))
 async def get_item(item_id: ItemId, session: SessionDep, services: ContainerDep) -> ItemRead:
-    return await service.get_item(session=session, services=services, item_id=item_id)
+    return await service.get_item(session=session, services=services, item_id=item_id, shopper=True)

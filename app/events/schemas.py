@@ -14,6 +14,7 @@ from pydantic import (
     model_validator,
 )
 
+from app.ids import MAX_ID
 from app.inventory.schemas import MAX_UNITS, Name, SkuCode
 from app.moments import representable_utc
 
@@ -87,6 +88,12 @@ class EventCreate(BaseModel):
     ends_at: AwareDatetime
     member_early_access_seconds: StrictInt = Field(default=0, ge=0, le=MAX_EARLY_ACCESS_SECONDS)
     items: list[EventItemCreate] = Field(min_length=1, max_length=MAX_ITEMS_PER_EVENT)
+    campaign_id: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_ID,
+        description="A slot of this draft campaign (inside its peak); sells once it is approved.",
+    )
 
     @field_validator("starts_at", "ends_at")
     @classmethod
@@ -173,6 +180,7 @@ class ItemRead(BaseModel):
 class EventRead(BaseModel):
     id: int
     name: str
+    campaign_id: int | None = None
     starts_at: datetime
     ends_at: datetime
     member_early_access_seconds: int

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit_log import service as audit_log
 from app.auth import User
+from app.campaigns import service as campaigns
 from app.container import Container
 from app.db import after_commit
 from app.errors import ValidationFailed
@@ -49,12 +50,20 @@ async def create_event(
             "The sale window has already ended: ends_at must be in the future.",
             field="ends_at",
         )
+    if data.campaign_id is not None:
+        await campaigns.slot_of(
+            session=session,
+            campaign_id=data.campaign_id,
+            starts_at=data.starts_at,
+            ends_at=data.ends_at,
+        )
     event = await repository.insert_event(
         session,
         name=data.name,
         starts_at=data.starts_at,
         ends_at=data.ends_at,
         member_early_access_seconds=data.member_early_access_seconds,
+        campaign_id=data.campaign_id,
     )
     # Allocate in SKU order so two events sharing SKUs lock them in the same order.
     for spec in sorted(data.items, key=lambda i: i.sku):
@@ -334,6 +343,7 @@ async def read_events(
             ends_at=event.ends_at,
             member_early_access_seconds=event.member_early_access_seconds,
             paused=event.paused,
+            campaign_id=event.campaign_id,
             state=event_state(event, now),
             items=[_item_read(i, event, remaining[i.id], now) for i in event.items],
         )
@@ -341,8 +351,18 @@ async def read_events(
     ]
 
 
-async def get_event(*, session: AsyncSession, services: Container, event_id: int) -> EventRead:
+def shown_to_shoppers(event: Event) -> bool:
+    """Not a slot of a campaign awaiting approval: shoppers see it (and it can sell)."""
+    return event.campaign is None or event.campaign.approved
+
+
+async def get_event(
+    *, session: AsyncSession, services: Container, event_id: int, shopper: bool = False
+) -> EventRead:
+    """The event; for a `shopper`, 404 while its campaign is not approved."""
     event = await get_event_row(session=session, event_id=event_id)
+    if shopper and not shown_to_shoppers(event):
+        raise EventNotFound(f"No event {event_id}.")
     return (await read_events(session=session, services=services, events=[event]))[0]
 
 
@@ -354,9 +374,17 @@ async def list_events(
     limit: int,
     offset: int,
     paused: bool | None = None,
+    shopper: bool = False,
 ) -> list[EventRead]:
+    """Events by start; for a `shopper`, none of a campaign not approved."""
     events = await repository.list_events(
-        session, state=state, now=utc_now(), limit=limit, offset=offset, paused=paused
+        session,
+        state=state,
+        now=utc_now(),
+        limit=limit,
+        offset=offset,
+        paused=paused,
+        shown_to_shoppers=shopper,
     )
     return await read_events(session=session, services=services, events=events)
 
@@ -368,8 +396,13 @@ async def get_item_row(*, session: AsyncSession, item_id: int) -> EventItem:
     return item
 
 
-async def get_item(*, session: AsyncSession, services: Container, item_id: int) -> ItemRead:
+async def get_item(
+    *, session: AsyncSession, services: Container, item_id: int, shopper: bool = False
+) -> ItemRead:
+    """The item; for a `shopper`, 404 while its campaign is not approved."""
     item = await get_item_row(session=session, item_id=item_id)
+    if shopper and not shown_to_shoppers(item.event):
+        raise ItemNotFound(f"No item {item_id}.")
     remaining = await _remaining(session=session, services=services, items=[item])
     return _item_read(item, item.event, remaining[item.id], utc_now())
 

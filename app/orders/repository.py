@@ -146,6 +146,10 @@ async def list_user_orders(
 # One statement per batch: unnest the columns, insert what is new, and write a `sold`
 # ledger row for each inserted order. ON CONFLICT skips a re-delivered entry (its id is
 # stored) and a second order under one Idempotency-Key (see insert_orders).
+# Each order takes its event's campaign, the rules version the script read with the
+# stock (the campaign's current one for an entry written before versions were stamped),
+# and its channel: a code the campaign does not list is "other". (The events join is an
+# outer one so that an order of no stored event still fails on its foreign key.)
 # The payment window opens when the order becomes payable, i.e. now: a writer held up
 # (Postgres away, a requeued dead letter) must not leave the buyer less time to pay.
 # It answers one row, the count stored and the ids skipped (nearly always none): a
@@ -157,15 +161,29 @@ _INSERT_ORDERS = text(
             CAST(:ids AS text[]), CAST(:user_ids AS text[]), CAST(:event_ids AS bigint[]),
             CAST(:item_ids AS bigint[]), CAST(:quantities AS integer[]),
             CAST(:unit_prices AS numeric[]), CAST(:accepted_ats AS timestamptz[]),
-            CAST(:idempotency_keys AS text[])
-        ) AS t(id, user_id, event_id, item_id, quantity, unit_price, accepted_at, idem)
+            CAST(:idempotency_keys AS text[]), CAST(:rules_versions AS integer[]),
+            CAST(:channels AS text[])
+        ) AS t(id, user_id, event_id, item_id, quantity, unit_price, accepted_at, idem,
+               rules_version, channel)
     ), inserted AS (
         INSERT INTO orders (id, user_id, event_id, item_id, quantity, unit_price, amount,
-                            status, idempotency_key, accepted_at, payment_deadline)
-        SELECT id, user_id, event_id, item_id, quantity, unit_price, unit_price * quantity,
-               'pending_payment', idem, accepted_at,
-               greatest(accepted_at, now()) + make_interval(secs => :timeout_seconds)
+                            status, idempotency_key, accepted_at, payment_deadline,
+                            campaign_id, rules_version, channel)
+        SELECT input.id, input.user_id, input.event_id, input.item_id, input.quantity,
+               input.unit_price, input.unit_price * input.quantity, 'pending_payment',
+               input.idem, input.accepted_at,
+               greatest(input.accepted_at, now()) + make_interval(secs => :timeout_seconds),
+               events.campaign_id,
+               CASE WHEN events.campaign_id IS NOT NULL
+                    THEN coalesce(input.rules_version, campaigns.rules_version) END,
+               CASE WHEN input.channel IS NULL OR events.campaign_id IS NULL
+                         OR EXISTS (SELECT 1 FROM campaign_channels AS listed
+                                    WHERE listed.campaign_id = events.campaign_id
+                                      AND listed.code = input.channel)
+                    THEN input.channel ELSE 'other' END
         FROM input
+        LEFT JOIN events ON events.id = input.event_id
+        LEFT JOIN campaigns ON campaigns.id = events.campaign_id
         ON CONFLICT DO NOTHING
         RETURNING id, item_id, quantity
     ), ledger AS (
@@ -205,6 +223,8 @@ async def insert_orders(
             "unit_prices": [o.unit_price for o in orders],
             "accepted_ats": [o.accepted_at for o in orders],
             "idempotency_keys": [o.idempotency_key for o in orders],
+            "rules_versions": [o.rules_version for o in orders],
+            "channels": [o.channel for o in orders],
             "timeout_seconds": float(payment_timeout_seconds),
         },
     )

@@ -53,6 +53,8 @@ from app.outages import install_outage_handlers
 from app.payments.router import orders as payments_orders
 from app.payments.router import orders_admin as payments_orders_admin
 from app.payments.router import router as payments_router
+from app.planning.router import admin as campaigns_admin
+from app.planning.router import public as campaigns_public
 from app.processes.ops import router as ops_router
 from app.processes.services import build_services, tune_garbage_collector
 from app.promotions.router import admin as promotions_admin
@@ -146,6 +148,8 @@ ROUTERS = (
     promotions_public,
     promotions_admin,
     jobs_admin,
+    campaigns_admin,
+    campaigns_public,
 )
 
 

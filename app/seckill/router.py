@@ -4,6 +4,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request, status
 
 from app.auth import CurrentUser
+from app.campaigns.service import channel_code
 from app.container import ContainerDep
 from app.coupons.errors import CouponNotApplicable
 from app.errors import (
@@ -52,6 +53,14 @@ async def purchase(
     services: ContainerDep,
     body: PurchaseCreate | None = None,
     idempotency_key: Annotated[IdempotencyKey | None, Header(alias="Idempotency-Key")] = None,
+    x_channel: Annotated[
+        str | None,
+        Header(
+            alias="X-Channel",
+            description="Where the buyer came from (a code the campaign lists, else "
+            "recorded as `other`).",
+        ),
+    ] = None,
 ) -> PurchaseAccepted:
     """Take stock now and queue the order; the order row reaches Postgres shortly after.
 
@@ -73,6 +82,7 @@ async def purchase(
             idempotency_key=idempotency_key,
             client_address=address_of(request, services),
             coupon=body.coupon if body else None,
+            channel=channel_code(x_channel),
         )
     finally:
         purchase_seconds.observe(time.perf_counter() - started)

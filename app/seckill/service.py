@@ -194,10 +194,13 @@ async def purchase(
     idempotency_key: str | None,
     client_address: str | None = None,
     coupon: str | None = None,
+    channel: str | None = None,
 ) -> Accepted:
     """Decide one purchase. The rate limits (this user's and `client_address`'s requests
     on this item) are decided by the script; a process-local sold-out answer is not
-    counted: it costs less than counting it would. Seckill prices take no coupons."""
+    counted: it costs less than counting it would. Seckill prices take no coupons.
+    `channel`: the X-Channel code (app.campaigns.service.channel_code), kept with the
+    order (the order writer records "other" for a code its campaign does not list)."""
     if coupon is not None:
         _count("coupon_not_applicable")
         raise not_applicable(Refusal.SECKILL, "pay the seckill price without a coupon")
@@ -231,6 +234,7 @@ async def purchase(
         address=client_address,
         address_rate=settings.rate_limit_per_address,
         seen=services.generations.known(item_id),
+        channel=channel,
     )
     reply, replicated = await _decide(services, call)
     if isinstance(reply, Throttled):

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth import TokenVerifier, bearer_token
+from app.campaigns.service import channel_code
 from app.container import Container
 from app.errors import AppError, Unauthorized, app_error_response
 from app.events.schemas import MAX_PER_USER_LIMIT
@@ -39,7 +40,14 @@ _IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN.removeprefix("^").removesu
 _JSON = (b"content-type", b"application/json")
 # The headers a purchase reads; any of them sent twice is left to the framework.
 _READ = frozenset(
-    (b"authorization", b"idempotency-key", b"content-type", b"content-length", b"x-forwarded-for")
+    (
+        b"authorization",
+        b"idempotency-key",
+        b"content-type",
+        b"content-length",
+        b"x-forwarded-for",
+        b"x-channel",
+    )
 )
 # Every answer's headers past its own: as Protection adds them to an authenticated answer.
 _PROTECTION_HEADERS = [*SECURITY_HEADERS, NO_STORE]
@@ -212,6 +220,7 @@ class ThinPurchaseRoute:
             user = verifier.verify(token)
             client = scope.get("client")
             forwarded = headers.get(b"x-forwarded-for")
+            channel = headers.get(b"x-channel")
             accepted = await service.purchase(
                 services=container,
                 item_id=item_id,
@@ -223,6 +232,7 @@ class ThinPurchaseRoute:
                     forwarded.decode("latin-1") if forwarded is not None else None,
                     container,
                 ),
+                channel=channel_code(channel.decode("latin-1")) if channel is not None else None,
             )
         except Exception as exc:
             await _answer_error(scope, send, exc)

@@ -25,6 +25,8 @@ class CouponClaimTerms:
     per_user_limit: int
     valid_until: datetime | None
     valid_days_after_claim: int | None
+    # Its campaign is not approved: claim.lua treats the coupon as not there.
+    held: bool = False
 
 
 def coupon_warmup_script_call(
@@ -49,6 +51,7 @@ def coupon_warmup_script_call(
         group,
         build.value,
         min_epoch,
+        "1" if terms.held else "0",
     ]
     for user_id, count in claimed_by_user.items():
         args += [user_id, count]

@@ -73,6 +73,7 @@ def purchase_script_call(
     address: str | None = None,
     address_rate: Rate | None = None,
     seen: Generation = UNSEEN,
+    channel: str | None = None,
 ) -> ScriptCall:
     """purchase.lua's KEYS and ARGV (see the script's header). Rates None: no limit."""
     # Keys the script does not read (no Idempotency-Key, a limit off) are stood in for by
@@ -105,6 +106,7 @@ def purchase_script_call(
             *rate_limit_args(address_rate),
             seen.epoch,
             seen.seq,
+            channel or "",
         ],
     )
 

@@ -3,8 +3,10 @@
 purchase.lua's:
 
 - The stream entry (KEYS[4] of purchase.lua, the order writer's input): a hash of
-  `order_id, user_id, event_id, item_id, quantity, unit_price, accepted_ms` and
-  `idempotency_key` (empty for none), decoded into a NewOrder.
+  `order_id, user_id, event_id, item_id, quantity, unit_price, accepted_ms`,
+  `idempotency_key` (empty for none), `rules_version` (the campaign's rules version in
+  force, empty for none) and `channel` (the X-Channel code, empty for none), decoded into
+  a NewOrder. Entries written before campaigns lack the last two.
 - The queued record (KEYS[5], the `queued` hash): order id ->
   "quantity|unit price|event id|accepted ms|user id" (user id last: it may hold any
   character), decoded into a QueuedOrder.
@@ -37,6 +39,8 @@ class NewOrder(NamedTuple):
     unit_price: Decimal
     accepted_at: datetime
     idempotency_key: str | None
+    rules_version: int | None = None
+    channel: str | None = None
 
 
 def parse_order(fields: dict[str, str]) -> NewOrder | None:
@@ -52,6 +56,8 @@ def parse_order(fields: dict[str, str]) -> NewOrder | None:
             Decimal(fields["unit_price"]),
             from_ms(int(fields["accepted_ms"])),
             fields.get("idempotency_key") or None,
+            int(rules) if (rules := fields.get("rules_version")) else None,
+            fields.get("channel") or None,
         )
     # from_ms raises OverflowError for a time no datetime holds.
     except (KeyError, ValueError, InvalidOperation, OverflowError):

@@ -28,6 +28,10 @@ class SaleTerms:
     # event_items.terms_version: every change of these terms bumps it in Postgres, and
     # Redis keeps the newest version's terms (an older warm-up never undoes a change)
     version: int = 0
+    # Its campaign is not approved: purchase.lua treats the item as not there.
+    held: bool = False
+    # Its campaign's rules version in force (None: no campaign), stamped on each order.
+    rules_version: int | None = None
 
 
 def terms_fields(terms: SaleTerms) -> list[str | int]:
@@ -41,6 +45,8 @@ def terms_fields(terms: SaleTerms) -> list[str | int]:
         "paused", "1" if terms.paused else "0",
         "price", str(terms.unit_price),
         "event", terms.event_id,
+        "held", "1" if terms.held else "0",
+        "rules", "" if terms.rules_version is None else terms.rules_version,
     ]  # fmt: skip
 
 
@@ -96,6 +102,8 @@ def warmup_script_call(
             terms.version,
             build.value,
             min_epoch,
+            "1" if terms.held else "0",
+            "" if terms.rules_version is None else terms.rules_version,
             *buyers,
         ],
     )

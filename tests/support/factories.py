@@ -59,15 +59,19 @@ def event_spec(
     lasts: timedelta = timedelta(hours=1),
     member_early_access_seconds: int = 0,
     items: list[dict[str, Any]] | None = None,
+    campaign_id: int | None = None,
 ) -> dict[str, Any]:
     starts_at = datetime.now(UTC) + starts_in
-    return {
+    spec = {
         "name": name,
         "starts_at": starts_at.isoformat(),
         "ends_at": (starts_at + lasts).isoformat(),
         "member_early_access_seconds": member_early_access_seconds,
         "items": items if items is not None else [item_spec()],
     }
+    if campaign_id is not None:
+        spec["campaign_id"] = campaign_id
+    return spec
 
 
 async def create_event(client: httpx.AsyncClient, auth: Auth, **spec: Any) -> EventRead:
