@@ -56,7 +56,7 @@ async def of_campaign(session: AsyncSession, campaign_id: int) -> Sequence[Promo
 
 # One advisory lock key per promotion: checkouts share it while they take a place and
 # commit their order; a rebuild takes it alone before reading who holds places.
-_LOCK_KEY = "hashtextextended('promotion:' || CAST(:id AS text), 0)"
+_LOCK_KEY = "hashtextextended('promotion:' || CAST(CAST(:id AS bigint) AS text), 0)"
 
 
 async def share_places_lock(session: AsyncSession, promotion_ids: Sequence[int]) -> None:
