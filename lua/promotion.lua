@@ -77,8 +77,8 @@ end
 taken = redis.call('INCR', KEYS[2])
 redis.call('HINCRBY', KEYS[3], user, 1)
 redis.call('HSET', KEYS[4], order_id, user)
-for i = 2, 4 do
-  redis.call('PEXPIREAT', KEYS[i], ARGV[3])
-end
+redis.call('PEXPIREAT', KEYS[2], ARGV[3])
+redis.call('PEXPIREAT', KEYS[3], ARGV[3])
+redis.call('PEXPIREAT', KEYS[4], ARGV[3])
 seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 return {0, taken, epoch, seq}

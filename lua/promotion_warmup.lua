@@ -5,7 +5,8 @@
   promotion is frozen.
 
   KEYS[1] promotion hash (see promotion.lua)
-  KEYS[2..] for each day of ARGV: taken, users, holders (see promotion.lua)
+  KEYS[2..] for each day of ARGV: taken, users, holders (see promotion.lua); KEYS[k],
+          KEYS[k + 1], KEYS[k + 2] below, for k = 2, 5, 8, ...
 
   ARGV[1] starts_ms  ARGV[2] ends_ms  ARGV[3] daily_limit  ARGV[4] per_user_limit
   ARGV[5] held: "1" while the promotion's campaign is not approved, else "0"
@@ -41,22 +42,22 @@ if mode == '2' or not has_counters then
   end
   redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
   redis.call('HDEL', KEYS[1], 'behind')
+  -- Day d's keys are KEYS[k], KEYS[k + 1], KEYS[k + 2] (taken, users, holders).
   local at = 9
-  for day = 0, tonumber(ARGV[8]) - 1 do
-    local taken, users, holders = KEYS[2 + 3 * day], KEYS[3 + 3 * day], KEYS[4 + 3 * day]
+  for k = 2, 2 + 3 * (tonumber(ARGV[8]) - 1), 3 do
     local expire_at, n = ARGV[at], tonumber(ARGV[at + 1])
-    redis.call('DEL', taken, users, holders)
+    redis.call('DEL', KEYS[k], KEYS[k + 1], KEYS[k + 2])
     at = at + 2
     if n > 0 then
       for i = 0, n - 1 do
         local order_id, user = ARGV[at + 2 * i], ARGV[at + 2 * i + 1]
-        redis.call('HSET', holders, order_id, user)
-        redis.call('HINCRBY', users, user, 1)
+        redis.call('HSET', KEYS[k + 2], order_id, user)
+        redis.call('HINCRBY', KEYS[k + 1], user, 1)
       end
-      redis.call('SET', taken, n)
-      for _, key in ipairs({taken, users, holders}) do
-        redis.call('PEXPIREAT', key, expire_at)
-      end
+      redis.call('SET', KEYS[k], n)
+      redis.call('PEXPIREAT', KEYS[k], expire_at)
+      redis.call('PEXPIREAT', KEYS[k + 1], expire_at)
+      redis.call('PEXPIREAT', KEYS[k + 2], expire_at)
     end
     at = at + 2 * n
   end

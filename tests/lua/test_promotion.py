@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from redis.asyncio import Redis
+from redis.crc import key_slot
 
 from app.moments import from_ms
 from app.store.generations import UNSEEN, Generation
@@ -21,7 +22,12 @@ from app.store.promotion_release import (
     promotion_release_script_call,
     run_promotion_release,
 )
-from app.store.promotion_warmup import DayHolders, PromotionTerms, load_promotion
+from app.store.promotion_warmup import (
+    DayHolders,
+    PromotionTerms,
+    load_promotion,
+    promotion_warmup_script_call,
+)
 from app.store.scripts import Scripts
 from app.store.warmup import Build, Built
 from tests.support.lua import HOUR_MS, MINUTE_MS, redis_now_ms, sleep_past, wider_client
@@ -266,3 +272,27 @@ async def test_a_crowd_takes_exactly_the_daily_limit(any_redis: Redis, key_prefi
     users = await any_redis.hgetall(lua.keys.day(DAY).users)
     assert sum(int(v) for v in users.values()) == 20
     assert all(v == "1" for v in users.values())
+
+
+def test_every_call_passes_keys_of_one_slot() -> None:
+    keys = PromotionKeys("sk", 42)
+    days = [DAY, date(2026, 12, 7)]
+    take_keys, _ = promotion_script_call(
+        keys=keys, day=DAY, expires_at=from_ms(0), user_id="u", order_id="o"
+    )
+    release_keys, _ = promotion_release_script_call(keys=keys, day=DAY, order_id="o")
+    warmup_keys, _ = promotion_warmup_script_call(
+        keys=keys,
+        terms=PromotionTerms(
+            promotion_id=42,
+            starts_at=from_ms(0),
+            ends_at=from_ms(1),
+            daily_limit=1,
+            per_user_daily_limit=1,
+            held=False,
+        ),
+        days=[DayHolders(day=d, expires_at=from_ms(0)) for d in days],
+    )
+    assert len(warmup_keys) == 1 + 3 * len(days)
+    for passed in (take_keys, release_keys, warmup_keys):
+        assert {key_slot(k.encode()) for k in passed} == {key_slot(b"promotion:42")}
