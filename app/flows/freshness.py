@@ -37,7 +37,7 @@ import asyncio
 import contextlib
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -148,6 +148,11 @@ class CounterFamily(ABC, Generic[Row]):
     async def rebuild(self, services: Container, row: Row) -> Built:
         """Replace a frozen entity's counters from one consistent picture."""
 
+    async def lacking(self, services: Container, rows: Sequence[Row]) -> set[int]:
+        """Entities whose counters in Redis lack an entry Postgres has stored (a family
+        without a stream finds a rolled-back Redis this way); none by default."""
+        return set()
+
 
 class Sales(CounterFamily[EventItem]):
     name, noun, counter = events.SALE, "item", "stock"
@@ -215,8 +220,8 @@ class Claims(CounterFamily[Coupon]):
 
 class Promotions(CounterFamily[Promotion]):
     """A promotion's daily places. It has no stream: a place is taken inside its order's
-    transaction, so Postgres never holds a newer entry than a healthy Redis; a Redis that
-    lost or rolled back the counters is found by their generation (and `behind`)."""
+    transaction, before the commit. A Redis that lost or rolled back the counters is found
+    by their generation, `behind`, or today's holders lacking a stored order (`lacking`)."""
 
     name, noun, counter = promotions.PROMOTIONS, "promotion", "epoch"
     answered_after_commit = True
@@ -250,6 +255,9 @@ class Promotions(CounterFamily[Promotion]):
     async def rebuild(self, services: Container, row: Promotion) -> Built:
         return await promotions.rebuild_promotion(services=services, promotion=row)
 
+    async def lacking(self, services: Container, rows: Sequence[Promotion]) -> set[int]:
+        return await promotions.places_missing_in_redis(services=services, promotions=rows)
+
 
 SALES = Sales()
 CLAIMS = Claims()
@@ -269,9 +277,10 @@ async def inspect(
     newest_stored: dict[int, datetime],
     built: dict[int, int],
     ids: Sequence[int],
+    lacking: Collection[int] = (),
 ) -> list[Finding]:
     """One pipeline for all: is each entity's counters there, of which generation, and how
-    new is its stream?"""
+    new is its stream? `lacking`: entities found missing a stored entry (`family.lacking`)."""
     if not ids:
         return []
     async with redis.pipeline(transaction=False) as pipe:
@@ -299,6 +308,7 @@ async def inspect(
             verdict = Verdict.UNLOADED if built_epoch is not None else Verdict.NEW
         elif (
             behind
+            or entity_id in lacking
             or _stream_older_than_postgres(last_ms, stored_ms)
             or (built_epoch is not None and redis_epoch < built_epoch)
         ):
@@ -341,6 +351,7 @@ async def _check_family(services: Container, family: CounterFamily[Row]) -> list
         newest = await family.newest_stored(session, ids)
         built = await generations.built_epochs(session, family.name, ids)
     by_id = {family.id_of(row): row for row in rows}
+    lacking = await family.lacking(services, rows)
 
     async def look(entity_ids: Sequence[int]) -> list[Finding]:
         return await inspect(
@@ -350,6 +361,7 @@ async def _check_family(services: Container, family: CounterFamily[Row]) -> list
             newest_stored=newest,
             built=built,
             ids=entity_ids,
+            lacking=lacking,
         )
 
     findings = await look(ids)

@@ -96,3 +96,34 @@ async def holders(session: AsyncSession, promotion_id: int, days: Sequence[date]
         {"id": promotion_id, "days": list(days)},
     )
     return [Holder(day=row[0], order_id=row[1], user_id=row[2]) for row in rows]
+
+
+async def holding_on(session: AsyncSession, days: dict[int, date]) -> dict[int, set[str]]:
+    """For each promotion, the orders holding a place on its day given (not cancelled)."""
+    if not days:
+        return {}
+    rows = await session.execute(
+        text(
+            """
+            SELECT o.promotion_id, o.id FROM orders AS o
+            JOIN unnest(CAST(:ids AS bigint[]), CAST(:days AS date[])) AS d(id, day)
+              ON o.promotion_id = d.id AND o.promotion_day = d.day
+            WHERE o.status <> 'cancelled'
+            """
+        ),
+        {"ids": list(days), "days": list(days.values())},
+    )
+    found: dict[int, set[str]] = {}
+    for promotion_id, order_id in rows:
+        found.setdefault(int(promotion_id), set()).add(order_id)
+    return found
+
+
+async def not_cancelled(session: AsyncSession, order_ids: Sequence[str]) -> set[str]:
+    rows = await session.scalars(
+        text(
+            "SELECT id FROM orders WHERE id = ANY(CAST(:ids AS text[])) AND status <> 'cancelled'"
+        ),
+        {"ids": list(order_ids)},
+    )
+    return set(rows)

@@ -238,6 +238,37 @@ async def put_campaign_in_force(
         )
 
 
+async def places_missing_in_redis(
+    *, services: Container, promotions: Sequence[Promotion]
+) -> set[int]:
+    """Promotions whose places of today in Redis lack an order that Postgres has holding
+    one: Redis came back from an older snapshot (a promotion has no stream to tell).
+    Redis gets a place before Postgres stores its order, and gives one back only after
+    Postgres has cancelled it; so an order found stored, then missing in Redis, then
+    still not cancelled, was lost by Redis."""
+    prefix = services.settings.redis_key_prefix
+    today = {p.id: day_of(p, utc_now()) for p in promotions}
+    async with services.sessionmaker() as session:
+        stored = await repository.holding_on(session, today)
+    if not stored:
+        return set()
+    ids = list(stored)
+    async with services.redis.pipeline(transaction=False) as pipe:
+        for promotion_id in ids:
+            pipe.hkeys(PromotionKeys(prefix, promotion_id).day(today[promotion_id]).holders)
+        in_redis = await pipe.execute()
+    missing = {
+        promotion_id: stored[promotion_id] - {str(o) for o in held}
+        for promotion_id, held in zip(ids, in_redis, strict=True)
+    }
+    suspects = [order_id for orders in missing.values() for order_id in orders]
+    if not suspects:
+        return set()
+    async with services.sessionmaker() as session:
+        still = await repository.not_cancelled(session, suspects)
+    return {promotion_id for promotion_id, orders in missing.items() if orders & still}
+
+
 def days_to_rebuild(promotion: Promotion, now: datetime) -> list[date]:
     """The days a checkout may be taking places on around `now`: today, and either side of
     it for an API process whose clock is a little off at midnight."""
