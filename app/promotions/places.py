@@ -1,11 +1,12 @@
 """A checkout's promotion: which one an order qualifies for, its place among the day's
 first N taken in Redis (promotion.lua), and given back by a cancel (promotion_release.lua).
 
-The place is taken inside the checkout's transaction, after everything else that could
-refuse the order, with the promotion's advisory lock shared until the commit (see
-service.rebuild_promotion for why). A checkout that fails after taking it gives it back
-at once. Only a failed commit leaves a place taken for no order: the day has one place
-fewer (never one too many) until the promotion is next rebuilt."""
+The place is taken inside the checkout's transaction, once its SKU rows are locked and
+before its order is written, with the promotion's advisory lock shared until the commit
+(see service.rebuild_promotion for why). A checkout refused after taking it (no stock, a
+repeated Idempotency-Key) gives it back at once. Only a failed commit leaves a place
+taken for no order: the day has one place fewer (never one too many) until the promotion
+is next rebuilt."""
 
 import logging
 from collections.abc import Sequence

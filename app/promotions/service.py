@@ -15,6 +15,7 @@ from datetime import date, datetime, time, timedelta
 from functools import partial
 from zoneinfo import ZoneInfo
 
+from pydantic import ValidationError
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,6 +23,7 @@ from app.campaigns import service as campaigns
 from app.campaigns.models import Campaign
 from app.container import Container
 from app.db import after_commit
+from app.errors import ValidationFailed
 from app.generations import repository as generations
 from app.generations.service import remember_built
 from app.moments import utc_now
@@ -62,14 +64,8 @@ def day_keys_expire_at(promotion: Promotion, day: date) -> datetime:
 # -- templates -------------------------------------------------------------------------
 
 
-async def create_promotion(
-    *, session: AsyncSession, services: Container, data: PromotionCreate
-) -> Promotion:
-    """Create a promotion; once committed it is loaded into Redis (held while its campaign
-    is not approved), or, if Redis fails then, by the hot-store check."""
-    if data.campaign_id is not None:
-        await campaigns.get_campaign(session, data.campaign_id)
-    promotion = Promotion(
+def _new_promotion(data: PromotionCreate) -> Promotion:
+    return Promotion(
         name=data.name,
         campaign_id=data.campaign_id,
         amount_off=data.amount_off,
@@ -81,6 +77,16 @@ async def create_promotion(
         daily_limit=data.daily_limit,
         per_user_daily_limit=data.per_user_daily_limit,
     )
+
+
+async def create_promotion(
+    *, session: AsyncSession, services: Container, data: PromotionCreate
+) -> Promotion:
+    """Create a promotion; once committed it is loaded into Redis (held while its campaign
+    is not approved), or, if Redis fails then, by the hot-store check."""
+    if data.campaign_id is not None:
+        await campaigns.get_campaign(session, data.campaign_id)
+    promotion = _new_promotion(data)
     session.add(promotion)
     await session.flush()
     await session.refresh(promotion, ["campaign"])
@@ -137,22 +143,36 @@ async def copy_promotions(
     *, session: AsyncSession, source_campaign_id: int, target_campaign_id: int, shift: timedelta
 ) -> dict[int, int]:
     """The campaign copy's promotions: each of the source campaign's, every time shifted,
-    in the target campaign (a draft: held until approved, loaded by the hot-store check or
-    by `put_campaign_in_force`). Returns old id -> new id."""
+    in the target campaign (a draft: held until approved, loaded into Redis by the
+    hot-store check or by `put_campaign_in_force`). A shift that leaves one invalid (its
+    window over) is a 422 naming it. Returns old id -> new id."""
     copies: dict[int, Promotion] = {}
     for old in await repository.of_campaign(session, source_campaign_id):
-        copy = Promotion(
-            name=old.name,
-            campaign_id=target_campaign_id,
-            amount_off=old.amount_off,
-            min_spend=old.min_spend,
-            scope_skus=old.scope_skus,
-            scope_categories=old.scope_categories,
-            starts_at=old.starts_at + shift,
-            ends_at=old.ends_at + shift,
-            daily_limit=old.daily_limit,
-            per_user_daily_limit=old.per_user_daily_limit,
-        )
+        scope = None
+        if old.scoped:
+            scope = {"skus": old.scope_skus, "categories": old.scope_categories}
+        try:
+            data = PromotionCreate.model_validate(
+                {
+                    "name": old.name,
+                    "campaign_id": target_campaign_id,
+                    "amount_off": old.amount_off,
+                    "min_spend": old.min_spend,
+                    "scope": scope,
+                    "starts_at": old.starts_at + shift,
+                    "ends_at": old.ends_at + shift,
+                    "daily_limit": old.daily_limit,
+                    "per_user_daily_limit": old.per_user_daily_limit,
+                }
+            )
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+            )
+            raise ValidationFailed(
+                f"Shifted, promotion {old.id} is no longer valid ({problems}).", field="shift_days"
+            ) from exc
+        copy = _new_promotion(data)
         session.add(copy)
         copies[old.id] = copy
     await session.flush()
