@@ -118,6 +118,7 @@ async def run_wrk(
     seconds: float,
     start: int = 0,
     once: bool = False,
+    header: tuple[str, str] | None = None,
 ) -> tuple[LoadResult, str]:
     """Load `path` for `seconds` at a fixed number of connections; returns the result and
     wrk's own printout (with its --latency distribution). `once`: each token sends one
@@ -137,6 +138,7 @@ async def run_wrk(
         body,
         str(start),
         "once" if once else "",
+        f"{header[0]}: {header[1]}" if header is not None else "",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )

@@ -10,6 +10,8 @@
     5  "once" (the crowd): each line is sent once; when every one has been answered the
        thread stops and prints ALL-ANSWERED (wrk 4.1 would still wait out --duration,
        so the bench then interrupts it, and wrk reports as at the end of a run)
+    6  an extra header sent with every request, "Name: value" ("" for none), e.g. the
+       campaign target's "X-Channel: app"
 
   Every request is built once per thread in init(), so request() costs a table lookup
   and wrk stays far from being the bottleneck. At the end, done() prints one line
@@ -36,10 +38,15 @@ end
 
 function init(args)
   -- Format one request with a marker for the token, then splice each token in.
-  local template = wrk.format("POST", args[2], {
+  local headers = {
     ["Content-Type"] = "application/json",
     ["Authorization"] = "Bearer @TOKEN@",
-  }, args[3])
+  }
+  local extra_name, extra_value = (args[6] or ""):match("^([^:]+):%s*(.*)$")
+  if extra_name then
+    headers[extra_name] = extra_value
+  end
+  local template = wrk.format("POST", args[2], headers, args[3])
   local head, tail = template:match("^(.-)@TOKEN@(.*)$")
   prepared = {}
   for token in io.lines(args[1]) do

@@ -27,7 +27,7 @@ from bench.apps import (
 )
 from bench.environment import BenchEnvironment, connect
 from bench.load import LoadResult, run_wrk, write_tokens
-from bench.sales import open_sale
+from bench.sales import open_campaign_sale, open_sale
 from bench.server import ApiProcess, api_process, order_writer_process
 
 # Enough that no run sells out: the accept path is what is measured.
@@ -62,6 +62,8 @@ class Target:
     # Every request a user whose token this process has never seen (sale day's first
     # requests): tokens from a separate file, never reused within a bench run.
     cold: bool = False
+    # One more header on every request (the campaign target's X-Channel).
+    header: tuple[str, str] | None = None
 
 
 @dataclass
@@ -103,7 +105,7 @@ class HttpPhase:
     wrk_output: dict[str, str]
 
 
-def targets(*, accept_item: int, sold_out_item: int) -> list[Target]:
+def targets(*, accept_item: int, sold_out_item: int, campaign_item: int) -> list[Target]:
     accept = PURCHASE_PATH.format(item_id=accept_item)
     sold_out = PURCHASE_PATH.format(item_id=sold_out_item)
     return [
@@ -111,6 +113,13 @@ def targets(*, accept_item: int, sold_out_item: int) -> list[Target]:
         Target("noop", "no-op (framework ceiling)", NOOP_PATH.format(item_id=accept_item), 202),
         Target("naive", "naive (PG row lock)", NAIVE_PATH.format(item_id=NAIVE_ITEM_ID), 202),
         Target("purchase", "purchase (accept)", accept, 202),
+        Target(
+            "purchase_campaign",
+            "campaign + X-Channel",
+            PURCHASE_PATH.format(item_id=campaign_item),
+            202,
+            header=("X-Channel", "app"),
+        ),
         Target(
             "purchase_framework",
             "purchase via framework",
@@ -135,9 +144,13 @@ def targets(*, accept_item: int, sold_out_item: int) -> list[Target]:
     ]
 
 
-async def _open_sales(services: Container, env: BenchEnvironment) -> tuple[int, int]:
+async def _open_sales(services: Container, env: BenchEnvironment) -> tuple[int, int, int]:
     accept_item = await open_sale(
         services, sku="BENCH-ACCEPT", stock=ACCEPT_STOCK, per_user_limit=MAX_PER_USER_LIMIT
+    )
+    # The same sale as a slot of an approved campaign with channels.
+    campaign_item = await open_campaign_sale(
+        services, sku="BENCH-CAMPAIGN", stock=ACCEPT_STOCK, per_user_limit=MAX_PER_USER_LIMIT
     )
     sold_out_item = await open_sale(services, sku="BENCH-SOLD-OUT", stock=1, per_user_limit=1)
     connection = await connect(env)
@@ -145,7 +158,7 @@ async def _open_sales(services: Container, env: BenchEnvironment) -> tuple[int, 
         await naive.create_tables(connection, item_id=NAIVE_ITEM_ID, stock=ACCEPT_STOCK)
     finally:
         await connection.close()
-    return accept_item, sold_out_item
+    return accept_item, sold_out_item, campaign_item
 
 
 async def _probe(base_url: str, env: BenchEnvironment, all_targets: list[Target]) -> None:
@@ -158,7 +171,9 @@ async def _probe(base_url: str, env: BenchEnvironment, all_targets: list[Target]
             if target.status == 409:
                 # Buy the only unit (the first time): the API process marks it sold out.
                 await client.post(target.path, content=BODY)
-            response = await client.post(target.path, content=BODY)
+            response = await client.post(
+                target.path, content=BODY, headers=dict([target.header]) if target.header else None
+            )
             if response.status_code != target.status:
                 raise RuntimeError(
                     f"{target.label}: expected {target.status}, got "
@@ -166,9 +181,11 @@ async def _probe(base_url: str, env: BenchEnvironment, all_targets: list[Target]
                 )
 
 
-async def _stock(services: Container, env: BenchEnvironment, accept_item: int) -> dict[str, int]:
+async def _stock(
+    services: Container, env: BenchEnvironment, accept_item: int, campaign_item: int
+) -> dict[str, int]:
     live = await remaining_stock(
-        redis=services.redis, prefix=env.key_prefix, item_ids=[accept_item]
+        redis=services.redis, prefix=env.key_prefix, item_ids=[accept_item, campaign_item]
     )
     connection = await connect(env)
     try:
@@ -179,7 +196,12 @@ async def _stock(services: Container, env: BenchEnvironment, accept_item: int) -
         )
     finally:
         await connection.close()
-    return {"purchase": live[accept_item] or 0, "naive": naive_left, "stored": int(stored)}
+    return {
+        "purchase": live[accept_item] or 0,
+        "purchase_campaign": live[campaign_item] or 0,
+        "naive": naive_left,
+        "stored": int(stored),
+    }
 
 
 def _taken_check(
@@ -220,6 +242,7 @@ async def _load(
         body=BODY,
         token_file=tokens.cold if target.cold else tokens.warm,
         start=tokens.cold_used % tokens.cold_users if target.cold else 0,
+        header=target.header,
         connections=options.connections,
         threads=options.threads,
         seconds=seconds,
@@ -283,10 +306,12 @@ async def measure_http(env: BenchEnvironment, options: HttpOptions, workdir: Pat
         cold_users=options.cold_users,
     )
     async with build_services(env.settings()) as services, contextlib.AsyncExitStack() as stack:
-        accept_item, sold_out_item = await _open_sales(services, env)
+        accept_item, sold_out_item, campaign_item = await _open_sales(services, env)
         all_targets = [
             t
-            for t in targets(accept_item=accept_item, sold_out_item=sold_out_item)
+            for t in targets(
+                accept_item=accept_item, sold_out_item=sold_out_item, campaign_item=campaign_item
+            )
             if options.only is None or t.key in options.only
         ]
         api = await stack.enter_async_context(
@@ -295,12 +320,13 @@ async def measure_http(env: BenchEnvironment, options: HttpOptions, workdir: Pat
         if options.with_writer:
             await stack.enter_async_context(order_writer_process(env, workdir / "writer.log"))
         await _probe(api.base_url, env, all_targets)
-        before = await _stock(services, env, accept_item)
+        before = await _stock(services, env, accept_item, campaign_item)
         runs, outputs = await _rounds(api, all_targets, options, tokens)
-        after = await _stock(services, env, accept_item)
+        after = await _stock(services, env, accept_item, campaign_item)
     # Every accepting purchase target takes from the same item.
     taking = {
         "purchase": ["purchase", "purchase_framework", "purchase_unlimited", "purchase_cold"],
+        "purchase_campaign": ["purchase_campaign"],
         "naive": ["naive"],
     }
     checks: dict[str, Any] = {

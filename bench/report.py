@@ -10,7 +10,7 @@ from typing import Any
 from bench.crowd import CrowdResult
 from bench.drain import DrainResult
 from bench.load import LoadResult
-from bench.purchase import HttpPhase
+from bench.purchase import HttpPhase, TargetRuns
 
 RESULTS_DIR = Path(__file__).with_name("results")
 
@@ -56,6 +56,17 @@ def _cpu_at_most(name: str, http: HttpPhase, key: str, wanted_us: float) -> list
     return [Goal(name, cpu, f"{cpu:.0f} µs", f"<= {wanted_us:g} µs", cpu <= wanted_us)]
 
 
+def _at_most_slower(name: str, feature: TargetRuns, plain: TargetRuns) -> list[Goal]:
+    """A feature on the purchase path costs at most 5% (throughput and CPU, same run)."""
+    rate = _ratio(feature.summary().requests_per_second, plain.summary().requests_per_second)
+    found = [Goal(f"{name}, req/s", rate, f"{rate:.1%}", ">= 95%", rate >= 0.95)]
+    feature_cpu, plain_cpu = feature.cpu_us(), plain.cpu_us()
+    if feature_cpu and plain_cpu:
+        extra = feature_cpu / plain_cpu - 1
+        found.append(Goal(f"{name}, CPU/req", extra, f"{extra:+.1%}", "<= +5%", extra <= 0.05))
+    return found
+
+
 def goals(
     http: HttpPhase | None,
     drain: DrainResult | None,
@@ -94,6 +105,12 @@ def goals(
                     p99 <= 20,
                 )
             )
+    if http is not None and {"purchase", "purchase_campaign"} <= http.runs.keys():
+        found += _at_most_slower(
+            "campaign + X-Channel vs plain",
+            http.runs["purchase_campaign"],
+            http.runs["purchase"],
+        )
     if http is not None and {"purchase", "purchase_unlimited"} <= http.runs.keys():
         limited = http.runs["purchase"]
         unlimited = http.runs["purchase_unlimited"]

@@ -4,18 +4,30 @@ publish to Redis), through the app's own service functions."""
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from app.auth import User
+from app.campaigns import service as campaigns
+from app.campaigns.schemas import CampaignCreate
 from app.container import Container
 from app.db import commit
 from app.events import service as events
 from app.events.schemas import EventCreate, EventItemCreate
+from app.planning import service as planning
 
 UNIT_PRICE = Decimal("1999.00")
 
 
-async def open_sale(services: Container, *, sku: str, stock: int, per_user_limit: int) -> int:
+async def open_sale(
+    services: Container,
+    *,
+    sku: str,
+    stock: int,
+    per_user_limit: int,
+    campaign_id: int | None = None,
+) -> int:
     """A live one-item sale; returns the item id."""
     now = datetime.now(UTC)
     data = EventCreate(
+        campaign_id=campaign_id,
         name=f"bench {sku}",
         starts_at=now - timedelta(minutes=1),
         ends_at=now + timedelta(hours=6),
@@ -34,3 +46,40 @@ async def open_sale(services: Container, *, sku: str, stock: int, per_user_limit
         event = await events.create_event(session=session, services=services, data=data)
         await commit(session)  # and load the sale into Redis, as the admin endpoint does
     return event.items[0].id
+
+
+async def open_campaign_sale(
+    services: Container, *, sku: str, stock: int, per_user_limit: int
+) -> int:
+    """open_sale() as the one slot of a campaign with channels, approved by two operators;
+    returns the item id."""
+    now = datetime.now(UTC)
+    planner = User(id="bench-planner", is_admin=True)
+    data = CampaignCreate.model_validate(
+        {
+            "name": f"bench {sku}",
+            "phases": {
+                "peak": {
+                    "starts_at": now - timedelta(minutes=2),
+                    "ends_at": now + timedelta(hours=7),
+                }
+            },
+            "rules": "Bench rules.",
+            "channels": [{"code": "app", "cost": "100.00"}, {"code": "web", "cost": "50.00"}],
+        }
+    )
+    async with services.sessionmaker() as session:
+        campaign = await campaigns.create_campaign(session=session, data=data, actor=planner)
+        await commit(session)
+    item_id = await open_sale(
+        services, sku=sku, stock=stock, per_user_limit=per_user_limit, campaign_id=campaign.id
+    )
+    async with services.sessionmaker() as session:
+        await campaigns.submit(session=session, campaign_id=campaign.id, actor=planner, now=now)
+        for group in services.settings.campaign_approver_groups:
+            approver = User(id=f"bench-{group}", is_admin=True, groups=frozenset({group}))
+            await planning.approve(
+                session=session, services=services, campaign_id=campaign.id, actor=approver
+            )
+        await commit(session)
+    return item_id

@@ -6,6 +6,7 @@ Approval: a draft is submitted (-> pending_approval); each operator of a group i
 has, each by a different operator, none of them its submitter. A rejection (with a
 reason) sends it back to draft; the next submission starts the approvals over."""
 
+import functools
 import re
 from collections.abc import Sequence
 from datetime import date, datetime
@@ -76,9 +77,11 @@ def campaign_day(timezone: str | None, at: datetime) -> date:
     return at.astimezone(ZoneInfo(timezone or "UTC")).date()
 
 
+@functools.lru_cache(maxsize=1024)
 def channel_code(header: str | None) -> str | None:
     """The X-Channel header as a code: None without one, "other" for one no campaign
-    could list (CHANNEL_PATTERN: lower-case, at most 32 characters)."""
+    could list (CHANNEL_PATTERN: lower-case, at most 32 characters). Remembered: a
+    purchase's header is one of a few codes, looked up on the hot path."""
     if header is None or header == "":
         return None
     return header if _CHANNEL.fullmatch(header) else OTHER_CHANNEL

@@ -21,7 +21,7 @@ from app.coupons.errors import CouponNotFound
 from app.coupons.models import Coupon
 from app.coupons.schemas import GrantCreate
 from app.db import after_commit
-from app.errors import ValidationFailed
+from app.errors import InvalidState, ValidationFailed
 from app.jobs import repository as jobs
 from app.jobs.models import Job, JobKind
 
@@ -56,6 +56,11 @@ async def create_grant(
     coupon = await repository.get_coupon(session, coupon_id)
     if coupon is None:
         raise CouponNotFound(f"No coupon {coupon_id}.")
+    if coupon.held:
+        raise InvalidState(
+            f"Coupon {coupon_id} belongs to campaign {coupon.campaign_id}, not approved yet: "
+            "nothing of it is handed out before the approval."
+        )
     if data.user_ids is not None:
         users = _dedupe(data.user_ids)
     elif data.buyers_of_event is not None:

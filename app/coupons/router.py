@@ -18,6 +18,7 @@ from app.db import SessionDep
 from app.errors import (
     Ended,
     Forbidden,
+    InvalidState,
     LimitExceeded,
     NotStarted,
     RateLimited,
@@ -39,7 +40,7 @@ AUTH_PROBLEMS = (Unauthorized, Forbidden)
 @admin.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(*AUTH_PROBLEMS, ValidationFailed),
+    responses=problem_responses(*AUTH_PROBLEMS, ValidationFailed, InvalidState),
 )
 async def create_coupon(
     data: CouponCreate, session: SessionDep, services: ContainerDep, _: AdminUser
@@ -117,7 +118,7 @@ async def my_coupons(session: SessionDep, user: CurrentUser, page: PageDep) -> l
 @admin.post(
     "/{coupon_id}/grants",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=problem_responses(*AUTH_PROBLEMS, CouponNotFound, ValidationFailed),
+    responses=problem_responses(*AUTH_PROBLEMS, CouponNotFound, ValidationFailed, InvalidState),
 )
 async def grant_coupons(
     coupon_id: CouponId,

@@ -21,10 +21,12 @@ import logging
 from datetime import UTC, datetime
 
 from app.container import Container
+from app.coupons import service as coupons
 from app.events import controls
 from app.events.repository import items_not_ended
 from app.outages import describe
 from app.store.adjust_sale import applied_terms
+from app.store.coupon_keys import CouponKeys
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +51,28 @@ async def check_once(services: Container) -> list[int]:
         async with services.sessionmaker() as session, session.begin():
             if await controls.reapply(session=session, services=services, item_id=item_id):
                 reapplied.append(item_id)
+    await release_approved_coupons(services)
     return reapplied
+
+
+async def release_approved_coupons(services: Container) -> list[int]:
+    """Coupons of an approved campaign that Redis still holds (the approval's after-commit
+    release failed) are released: their terms loaded again from Postgres."""
+    async with services.sessionmaker() as session:
+        claimable = [c for c in await coupons.claimable_coupons(session=session) if c.campaign]
+        approved = [c for c in claimable if not c.held]
+        prefix = services.settings.redis_key_prefix
+        async with services.redis.pipeline(transaction=False) as pipe:
+            for coupon in approved:
+                pipe.hget(CouponKeys(prefix, coupon.id).coupon, "held")
+            held = await pipe.execute() if approved else []
+        stuck = [c for c, flag in zip(approved, held, strict=True) if flag == "1"]
+        if stuck:
+            logger.warning(
+                "coupons %s of approved campaigns were held; released", [c.id for c in stuck]
+            )
+            await coupons.publish_coupons(session=session, services=services, coupons=stuck)
+    return [c.id for c in stuck]
 
 
 class SaleTermsWatch:

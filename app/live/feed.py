@@ -29,17 +29,17 @@ class Snapshot:
 
     stats: EventStats
     stats_json: str
-    board_json: str
+    board_json: str | None  # None: shoppers do not see the event (its campaign awaits approval)
     started: float  # time.monotonic() when the reads began: the numbers' age counts from it
 
 
 async def _take(services: Container, event_id: int) -> Snapshot:
     started = time.monotonic()
-    stats = await service.read_stats(services=services, event_id=event_id)
+    stats, shown = await service.read_stats(services=services, event_id=event_id)
     return Snapshot(
         stats=stats,
         stats_json=stats.model_dump_json(),
-        board_json=service.board_of(stats).model_dump_json(),
+        board_json=service.board_of(stats).model_dump_json() if shown else None,
         started=started,
     )
 

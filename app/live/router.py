@@ -140,4 +140,7 @@ async def stats_stream(
 async def live(event_id: EventId, feed: LiveFeedDep) -> Response:
     """The public live board: participants so far and each item's remaining stock and
     state, at most a second behind (computed once per interval for all readers)."""
-    return _json((await feed.snapshot(event_id)).board_json)
+    board = (await feed.snapshot(event_id)).board_json
+    if board is None:
+        raise EventNotFound(f"No event {event_id}.")
+    return _json(board)

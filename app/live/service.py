@@ -180,16 +180,18 @@ async def compute_stats(*, session: AsyncSession, services: Container, event_id:
     return _assemble(event, counters, stored)
 
 
-async def read_stats(*, services: Container, event_id: int) -> EventStats:
-    """The numbers read for the live readers (app/live/feed.py shares them): Postgres in
+async def read_stats(*, services: Container, event_id: int) -> tuple[EventStats, bool]:
+    """The numbers read for the live readers (app/live/feed.py shares them), and whether
+    shoppers may see them (not while the event's campaign awaits approval): Postgres in
     two short transactions around the Redis reads, so no connection waits on Redis."""
     async with services.sessionmaker() as session:
         event = await events.get_event_row(session=session, event_id=event_id)
+        shown = events.shown_to_shoppers(event)
     counters = await _read_counters(services, event)
     # As above: Redis first, then the paid side.
     async with services.sessionmaker() as session:
         stored = await _read_stored(session, event, counters)
-    return _assemble(event, counters, stored)
+    return _assemble(event, counters, stored), shown
 
 
 def _assemble(event: Event, counters: _Counters, stored: _Stored) -> EventStats:

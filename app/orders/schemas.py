@@ -68,6 +68,14 @@ class OrderRead(BaseModel):
     cancelled_at: datetime | None = None
     refunded_at: datetime | None = None
     payment_reference: str | None = None
+    campaign_id: int | None = Field(default=None, description="The campaign it belongs to.")
+    rules_version: int | None = Field(
+        default=None, description="The campaign's rules version in force when accepted."
+    )
+    channel: str | None = Field(
+        default=None,
+        description="The X-Channel it came through (`other`: a code the campaign does not list).",
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property

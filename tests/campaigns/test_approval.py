@@ -53,7 +53,11 @@ async def test_a_draft_event_never_sells_even_to_a_token_that_knows_its_item(
         headers={**auth.headers("u1"), "X-Channel": "app"},
     )
     assert odd.status_code == 404, odd.text
-    for path in (f"/api/v1/events/{event.id}", f"/api/v1/items/{item_id}"):
+    for path in (
+        f"/api/v1/events/{event.id}",
+        f"/api/v1/items/{item_id}",
+        f"/api/v1/events/{event.id}/live",
+    ):
         assert (await client.get(path)).status_code == 404, path
     listed = (await client.get("/api/v1/events")).json()
     assert event.id not in [e["id"] for e in listed]

@@ -55,6 +55,8 @@ async def test_accepted_takes_stock_and_records_the_order(
         "unit_price": "19.90",
         "accepted_ms": accepted_ms,
         "idempotency_key": "k1",
+        "rules_version": "",
+        "channel": "",
     }
     assert list(entry) == [
         "order_id",
@@ -65,6 +67,8 @@ async def test_accepted_takes_stock_and_records_the_order(
         "unit_price",
         "accepted_ms",
         "idempotency_key",
+        "rules_version",
+        "channel",
     ]
 
     idempotency = sale.keys.idempotency("u1", "k1")
@@ -508,3 +512,29 @@ async def test_a_record_without_its_quantity_replays_whatever_the_quantity(
 
     assert (repeat.outcome, repeat.order_id) == (Outcome.REPLAYED, "01OLDFORMAT-1")
     assert await sale.stock() == 10
+
+
+async def test_a_held_item_is_no_item_and_takes_nothing(any_redis: Redis, key_prefix: str) -> None:
+    """Its campaign is not approved: answered as if it did not exist, nothing counted."""
+    sale = await open_sale(any_redis, prefix=key_prefix, item_id=42, held=True, rules_version=1)
+
+    attempt = await sale.buy("u1", 1, idempotency_key="k1")
+
+    assert attempt.outcome is Outcome.NO_SUCH_ITEM
+    assert await sale.stock() == 10
+    assert await sale.bought() == {}
+    assert await sale.stream() == []
+    assert await any_redis.get(sale.keys.idempotency("u1", "k1")) is None
+    assert await any_redis.pfcount(sale.keys.participants) == 0
+
+
+async def test_the_order_carries_the_rules_version_and_channel(
+    any_redis: Redis, key_prefix: str
+) -> None:
+    sale = await open_sale(any_redis, prefix=key_prefix, item_id=42, rules_version=3)
+
+    attempt = await sale.buy("u1", 1, channel="app")
+
+    assert attempt.outcome is Outcome.ACCEPTED
+    [entry] = await sale.stream()
+    assert (entry["rules_version"], entry["channel"]) == ("3", "app")

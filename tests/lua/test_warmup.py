@@ -38,6 +38,7 @@ async def test_first_load_writes_counters_buyers_and_terms(
         early_seconds=90,
         price="5.50",
         event_id=11,
+        rules_version=4,
     )
 
     loaded = await sale.warm(terms, bought={"u1": 1, "u2": 3})
@@ -57,6 +58,8 @@ async def test_first_load_writes_counters_buyers_and_terms(
         "paused": "0",
         "price": "5.50",
         "event": "11",
+        "held": "0",
+        "rules": "4",
     }
     assert await sale.bought() == {"u1": 1, "u2": 3}
     assert await any_redis.smembers(GlobalKeys(key_prefix).items) == {str(ITEM)}
@@ -110,6 +113,8 @@ async def test_a_second_load_keeps_live_counters_and_refreshes_the_terms(
         "paused": "1",
         "price": "1.25",
         "event": "8",
+        "held": "0",
+        "rules": "",
     }
     assert await sale.bought() == {"u1": 2}
     assert (await sale.buy("u1", 1)).outcome is Outcome.PAUSED

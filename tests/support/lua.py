@@ -44,6 +44,8 @@ def sale_terms(
     price: str = "19.90",
     event_id: int = 7,
     version: int = 0,
+    held: bool = False,
+    rules_version: int | None = None,
 ) -> SaleTerms:
     return SaleTerms(
         item_id=item_id,
@@ -56,6 +58,8 @@ def sale_terms(
         unit_price=Decimal(price),
         allocated=stock,
         version=version,
+        held=held,
+        rules_version=rules_version,
     )
 
 
@@ -119,6 +123,7 @@ class LuaSale:
         member: bool = False,
         idempotency_key: str | None = None,
         seen: Generation = UNSEEN,
+        channel: str | None = None,
     ) -> Decision:
         """One purchase with no rate limit: the sale decides (never Throttled)."""
         call = purchase_script_call(
@@ -129,6 +134,7 @@ class LuaSale:
             idempotency_key=idempotency_key,
             idempotency_ttl_seconds=IDEMPOTENCY_TTL_SECONDS,
             seen=seen,
+            channel=channel,
         )
         return decided(await run_purchase(self.scripts, call, client=self.redis))
 
@@ -263,6 +269,8 @@ async def open_sale(
     paused: bool = False,
     price: str = "19.90",
     event_id: int = 7,
+    held: bool = False,
+    rules_version: int | None = None,
 ) -> LuaSale:
     """Load the scripts and warm one item up with lua/warmup.lua; by default the sale has
     been open a minute (on Redis's clock) and stays open an hour."""
@@ -279,6 +287,8 @@ async def open_sale(
             paused=paused,
             price=price,
             event_id=event_id,
+            held=held,
+            rules_version=rules_version,
         )
     )
     return sale
