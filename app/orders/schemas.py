@@ -52,15 +52,6 @@ class OrderRead(BaseModel):
     promotion: AppliedPromotion | None = Field(
         default=None, description="The daily promotion applied (regular orders)."
     )
-    campaign_id: int | None = Field(
-        default=None, description="Its event's campaign, or its coupon's or promotion's."
-    )
-    rules_version: int | None = Field(
-        default=None, description="The campaign's rules version in force when accepted."
-    )
-    channel: str | None = Field(
-        default=None, description='X-Channel ("other" for a code the campaign does not list).'
-    )
     status: OrderStatus
     accepted_at: datetime
     payment_deadline: datetime
