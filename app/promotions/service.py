@@ -258,6 +258,32 @@ async def put_campaign_in_force(
         )
 
 
+async def release_approved(*, services: Container) -> list[int]:
+    """Promotions of an approved campaign that Redis still holds (the approval put them
+    in force, then a rebuild that read Postgres before its commit held them again) are
+    released: their terms loaded again from Postgres. The worker's terms check runs it."""
+    prefix = services.settings.redis_key_prefix
+    async with services.sessionmaker() as session:
+        approved = [
+            p
+            for p in await not_ended(session=session)
+            if p.campaign is not None and p.campaign.approved
+        ]
+        if not approved:
+            return []
+        async with services.redis.pipeline(transaction=False) as pipe:
+            for promotion in approved:
+                pipe.hget(PromotionKeys(prefix, promotion.id).promotion, "held")
+            held = await pipe.execute()
+        stuck = [p for p, flag in zip(approved, held, strict=True) if flag == "1"]
+        if stuck:
+            logger.warning(
+                "promotions %s of approved campaigns were held; released", [p.id for p in stuck]
+            )
+            await publish_promotions(session=session, services=services, promotions=stuck)
+    return [p.id for p in stuck]
+
+
 async def places_missing_in_redis(
     *, services: Container, promotions: Sequence[Promotion]
 ) -> set[int]:

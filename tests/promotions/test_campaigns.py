@@ -6,10 +6,12 @@ from datetime import datetime, timedelta
 import httpx
 
 from app.container import Container
+from app.flows import sale_terms
+from app.store.promotion_keys import PromotionKeys
 from tests.support.campaigns import approve_campaign, create_campaign
 from tests.support.coupons import create_sku
 from tests.support.factories import Auth, assert_problem
-from tests.support.promotions import create_promotion
+from tests.support.promotions import checkout, create_promotion
 
 
 async def test_a_campaign_copy_copies_its_promotions_shifted_and_held(
@@ -52,3 +54,23 @@ async def test_a_shift_that_ends_a_promotion_is_422(client: httpx.AsyncClient, a
 
     problem = assert_problem(copied, 422, "validation_error")
     assert "promotion" in problem["detail"]
+
+
+async def test_the_terms_check_releases_a_promotion_of_an_approved_campaign_left_held(
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
+) -> None:
+    """A rebuild that read Postgres just before the approval committed wrote `held` back:
+    the worker's terms check releases it."""
+    await create_sku(client, auth, "RICE", price="250.00")
+    campaign = await create_campaign(client, auth)
+    promotion = await create_promotion(client, auth, campaign_id=campaign["id"])
+    await approve_campaign(client, auth, campaign["id"])
+    key = PromotionKeys(app_services.settings.redis_key_prefix, promotion.id).promotion
+    await app_services.redis.hset(key, "held", "1")
+    assert (await checkout(client, auth, {"RICE": 1}, user="a")).json()["promotion"] is None
+
+    await sale_terms.check_once(app_services)
+
+    assert await app_services.redis.hget(key, "held") == "0"
+    released = (await checkout(client, auth, {"RICE": 1}, user="b")).json()
+    assert released["promotion"]["id"] == promotion.id
