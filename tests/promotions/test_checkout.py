@@ -71,6 +71,10 @@ async def test_one_per_user_a_day_by_default(
     first = (await checkout(client, auth, {"RICE": 1})).json()
     second = (await checkout(client, auth, {"RICE": 1})).json()
     assert (first["promotion"]["id"], second["promotion"]) == (promotion.id, None)
+    quoted = await client.post(
+        "/api/v1/orders/quote", json=basket({"RICE": 1}), headers=auth.headers()
+    )
+    assert quoted.json()["promotion"] is None  # the quote knows the user has had theirs
     other = (await checkout(client, auth, {"RICE": 1}, user="shopper-2")).json()
     assert other["promotion"]["id"] == promotion.id
 
