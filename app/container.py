@@ -52,6 +52,8 @@ class Container:
     generations: SeenGenerations = field(init=False, default_factory=SeenGenerations)
     # The same for each coupon's claim counters (claim.lua).
     claim_generations: SeenGenerations = field(init=False, default_factory=SeenGenerations)
+    # The same for each promotion's daily places (promotion.lua).
+    promotion_generations: SeenGenerations = field(init=False, default_factory=SeenGenerations)
     # Starts a background job (a bulk grant) by id in this process; set by whoever builds
     # the container (app/processes/services.py), since running jobs is a flow's.
     start_job: Callable[[int], None] | None = field(init=False, default=None)

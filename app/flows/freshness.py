@@ -1,8 +1,8 @@
 """Is Redis at least as new as Postgres? Detecting a hot store that lost or rolled back
 data before anything sells from it, and rebuilding the counters exactly. One mechanism for
-every family of counters Redis decides on: an item's sale (stock and buyers, purchase.lua)
-and a coupon's claims (remaining and claimers, claim.lua); the next families plug in as a
-`CounterFamily`.
+every family of counters Redis decides on: an item's sale (stock and buyers, purchase.lua),
+a coupon's claims (remaining and claimers, claim.lua) and a promotion's daily places
+(promotion.lua); the next families plug in as a `CounterFamily`.
 
 Postgres knows when the newest stored order (claim) of each entity was accepted (Redis's
 own clock, stamped by the script), and which generation of its counters was built last
@@ -37,7 +37,7 @@ import asyncio
 import contextlib
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -59,10 +59,13 @@ from app.metrics import hot_store_faults
 from app.moments import from_ms, to_ms, utc_now
 from app.orders.repository import newest_acceptance_by_item
 from app.outages import describe
+from app.promotions import service as promotions
+from app.promotions.models import Promotion
 from app.redis import RedisClient
 from app.store.coupon_keys import CouponKeys
 from app.store.freezes import BEHIND, FROZEN_WHY, freeze, frozen, unfreeze, why_frozen
 from app.store.keys import ItemKeys
+from app.store.promotion_keys import PromotionKeys
 from app.store.warmup import Built
 
 logger = logging.getLogger(__name__)
@@ -109,6 +112,9 @@ class CounterFamily(ABC, Generic[Row]):
     name: str  # the family in app/generations ("sale", "claims")
     noun: str  # for the operator: "item", "coupon"
     counter: str  # the hash field that exists once the counters are built
+    # Every entry is in Postgres before anyone is told it was accepted (a promotion's place
+    # commits with its order): a rebuild from Postgres loses nothing, so it resumes.
+    answered_after_commit: bool = False
 
     @abstractmethod
     def hash_key(self, prefix: str, entity_id: int) -> str: ...
@@ -141,6 +147,11 @@ class CounterFamily(ABC, Generic[Row]):
     @abstractmethod
     async def rebuild(self, services: Container, row: Row) -> Built:
         """Replace a frozen entity's counters from one consistent picture."""
+
+    async def lacking(self, services: Container, rows: Sequence[Row]) -> set[int]:
+        """Entities whose counters in Redis lack an entry Postgres has stored (a family
+        without a stream finds a rolled-back Redis this way); none by default."""
+        return set()
 
 
 class Sales(CounterFamily[EventItem]):
@@ -207,9 +218,51 @@ class Claims(CounterFamily[Coupon]):
         return await coupons.rebuild_claims(services=services, coupon=row)
 
 
+class Promotions(CounterFamily[Promotion]):
+    """A promotion's daily places. It has no stream: a place is taken inside its order's
+    transaction, before the commit. A Redis that lost or rolled back the counters is found
+    by their generation, `behind`, or today's holders lacking a stored order (`lacking`)."""
+
+    name, noun, counter = promotions.PROMOTIONS, "promotion", "epoch"
+    answered_after_commit = True
+
+    def hash_key(self, prefix: str, entity_id: int) -> str:
+        return PromotionKeys(prefix, entity_id).promotion
+
+    def stream_key(self, prefix: str, entity_id: int) -> str:
+        return PromotionKeys(prefix, entity_id).takes
+
+    def tag(self, prefix: str, entity_id: int) -> str:
+        return PromotionKeys(prefix, entity_id).tag
+
+    def id_of(self, row: Promotion) -> int:
+        return row.id
+
+    def opens_at(self, row: Promotion) -> datetime:
+        return row.starts_at
+
+    async def live(self, session: AsyncSession) -> Sequence[Promotion]:
+        return await promotions.not_ended(session=session)
+
+    async def newest_stored(self, session: AsyncSession, ids: list[int]) -> dict[int, datetime]:
+        return {}
+
+    async def publish(
+        self, services: Container, session: AsyncSession, rows: list[Promotion]
+    ) -> None:
+        await promotions.publish_promotions(session=session, services=services, promotions=rows)
+
+    async def rebuild(self, services: Container, row: Promotion) -> Built:
+        return await promotions.rebuild_promotion(services=services, promotion=row)
+
+    async def lacking(self, services: Container, rows: Sequence[Promotion]) -> set[int]:
+        return await promotions.places_missing_in_redis(services=services, promotions=rows)
+
+
 SALES = Sales()
 CLAIMS = Claims()
-FAMILIES: tuple[CounterFamily[Any], ...] = (SALES, CLAIMS)
+PROMOTIONS = Promotions()
+FAMILIES: tuple[CounterFamily[Any], ...] = (SALES, CLAIMS, PROMOTIONS)
 
 
 def _stream_older_than_postgres(last_ms: int | None, stored_ms: int | None) -> bool:
@@ -224,9 +277,10 @@ async def inspect(
     newest_stored: dict[int, datetime],
     built: dict[int, int],
     ids: Sequence[int],
+    lacking: Collection[int] = (),
 ) -> list[Finding]:
     """One pipeline for all: is each entity's counters there, of which generation, and how
-    new is its stream?"""
+    new is its stream? `lacking`: entities found missing a stored entry (`family.lacking`)."""
     if not ids:
         return []
     async with redis.pipeline(transaction=False) as pipe:
@@ -254,6 +308,7 @@ async def inspect(
             verdict = Verdict.UNLOADED if built_epoch is not None else Verdict.NEW
         elif (
             behind
+            or entity_id in lacking
             or _stream_older_than_postgres(last_ms, stored_ms)
             or (built_epoch is not None and redis_epoch < built_epoch)
         ):
@@ -296,6 +351,7 @@ async def _check_family(services: Container, family: CounterFamily[Row]) -> list
         newest = await family.newest_stored(session, ids)
         built = await generations.built_epochs(session, family.name, ids)
     by_id = {family.id_of(row): row for row in rows}
+    lacking = await family.lacking(services, rows)
 
     async def look(entity_ids: Sequence[int]) -> list[Finding]:
         return await inspect(
@@ -305,6 +361,7 @@ async def _check_family(services: Container, family: CounterFamily[Row]) -> list
             newest_stored=newest,
             built=built,
             ids=entity_ids,
+            lacking=lacking,
         )
 
     findings = await look(ids)
@@ -357,7 +414,7 @@ async def _rebuild(
                 "XSETID", family.stream_key(prefix, entity_id), f"{finding.stored_last_ms}-0"
             )
     hot_store_faults.labels(finding.verdict.value).inc()
-    if nothing_can_be_lost(services, family.opens_at(row), finding):
+    if family.answered_after_commit or nothing_can_be_lost(services, family.opens_at(row), finding):
         await unfreeze(redis, family.hash_key(prefix, entity_id))
         await redis.hdel(family.hash_key(prefix, entity_id), FROZEN_WHY)
         logger.warning(

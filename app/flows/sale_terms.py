@@ -25,6 +25,7 @@ from app.coupons import service as coupons
 from app.events import controls
 from app.events.repository import items_not_ended
 from app.outages import describe
+from app.promotions import service as promotions
 from app.store.adjust_sale import applied_terms
 from app.store.coupon_keys import CouponKeys
 
@@ -52,6 +53,7 @@ async def check_once(services: Container) -> list[int]:
             if await controls.reapply(session=session, services=services, item_id=item_id):
                 reapplied.append(item_id)
     await release_approved_coupons(services)
+    await promotions.release_approved(services=services)
     return reapplied
 
 

@@ -3,6 +3,7 @@ once per Idempotency-Key, and finding it again by that key."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 
 from sqlalchemy import select, text
@@ -20,6 +21,11 @@ class NewRegularOrder:
     discount: Decimal
     coupon_id: str | None
     idempotency_key: str | None
+    campaign_id: int | None = None
+    rules_version: int | None = None
+    channel: str | None = None
+    promotion_id: int | None = None
+    promotion_day: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,9 +42,11 @@ class NewOrderLine:
 _INSERT_REGULAR_ORDER = text(
     """
     INSERT INTO orders (id, kind, user_id, quantity, amount, discount, coupon_id, status,
-                        idempotency_key, accepted_at, payment_deadline)
+                        idempotency_key, accepted_at, payment_deadline, campaign_id,
+                        rules_version, channel, promotion_id, promotion_day)
     VALUES (:id, 'regular', :user_id, :quantity, :amount, :discount, :coupon_id,
-            'pending_payment', :idem, now(), now() + make_interval(secs => :timeout_seconds))
+            'pending_payment', :idem, now(), now() + make_interval(secs => :timeout_seconds),
+            :campaign_id, :rules_version, :channel, :promotion_id, :promotion_day)
     ON CONFLICT (user_id, idempotency_key)
         WHERE kind = 'regular' AND idempotency_key IS NOT NULL
         DO NOTHING
@@ -67,6 +75,11 @@ async def insert_regular_order(
             "coupon_id": order.coupon_id,
             "idem": order.idempotency_key,
             "timeout_seconds": float(payment_timeout_seconds),
+            "campaign_id": order.campaign_id,
+            "rules_version": order.rules_version,
+            "channel": order.channel,
+            "promotion_id": order.promotion_id,
+            "promotion_day": order.promotion_day,
         },
     )
     if inserted is None:

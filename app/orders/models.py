@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base
+from app.promotions.models import Promotion
 
 
 class OrderStatus(StrEnum):
@@ -139,6 +140,11 @@ class Order(Base):
 
     # A regular order's SKUs (none for a seckill order).
     lines: Mapped[list["OrderLine"]] = relationship(order_by="OrderLine.sku", lazy="selectin")
+    # Its daily promotion (no foreign key: orders outlive nothing, and the seckill writer's
+    # inserts stay as they are); loaded only for orders that have one.
+    promotion: Mapped[Promotion | None] = relationship(
+        primaryjoin="foreign(Order.promotion_id) == Promotion.id", lazy="selectin", viewonly=True
+    )
 
 
 class OrderTransition(Base):

@@ -14,8 +14,9 @@ between two Postgres transactions, and a crash anywhere must not lose the units.
    only. A sale not in Redis (being rebuilt) leaves the order owed: its rebuild counted
    the units as still sold (repository._HOLDS_UNITS), and the next sweep releases them;
    unless the sale has ended meanwhile, when the units go back on hand.
-3. A regular order's (checkout) lines go back on hand, and its coupon becomes available
-   again to its owner.
+3. A regular order's (checkout) lines go back on hand, its coupon becomes available
+   again to its owner, and a cancelled one's daily promotion place goes back to the day
+   it took it on (promotion_release.lua: once, whatever the retries).
 4. One transaction books the ledger rows (`released`: item_stock_delta +q; `restocked`:
    on_hand_delta +q, item_stock_delta 0) and stamps `stock_returned_at`. The ledger's
    unique (order_id, sku, reason) makes a repeat book nothing.
@@ -38,6 +39,8 @@ from app.coupons import service as coupons
 from app.metrics import stock_returns
 from app.orders import returns_repository
 from app.orders.returns_repository import StockReturn
+from app.promotions import places as promotion_places
+from app.promotions.places import HeldPlace
 from app.store.keys import ItemKeys
 from app.store.release import (
     ReleaseOutcome,
@@ -87,9 +90,20 @@ async def return_stock(
         regular = [d.order_id for d in due if d.item_id is None]
         restocked += await returns_repository.record_lines_restocked(session, regular)
         await coupons.give_back(session=session, order_ids=regular)
+        await promotion_places.give_back(
+            session=session, services=services, places=_promotion_places(due)
+        )
     stock_returns.labels("on_sale").inc(released)
     stock_returns.labels("on_hand").inc(restocked)
     return Returned(on_sale=released, on_hand=restocked)
+
+
+def _promotion_places(due: Sequence[StockReturn]) -> list[HeldPlace]:
+    return [
+        HeldPlace(order_id=d.order_id, promotion_id=d.promotion_id, day=d.promotion_day)
+        for d in due
+        if d.cancelled and d.promotion_id is not None and d.promotion_day is not None
+    ]
 
 
 async def return_stock_or_defer(*, services: Container, order_ids: Sequence[str]) -> None:

@@ -4,6 +4,7 @@ ledger rows, exactly once."""
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from sqlalchemy import Row, text
@@ -23,12 +24,18 @@ class StockReturn:
     # Has the item's sale not ended yet (Postgres's clock)? Only consulted when the sale
     # is not in Redis: release.lua decides everything else (app/orders/release.py).
     sale_open: bool
+    # A regular order's daily promotion place, and whether the order was cancelled (only
+    # a cancelled order gives its place back; a refunded one was a sale of that day).
+    promotion_id: int | None = None
+    promotion_day: date | None = None
+    cancelled: bool = False
 
 
 # A regular order (no item) always goes back on hand: it never came from a sale.
 _LOCK_RETURNS = f"""
     SELECT o.id, o.user_id, o.item_id, o.quantity,
-           o.item_id IS NOT NULL AND now() < e.ends_at AS sale_open
+           o.item_id IS NOT NULL AND now() < e.ends_at AS sale_open,
+           o.promotion_id, o.promotion_day, o.status = 'cancelled' AS cancelled
     FROM orders AS o
     LEFT JOIN event_items AS i ON i.id = o.item_id
     LEFT JOIN events AS e ON e.id = i.event_id
@@ -48,6 +55,9 @@ def _stock_returns(rows: Iterable[Row[Any]]) -> list[StockReturn]:
             item_id=row.item_id,
             quantity=row.quantity,
             sale_open=bool(row.sale_open),
+            promotion_id=row.promotion_id,
+            promotion_day=row.promotion_day,
+            cancelled=bool(row.cancelled),
         )
         for row in rows
     ]

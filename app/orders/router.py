@@ -10,12 +10,14 @@ from app.db import SessionDep
 from app.errors import (
     Forbidden,
     RateLimited,
+    Recovering,
     Unauthorized,
     ValidationFailed,
     problem_responses,
 )
 from app.ids import MAX_ID, ORDER_ID_PATH, IdempotencyKey, OrderId
 from app.inventory.errors import InsufficientStock
+from app.moments import utc_now
 from app.orders import checkout, service
 from app.orders.errors import CHANGE_PROBLEMS, OrderNotFound
 from app.orders.models import OrderStatus, TransitionCause
@@ -41,22 +43,32 @@ async def list_orders(
 
 @router.post(
     "/quote",
-    responses=problem_responses(Unauthorized, CouponNotApplicable, ValidationFailed, RateLimited),
+    responses=problem_responses(
+        Unauthorized, CouponNotApplicable, ValidationFailed, RateLimited, Recovering
+    ),
 )
 async def quote_order(
     data: CheckoutCreate, session: SessionDep, services: ContainerDep, user: QuotingUser
 ) -> QuoteRead:
     """Price SKUs at their regular price with at most one coupon (a claimed coupon's
-    `id`); nothing is taken. A coupon that does not apply: 422 `coupon_not_applicable`
-    with the reason in `detail` (and `reason`)."""
-    return await checkout.quote(session=session, services=services, user=user, data=data)
+    `id`), else the daily promotion the order would take now (`promotion`); nothing is
+    taken. A coupon that does not apply: 422 `coupon_not_applicable` with the reason in
+    `detail` (and `reason`)."""
+    return await checkout.quote(
+        session=session, services=services, user=user, data=data, now=utc_now()
+    )
 
 
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     responses=problem_responses(
-        Unauthorized, CouponNotApplicable, InsufficientStock, ValidationFailed, RateLimited
+        Unauthorized,
+        CouponNotApplicable,
+        InsufficientStock,
+        ValidationFailed,
+        RateLimited,
+        Recovering,
     ),
 )
 async def place_order(
@@ -65,18 +77,23 @@ async def place_order(
     services: ContainerDep,
     user: CheckingOutUser,
     idempotency_key: Annotated[IdempotencyKey | None, Header(alias="Idempotency-Key")] = None,
+    channel: Annotated[str | None, Header(alias="X-Channel")] = None,
 ) -> OrderRead:
     """Regular checkout: the order (`pending_payment`) takes the SKUs' on-hand stock and
-    uses the coupon, all or nothing. Cancel and payment timeout give both back.
+    uses the coupon, all or nothing; without a coupon, it takes the daily promotion it
+    qualifies for while the day's first places last (`promotion`). Cancel and payment
+    timeout give all of it back.
 
     With an `Idempotency-Key`, repeating the request returns the first order and takes
-    nothing more."""
+    nothing more. `X-Channel`: the channel the order came through (`channel`)."""
     order, _new = await checkout.place_order(
         session=session,
         services=services,
         user=user,
         data=data,
         idempotency_key=idempotency_key,
+        channel=channel,
+        now=utc_now(),
     )
     return OrderRead.model_validate(order)
 

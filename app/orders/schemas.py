@@ -14,6 +14,7 @@ from pydantic import (
 
 from app.inventory.schemas import MAX_UNITS, SkuCode
 from app.orders.models import OrderKind, OrderStatus
+from app.promotions.schemas import AppliedPromotion
 
 MAX_CHECKOUT_LINES = 100
 # A claimed coupon's id (app/seckill/order_ids.py: ULID, `-`, template id).
@@ -48,6 +49,9 @@ class OrderRead(BaseModel):
         description="The coupon redeemed on this order.",
     )
     lines: list[OrderLineRead] = Field(default_factory=list)
+    promotion: AppliedPromotion | None = Field(
+        default=None, description="The daily promotion applied (regular orders)."
+    )
     status: OrderStatus
     accepted_at: datetime
     payment_deadline: datetime
@@ -112,6 +116,11 @@ class QuoteRead(BaseModel):
     subtotal: Decimal
     discount: Decimal
     total: Decimal
-    eligible_subtotal: Decimal = Field(description="The lines in the coupon's scope.")
+    eligible_subtotal: Decimal = Field(
+        description="The lines in the coupon's (or the promotion's) scope."
+    )
     coupon: str | None = None
+    promotion: AppliedPromotion | None = Field(
+        default=None, description="The daily promotion the order would take (no coupon)."
+    )
     lines: list[QuoteLineRead]

@@ -57,6 +57,8 @@ from app.planning.router import admin as campaigns_admin
 from app.planning.router import public as campaigns_public
 from app.processes.ops import router as ops_router
 from app.processes.services import build_services, tune_garbage_collector
+from app.promotions.router import admin as promotions_admin
+from app.promotions.router import public as promotions_public
 from app.reports.router import campaigns as campaign_reports_router
 from app.reports.router import router as reports_router
 from app.seckill.router import router as seckill_router
@@ -145,6 +147,8 @@ ROUTERS = (
     payments_router,
     coupons_public,
     coupons_admin,
+    promotions_public,
+    promotions_admin,
     jobs_admin,
     campaigns_admin,
     campaigns_public,

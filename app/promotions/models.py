@@ -12,8 +12,9 @@ from sqlalchemy import (
     func,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.campaigns.models import Campaign
 from app.db import Base
 
 MONEY = Numeric(12, 2)
@@ -44,3 +45,21 @@ class Promotion(Base):
     daily_limit: Mapped[int] = mapped_column(Integer)
     per_user_daily_limit: Mapped[int] = mapped_column(Integer, server_default="1")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    # Its campaign's status holds it back from shoppers until approved; its timezone
+    # draws the days.
+    campaign: Mapped[Campaign | None] = relationship(lazy="joined")
+
+    @property
+    def scoped(self) -> bool:
+        return self.scope_skus is not None or self.scope_categories is not None
+
+    def covers(self, sku: str, category: str | None) -> bool:
+        """Does a line of this SKU (and category) count towards min_spend?"""
+        if not self.scoped:
+            return True
+        return (self.scope_skus is not None and sku in self.scope_skus) or (
+            self.scope_categories is not None
+            and category is not None
+            and category in self.scope_categories
+        )

@@ -39,6 +39,9 @@ class Scripts:
     adjust_sale: AsyncScript
     retire: AsyncScript
     stored: AsyncScript
+    promotion: AsyncScript
+    promotion_release: AsyncScript
+    promotion_warmup: AsyncScript
 
     @classmethod
     async def load(cls, redis: RedisClient) -> "Scripts":

@@ -30,6 +30,9 @@ SCRIPTS = (
     "adjust_sale",
     "retire",
     "stored",
+    "promotion",
+    "promotion_release",
+    "promotion_warmup",
 )
 
 
@@ -172,7 +175,8 @@ def test_every_key_a_script_touches_arrives_through_keys(name: str) -> None:
         assert re.fullmatch(r"'[A-Z]+'", command), f"{name}.lua: command not a literal: {command}"
         verb = command.strip("'")
         for position in KEY_ARGUMENTS.get(verb, (0,)):
-            assert re.fullmatch(r"KEYS\[\d+\]", arguments[position]), (
+            # A literal index, or one computed (a script taking a list of days: KEYS[k + 1]).
+            assert re.fullmatch(r"KEYS\[[\w +*-]+\]", arguments[position]), (
                 f"{name}.lua: {verb} on {arguments[position]!r}, not on a KEYS entry"
             )
         if verb == "PUBLISH":

@@ -1,0 +1,5 @@
+from app.errors import NotFound
+
+
+class PromotionNotFound(NotFound):
+    title = "No such promotion"
