@@ -172,7 +172,8 @@ async def record_restocked(session: AsyncSession, order_ids: Sequence[str]) -> i
 
 _RETURNS_DUE = text(
     f"""
-    SELECT o.id, o.user_id, o.item_id, o.quantity, now() < e.ends_at AS sale_open
+    SELECT o.id, o.user_id, o.item_id, o.quantity, now() < e.ends_at AS sale_open,
+           o.promotion_id, o.promotion_day, o.status = 'cancelled' AS cancelled
     FROM orders AS o
     JOIN event_items AS i ON i.id = o.item_id
     JOIN events AS e ON e.id = i.event_id
