@@ -33,7 +33,8 @@ from app.store.freezes import freeze
 from app.store.idempotency import KeyedOrder, restore_records
 from app.store.keys import ItemKeys
 from app.store.records import NewOrder
-from app.store.sale_state import orders_in_stream, remaining_stock
+from app.store.sale_state import remaining_stock, stream_orders
+from app.store.stored import forget_stored
 from app.store.warmup import Build, Built, load_sale, refresh_terms
 
 logger = logging.getLogger(__name__)
@@ -182,7 +183,8 @@ async def rebuild_sale(*, services: Container, item: EventItem) -> Built:
     from the stream, never neither nor both. warmup.lua replaces stock, buyers and
     released in one step, and only while the item is still frozen."""
     prefix = services.settings.redis_key_prefix
-    in_flight = await orders_in_stream(redis=services.redis, prefix=prefix, item_id=item.id)
+    entries = await stream_orders(redis=services.redis, prefix=prefix, item_id=item.id)
+    in_flight = [order for _entry_id, order in entries]
     async with services.sessionmaker() as session:
         await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         sold = await orders.units_sold_by_item(session, [item.id], with_owed_returns=True)
@@ -207,6 +209,21 @@ async def rebuild_sale(*, services: Container, item: EventItem) -> Built:
     )
     if outcome.written:
         await remember_built(services.sessionmaker, SALE, {item.id: outcome.epoch})
+        # Entries Postgres has and the stream still holds (a snapshot taken between the
+        # writer's commit and its acknowledgement): done with, as the writer would be.
+        done = [(entry_id, o.id) for entry_id, o in entries if o.id in stored]
+        if done:
+            keys = ItemKeys(prefix, item.id)
+            await forget_stored(
+                services.redis,
+                services.scripts,
+                stream=keys.orders,
+                queued=keys.queued,
+                failures=keys.failures,
+                group=services.settings.worker_group,
+                entry_ids=[entry_id for entry_id, _ in done],
+                record_ids=[order_id for _, order_id in done],
+            )
     return outcome
 
 

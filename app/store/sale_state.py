@@ -30,17 +30,29 @@ STREAM_PAGE = 10_000
 async def orders_in_stream(*, redis: RedisClient, prefix: str, item_id: int) -> list[NewOrder]:
     """Accepted orders still waiting in the item's stream (not yet written, or written and
     not yet deleted: the caller tells those apart by asking Postgres afterwards)."""
+    return [
+        order
+        for _entry_id, order in await stream_orders(redis=redis, prefix=prefix, item_id=item_id)
+    ]
+
+
+async def stream_orders(
+    *, redis: RedisClient, prefix: str, item_id: int
+) -> list[tuple[str, NewOrder]]:
+    """orders_in_stream() with each order's stream entry id."""
     key = ItemKeys(prefix, item_id).orders
-    found: list[NewOrder] = []
+    found: list[tuple[str, NewOrder]] = []
     start = "-"
     while True:
         page = await redis.xrange(key, min=start, count=STREAM_PAGE) or []
-        for _entry_id, fields in page:
+        for entry_id, fields in page:
             order = parse_order({str(k): str(v) for k, v in (fields or {}).items()})
             if order is not None:
-                found.append(order)
+                found.append((_text(entry_id), order))
         if len(page) < STREAM_PAGE:
             return found
-        last = page[-1][0]
-        last_id = last.decode() if isinstance(last, bytes) else str(last)
-        start = f"({last_id}"  # after the last one (exclusive ranges: Redis 6.2)
+        start = f"({_text(page[-1][0])}"  # after the last one (exclusive ranges: Redis 6.2)
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -20,7 +20,7 @@ from app.orders.models import Order, OrderStatus
 from app.orders.release import return_stock
 from app.processes.api import create_app
 from app.store.keys import ItemKeys
-from app.store.sale_state import orders_in_stream
+from app.store.sale_state import stream_orders
 from tests.support.factories import (
     Auth,
     assert_problem,
@@ -152,13 +152,13 @@ async def test_warm_up_of_a_live_sale_reads_neither_its_stream_nor_its_buyers(
     item = await create_live_item(client, auth, stock=10, per_user_limit=5)
     assert (await buy(client, auth, item.id, user_id="a", quantity=2)).status_code == 202
     read: list[int] = []
-    real_read = orders_in_stream
+    real_read = stream_orders
 
     async def counted(**kwargs: Any) -> Any:
         read.append(kwargs["item_id"])
         return await real_read(**kwargs)
 
-    monkeypatch.setattr("app.events.service.orders_in_stream", counted)
+    monkeypatch.setattr("app.events.service.stream_orders", counted)
     assert await _warm_up(app_services) == 0
     assert read == []
     assert await _remaining(client, item.id) == 8

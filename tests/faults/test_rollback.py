@@ -105,7 +105,7 @@ async def the_sale_goes_on_exactly(
     keys = ItemKeys(own_settings.redis_key_prefix, item_id)
     assert_problem(await buy(client, auth, item_id, user_id="late"), 503, "recovering")
     report = await audit(services=services)
-    assert [p.check for p in report.problems] == [Check.FROZEN]
+    assert [p.check for p in report.problems] == [Check.FROZEN], report.problems
     gauge = f'seckill_item_frozen{{item="{item_id}"}} 1'
     assert gauge in (await client.get("/metrics")).text
 

@@ -86,3 +86,28 @@ async def test_an_api_process_checks_redis_at_start_up_before_it_sells(
         transport = httpx.ASGITransport(app=restarted)
         async with httpx.AsyncClient(transport=transport, base_url="http://seckill.test") as new:
             assert_problem(await buy(new, auth, item.id, user_id="u2"), 503, "recovering")
+
+
+async def test_a_rebuild_is_done_with_entries_postgres_already_has(
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
+) -> None:
+    """A snapshot taken between the writer's commit and its acknowledgement comes back
+    with stored orders still in the stream, marked queued: the rebuild finishes them as
+    the writer would (the audit would otherwise see stale marks)."""
+    item = await create_live_item(client, auth, stock=10, per_user_limit=1)
+    keys = ItemKeys(app_services.settings.redis_key_prefix, item.id)
+    assert (await buy(client, auth, item.id, user_id="u1")).status_code == 202
+    [(_entry_id, fields)] = await app_services.redis.xrange(keys.orders) or []
+    queued = await app_services.redis.hgetall(keys.queued)
+    await store_orders(app_services)
+    # As the old snapshot had them: the stored order's entry and mark, and older counters.
+    await app_services.redis.xadd(keys.orders, {str(k): str(v) for k, v in (fields or {}).items()})
+    await app_services.redis.hset(keys.queued, mapping={str(k): str(v) for k, v in queued.items()})
+    await app_services.redis.delete(keys.sale)
+
+    await check_once(app_services)
+
+    assert await app_services.redis.xlen(keys.orders) == 0
+    assert await app_services.redis.hlen(keys.queued) == 0
+    assert await recover(app_services.redis, app_services.settings.redis_key_prefix, SALES, item.id)
+    assert await app_services.redis.hget(keys.sale, "stock") == "9"
