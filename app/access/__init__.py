@@ -1,0 +1,1 @@
+"""Fair access for hyped sales: waiting rooms, draws, passes, proof of work."""

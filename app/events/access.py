@@ -1,0 +1,71 @@
+"""An event's access (docs/CONTRACT.md, "Fair access for hyped sales"): open (first come,
+first served), a waiting room (queue) or a raffle (draw)."""
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, field_validator
+
+from app.moments import representable_utc
+
+MAX_BITS = 24  # proof-of-work difficulty ceiling (app/access/pow.py checks it)
+MAX_ADMIT_PER_SECOND = 100_000
+MAX_PASS_SECONDS = 24 * 3600
+MAX_WINNERS = 100_000_000
+
+PowBits = Annotated[StrictInt, Field(ge=0, le=MAX_BITS)]
+
+
+class OpenAccess(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["open"] = "open"
+
+
+class QueueAccess(BaseModel):
+    """A waiting room: joiners between `opens_at` and the start are shuffled at the
+    start, later ones follow in arrival order; `admit_per_second` admitted a second."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["queue"]
+    opens_at: AwareDatetime
+    admit_per_second: StrictInt = Field(ge=1, le=MAX_ADMIT_PER_SECOND)
+    pass_seconds: StrictInt = Field(ge=1, le=MAX_PASS_SECONDS)
+    pow_bits: PowBits = 0
+
+    @field_validator("opens_at")
+    @classmethod
+    def _in_range(cls, value: datetime) -> datetime:
+        return representable_utc(value)
+
+
+class DrawAccess(BaseModel):
+    """A raffle: registration in a window, winners ranked by HMAC(seed, user id)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["draw"]
+    registration_starts_at: AwareDatetime
+    registration_ends_at: AwareDatetime
+    winners: StrictInt | None = Field(
+        default=None, ge=1, le=MAX_WINNERS, description="Default: the event's total stock."
+    )
+    purchase_window_seconds: StrictInt = Field(ge=1, le=MAX_PASS_SECONDS)
+    pow_bits: PowBits = 0
+
+    @field_validator("registration_starts_at", "registration_ends_at")
+    @classmethod
+    def _in_range(cls, value: datetime) -> datetime:
+        return representable_utc(value)
+
+
+Access = Annotated[OpenAccess | QueueAccess | DrawAccess, Field(discriminator="mode")]
+
+
+class AccessUpdate(BaseModel):
+    """Mid-sale: the proof-of-work difficulty."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pow_bits: PowBits
