@@ -4,7 +4,15 @@ first served), a waiting room (queue) or a raffle (draw)."""
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    TypeAdapter,
+    field_validator,
+)
 
 from app.moments import representable_utc
 
@@ -61,6 +69,8 @@ class DrawAccess(BaseModel):
 
 
 Access = Annotated[OpenAccess | QueueAccess | DrawAccess, Field(discriminator="mode")]
+# Reads the JSON an event row stores.
+ACCESS: TypeAdapter[OpenAccess | QueueAccess | DrawAccess] = TypeAdapter(Access)
 
 
 class AccessUpdate(BaseModel):

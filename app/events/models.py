@@ -1,5 +1,6 @@
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -14,7 +15,9 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     func,
+    text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.campaigns.models import Campaign
@@ -44,6 +47,11 @@ class Event(Base):
     # The campaign it is a slot of (None: a sale of its own). It sells nothing, and
     # shoppers do not see it, until the campaign is approved.
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    # How buyers get in (app/events/access.py, as JSON): {"mode": "open"} by default, or a
+    # waiting room ("queue") or a raffle ("draw") whose pass every purchase must show.
+    access: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, server_default=text("""'{"mode": "open"}'::jsonb""")
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     items: Mapped[list["EventItem"]] = relationship(

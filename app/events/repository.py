@@ -3,6 +3,7 @@
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +22,7 @@ async def insert_event(
     ends_at: datetime,
     member_early_access_seconds: int,
     campaign_id: int | None = None,
+    access: dict[str, Any] | None = None,
 ) -> Event:
     event = Event(
         name=name,
@@ -29,6 +31,7 @@ async def insert_event(
         member_early_access_seconds=member_early_access_seconds,
         paused=False,
         campaign_id=campaign_id,
+        access=access or {"mode": "open"},
     )
     session.add(event)
     await session.flush()

@@ -14,6 +14,7 @@ from pydantic import (
     model_validator,
 )
 
+from app.events.access import Access, OpenAccess
 from app.ids import MAX_ID
 from app.inventory.schemas import MAX_UNITS, Name, SkuCode
 from app.moments import representable_utc
@@ -88,6 +89,10 @@ class EventCreate(BaseModel):
     ends_at: AwareDatetime
     member_early_access_seconds: StrictInt = Field(default=0, ge=0, le=MAX_EARLY_ACCESS_SECONDS)
     items: list[EventItemCreate] = Field(min_length=1, max_length=MAX_ITEMS_PER_EVENT)
+    access: Access = Field(
+        default_factory=OpenAccess,
+        description="open (first come, first served), queue (a waiting room) or draw (a raffle).",
+    )
     campaign_id: StrictInt | None = Field(
         default=None,
         ge=1,
@@ -181,6 +186,7 @@ class EventRead(BaseModel):
     id: int
     name: str
     campaign_id: int | None = None
+    access: Access = Field(default_factory=OpenAccess)
     starts_at: datetime
     ends_at: datetime
     member_early_access_seconds: int

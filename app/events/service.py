@@ -17,6 +17,7 @@ from app.container import Container
 from app.db import after_commit
 from app.errors import ValidationFailed
 from app.events import repository
+from app.events.access import ACCESS, Access
 from app.events.controls import apply_terms
 from app.events.controls import sale_terms as _terms
 from app.events.errors import EventNotFound, ItemNotFound
@@ -65,6 +66,7 @@ async def create_event(
         ends_at=data.ends_at,
         member_early_access_seconds=data.member_early_access_seconds,
         campaign_id=data.campaign_id,
+        access=data.access.model_dump(mode="json"),
     )
     # Allocate in SKU order so two events sharing SKUs lock them in the same order.
     for spec in sorted(data.items, key=lambda i: i.sku):
@@ -361,11 +363,17 @@ async def read_events(
             member_early_access_seconds=event.member_early_access_seconds,
             paused=event.paused,
             campaign_id=event.campaign_id,
+            access=access_of(event),
             state=event_state(event, now),
             items=[_item_read(i, event, remaining[i.id], now) for i in event.items],
         )
         for event in events
     ]
+
+
+def access_of(event: Event) -> Access:
+    """The event's access as its schema reads it."""
+    return ACCESS.validate_python(event.access)
 
 
 def shown_to_shoppers(event: Event) -> bool:
