@@ -98,9 +98,10 @@ async def purchase(
     pass_text: str | bytes | None,
     quantity: int = 1,
 ) -> httpx.Response:
-    headers: dict[str, str | bytes] = {**auth.headers(user_id)}
+    headers = [(name.encode(), value.encode()) for name, value in auth.headers(user_id).items()]
     if pass_text is not None:
-        headers["X-Seckill-Pass"] = pass_text
+        raw = pass_text if isinstance(pass_text, bytes) else pass_text.encode("ascii")
+        headers.append((b"X-Seckill-Pass", raw))
     return await client.post(
         f"/api/v1/items/{item_id}/purchase", json={"quantity": quantity}, headers=headers
     )
