@@ -126,6 +126,18 @@ def goals(
                 with_passes >= 0.9,
             )
         )
+        pass_cpu, open_cpu = http.runs["purchase_pass"].cpu_us(), http.runs["purchase"].cpu_us()
+        if pass_cpu and open_cpu:
+            extra = pass_cpu / open_cpu - 1
+            found.append(
+                Goal(
+                    "purchase CPU/req, with passes (queue) vs open",
+                    extra,
+                    f"{extra:+.1%}",
+                    "<= +10%",
+                    extra <= 0.1,
+                )
+            )
     if http is not None and {"purchase", "purchase_unlimited"} <= http.runs.keys():
         limited = http.runs["purchase"]
         unlimited = http.runs["purchase_unlimited"]
