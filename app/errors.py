@@ -102,6 +102,15 @@ class Paused(AppError):
     title = "The sale is paused"
 
 
+class ChallengeRequired(AppError):
+    """Joining a queue or registering for a draw with pow_bits > 0 needs X-Seckill-Pow
+    solving the event's challenge (GET /api/v1/events/{event_id}/challenge)."""
+
+    status = 403
+    code = "challenge_required"
+    title = "Challenge required"
+
+
 class RateLimited(AppError):
     status = 429
     code = "rate_limited"
