@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from app.access import draw_service, passes, pow
 from app.access.draw_models import DrawRegistration
 from app.access.draw_service import challenge_of, pass_secret
+from app.auth import User
 from app.container import Container
 from app.events.schemas import EventRead
 from app.flows.draws import DrawRunner
@@ -339,3 +340,40 @@ async def test_registration_needs_proof_of_work_when_the_event_asks(
     nonce = pow.solve(challenge=challenge, user_id="solver", bits=10)
     assert (await register(client, auth, event.id, "solver", nonce)).status_code == 201
     assert await stored_registrations(app_services, event.id) == 1
+
+
+async def test_the_draw_waits_for_a_registration_in_flight_and_counts_it(
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
+) -> None:
+    """A registration accepted just before the close commits after it: the draw waits
+    for it and ranks it, and a read meanwhile answers the state before the draw."""
+    event = await draw_event(client, auth, winners=1)
+    assert (await register(client, auth, event.id, "early-bird")).status_code == 201
+    runner = DrawRunner(services=app_services)
+    async with app_services.sessionmaker() as held, held.begin():
+        answer = await draw_service.register(
+            session=held,
+            settings=app_services.settings,
+            event_id=event.id,
+            user=User(id="in-flight"),
+            pow_nonce=None,
+            now=utc_now(),
+        )
+        assert answer.status == "registered"
+        await close_registration(app_services, event.id)
+        drawing = asyncio.create_task(runner.draw_once())
+        await asyncio.sleep(0.5)
+        assert not drawing.done()
+        # A read does not wait for the lock: the draw has not happened yet.
+        assert (await public_draw(client, event.id))["winners"] is None
+    assert await drawing == 1
+    draw = await public_draw(client, event.id)
+    assert draw["registrants"] == 2
+    statuses = {
+        u: (await mine(client, auth, event.id, u)).json()["status"]
+        for u in ("early-bird", "in-flight")
+    }
+    assert statuses == {
+        u: ("won" if u in verify(draw["seed"], ["early-bird", "in-flight"], 1) else "lost")
+        for u in statuses
+    }
