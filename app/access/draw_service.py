@@ -23,6 +23,7 @@ transaction): by the worker (app/flows/draws.py) once registration closes, or by
 first read after the close, whichever comes first.
 """
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -243,7 +244,10 @@ async def draw(
     if found.drawn_at is not None:
         return False
     registrants = await repository.registrant_ids(session, event.id)
-    winners = ranking(found.seed, registrants)[: winners_wanted(event, access)]
+    # ~2 µs of hashing per registrant: off the event loop, so a large draw run by a read
+    # does not stall the process's other requests.
+    ranked = await asyncio.to_thread(ranking, found.seed, registrants)
+    winners = ranked[: winners_wanted(event, access)]
     await repository.record_outcomes(session, event_id=event.id, winners=winners)
     await repository.mark_drawn(
         session,

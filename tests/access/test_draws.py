@@ -27,6 +27,7 @@ from tests.support.draws import (
     reopen_registration,
 )
 from tests.support.factories import Auth, assert_problem, event_spec, item_spec
+from tests.support.waiting import eventually
 
 
 async def register(
@@ -377,3 +378,27 @@ async def test_the_draw_waits_for_a_registration_in_flight_and_counts_it(
         u: ("won" if u in verify(draw["seed"], ["early-bird", "in-flight"], 1) else "lost")
         for u in statuses
     }
+
+
+@pytest.mark.parametrize("settings_overrides", [{"draw_check_seconds": 0.05}])
+async def test_the_worker_loop_draws_when_registration_closes(
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
+) -> None:
+    event = await draw_event(client, auth, winners=1)
+    assert (await register(client, auth, event.id, "only-one")).status_code == 201
+    stop = asyncio.Event()
+    runner = DrawRunner(services=app_services)
+    loop = asyncio.create_task(runner.run(stop))
+    try:
+        await asyncio.sleep(0.2)
+        assert runner.drawn == 0  # still open
+        await close_registration(app_services, event.id)
+
+        async def drawn() -> bool:
+            return runner.drawn == 1
+
+        await eventually(drawn)
+    finally:
+        stop.set()
+        await loop
+    assert (await mine(client, auth, event.id, "only-one")).json()["status"] == "won"
