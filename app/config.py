@@ -248,6 +248,10 @@ class Settings(BaseSettings):
     # is read from Postgres at most this often.
     readiness_items_refresh_seconds: float = Field(default=5.0, ge=0)
     timeout_sweep_batch_size: PositiveInt = 500
+    # Draw-mode events whose registration closed are drawn this often by the worker
+    # (app/flows/draws.py); the first read after the close draws too.
+    draw_check_seconds: float = Field(default=1.0, gt=0)
+    draw_batch_size: PositiveInt = 100
 
     # Background jobs (bulk coupon grants): users per transaction, and how long a runner
     # holds a job without progress before another takes it over.

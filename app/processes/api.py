@@ -21,6 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 from swagger_ui_bundle import swagger_ui_path
 
+from app.access.draw_router import router as draws_router
 from app.access.gate_router import public as access_challenge
 from app.audit_log.router import router as audit_log_router
 from app.config import Settings, get_settings
@@ -154,6 +155,7 @@ ROUTERS = (
     jobs_admin,
     campaigns_admin,
     campaigns_public,
+    draws_router,
 )
 
 
