@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 
 from app.access import draw_service, passes, pow
 from app.access.draw_models import DrawRegistration
-from app.access.draw_service import challenge_of, pass_secret
+from app.access.gate import challenge_of
+from app.access.passes import pass_secret
 from app.auth import User
 from app.container import Container
 from app.events.schemas import EventRead
