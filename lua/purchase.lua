@@ -67,9 +67,9 @@
 
   The checks run in this order, and the first that fails answers: 2 (held), 10, 2, 10
   (behind), 12, 9, 8, 1 or 11, 3, 4 and 5 (the window), 6, 7. Not admitted comes before
-  the rate limits so that a crowd without passes spends no one's budget, and before a
-  replay: a retry whose pass has expired since hears 12, not its first answer (the
-  order, if one was taken, stands; GET /api/v1/orders shows it). A retry with a known Idempotency-Key is
+  the rate limits so that a crowd without passes spends no one's budget; a retry with a
+  known Idempotency-Key whose pass has expired since still hears its first answer (1 or
+  11: a replay takes nothing). A retry with a known Idempotency-Key is
   replayed before anything else but the rate limits is looked at: the client's first
   answer stands even if the sale was paused, closed or sold out since (the contract: a
   repeat "returns the first answer"), and a replay takes nothing. The key reused for
@@ -101,8 +101,26 @@ if epoch < seen_epoch or (epoch == seen_epoch and seq < seen_seq) then
   redis.call('HSET', KEYS[1], 'frozen', '1', 'behind', '1')
   return {10, stock, ''}
 end
+
+-- A retry with a known Idempotency-Key: its first answer (1), or 11 if it asks for
+-- another quantity; nil if the key is new (or none was sent).
+local function replay()
+  if ARGV[5] == '' then
+    return nil
+  end
+  local first = redis.call('GET', KEYS[3])
+  if not first then
+    return nil
+  end
+  local first_id, first_quantity = string.match(first, '^([^|]*)|?(%d*)$')
+  if first_quantity ~= '' and tonumber(first_quantity) ~= tonumber(ARGV[2]) then
+    return {11, stock, first_id}
+  end
+  return {1, stock, first_id}
+end
+
 if sale[14] == '1' and ARGV[15] ~= sale[8] then
-  return {12, stock, ''}
+  return replay() or {12, stock, ''}
 end
 
 -- GCRA, as in rate_limit.lua: the bucket's next arrival time if one more request fits
@@ -158,15 +176,9 @@ if quantity == nil or quantity < 1 or quantity ~= math.floor(quantity)
 end
 
 local idem_key = ARGV[5]
-if idem_key ~= '' then
-  local first = redis.call('GET', KEYS[3])
-  if first then
-    local first_id, first_quantity = string.match(first, '^([^|]*)|?(%d*)$')
-    if first_quantity ~= '' and tonumber(first_quantity) ~= quantity then
-      return {11, stock, first_id}
-    end
-    return {1, stock, first_id}
-  end
+local replayed = replay()
+if replayed then
+  return replayed
 end
 
 if sale[6] == '1' then

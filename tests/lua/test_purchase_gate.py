@@ -143,3 +143,26 @@ async def test_a_term_refresh_gates_the_sale(any_redis: Redis, key_prefix: str) 
     assert await any_redis.hget(sale.keys.sale, "gated") == "1"
     assert (await sale.buy("u1", 1)).outcome is Outcome.NOT_ADMITTED
     assert (await sale.buy("u1", 1, admitted_event_id=EVENT)).outcome is Outcome.ACCEPTED
+
+
+async def test_a_retry_whose_pass_expired_since_hears_its_first_answer(
+    any_redis: Redis, key_prefix: str
+) -> None:
+    """The contract: a repeat with the same Idempotency-Key returns the first answer (and
+    takes nothing), even once the pass that let the first one in has expired."""
+    sale = await open_sale(any_redis, prefix=key_prefix, event_id=EVENT, gated=True, limit=2)
+    first = await sale.buy("u1", 1, idempotency_key="k1", admitted_event_id=EVENT)
+    assert first.outcome is Outcome.ACCEPTED
+
+    again = await sale.buy("u1", 1, idempotency_key="k1")
+    other_quantity = await sale.buy("u1", 2, idempotency_key="k1")
+    new_key = await sale.buy("u1", 1, idempotency_key="k2")
+
+    assert (again.outcome, again.order_id) == (Outcome.REPLAYED, first.order_id)
+    assert (other_quantity.outcome, other_quantity.order_id) == (
+        Outcome.KEY_REUSED,
+        first.order_id,
+    )
+    assert new_key.outcome is Outcome.NOT_ADMITTED
+    assert await sale.stock() == 9
+    assert await sale.bought() == {"u1": 1}
