@@ -102,6 +102,14 @@ class Paused(AppError):
     title = "The sale is paused"
 
 
+class ChallengeRequired(AppError):
+    """Proof of work missing or wrong (X-Seckill-Pow): docs/CONTRACT.md, "Fair access"."""
+
+    status = 403
+    code = "challenge_required"
+    title = "Challenge required"
+
+
 class RateLimited(AppError):
     status = 429
     code = "rate_limited"

@@ -21,6 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 from swagger_ui_bundle import swagger_ui_path
 
+from app.access.queue_router import router as queue_router
 from app.audit_log.router import router as audit_log_router
 from app.config import Settings, get_settings
 from app.container import Container, get_container
@@ -152,6 +153,7 @@ ROUTERS = (
     jobs_admin,
     campaigns_admin,
     campaigns_public,
+    queue_router,
 )
 
 

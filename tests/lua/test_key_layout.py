@@ -33,6 +33,8 @@ SCRIPTS = (
     "promotion",
     "promotion_release",
     "promotion_warmup",
+    "queue",
+    "queue_load",
 )
 
 

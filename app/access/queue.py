@@ -1,0 +1,313 @@
+"""Waiting rooms (access mode "queue", docs/CONTRACT.md "Fair access for hyped sales").
+Never commits: the request's session owns the transaction, and it commits before the
+answer is sent.
+
+Everyone who joins between `opens_at` and the start is given a secret random score (52
+random bits from this process's CSPRNG, never shown): at the start their order is
+uniformly random, and nothing a joiner does before it can improve their place. Later
+arrivals follow in arrival order (score 2^52 + their place's id). Redis holds the places in
+a sorted set (queue.lua): a poll is one ZRANK, and admission needs no writer, since from
+the start the first floor(seconds since the start x admit_per_second) ranks are admitted.
+
+Postgres holds the truth: each place with its score is stored in the join's transaction,
+and each first admission before its pass is handed out. A Redis that lost the queue is
+loaded again from Postgres (on the first poll that finds it missing, or by the hot-store
+check, app/flows/freshness.py); one that came back older than what a process saw is frozen
+and rebuilt by that check. Either way the scores are the same, so the order is, and an
+admitted place keeps its first admission time, so no place is admitted twice.
+"""
+
+import hashlib
+import hmac
+import logging
+import math
+import secrets
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.access import passes, pow
+from app.access import queue_repository as repository
+from app.access.queue_errors import NotAQueue, NotInQueue
+from app.access.queue_schemas import ClosedReason, QueueRead, QueueState
+from app.auth import User
+from app.config import Settings
+from app.container import Container
+from app.errors import ChallengeRequired, NotStarted, Recovering
+from app.events import service as events
+from app.events.access import QueueAccess
+from app.events.errors import EventNotFound
+from app.events.models import Event
+from app.generations import repository as generations
+from app.generations.service import remember_built
+from app.moments import from_ms, to_ms, utc_now
+from app.store.freezes import FROZEN_RETRY_AFTER_SECONDS
+from app.store.queue import (
+    ARRIVALS,
+    RANDOM_BITS,
+    QueueOutcome,
+    QueueReply,
+    close_queue,
+    queue_script_call,
+    restore_admission,
+    run_queue,
+)
+from app.store.queue_keys import QueueKeys
+from app.store.queue_load import QueuePlaces, QueueTerms, load_queue
+from app.store.sale_state import remaining_stock
+from app.store.warmup import Build, Built
+
+logger = logging.getLogger(__name__)
+
+QUEUES = "queues"  # the counter family of a waiting room's places (app/generations)
+
+
+def pass_secret(settings: Settings) -> bytes:
+    """The key passes are signed with."""
+    # TODO(lead): SECKILL_PASS_SECRET (the gate branch's setting) when merging; the JWT
+    # secret only until then.
+    return settings.jwt_secret.get_secret_value().encode()
+
+
+def challenge_of(settings: Settings, event_id: int) -> str:
+    """The event's proof-of-work challenge: unguessable before it is published, the same
+    in every process."""
+    return hmac.new(
+        pass_secret(settings), f"challenge:{event_id}".encode(), hashlib.sha256
+    ).hexdigest()
+
+
+async def _queue_event(*, session: AsyncSession, event_id: int) -> tuple[Event, QueueAccess]:
+    event = await events.get_event_row(session=session, event_id=event_id)
+    if not events.shown_to_shoppers(event):
+        raise EventNotFound(f"No event {event_id}.")
+    access = events.access_of(event)
+    if not isinstance(access, QueueAccess):
+        raise NotAQueue(f"Event {event_id} has no waiting room (access mode {access.mode!r}).")
+    return event, access
+
+
+async def join(
+    *,
+    session: AsyncSession,
+    services: Container,
+    event_id: int,
+    user: User,
+    pow_nonce: str | None,
+) -> QueueRead:
+    """Take a place (or keep the one held: repeat-safe) and answer the caller's state."""
+    event, access = await _queue_event(session=session, event_id=event_id)
+    now = utc_now()
+    if now < access.opens_at:
+        raise NotStarted(f"The queue opens at {access.opens_at.isoformat()}.")
+    if not pow.solves(
+        challenge=challenge_of(services.settings, event_id),
+        user_id=user.id,
+        nonce=pow_nonce,
+        bits=access.pow_bits,
+    ):
+        raise ChallengeRequired(
+            f"Joining needs X-Seckill-Pow: a nonce solving the event's challenge "
+            f"(GET /api/v1/events/{event_id}/challenge) at {access.pow_bits} bits."
+        )
+    if now >= event.ends_at:
+        # Closed for everyone still waiting: a place taken now would never be admitted.
+        return await _state(
+            session=session, services=services, event=event, access=access, user=user, score=None
+        )
+    # Drawn here, kept secret: the order at the start is uniformly random.
+    score = secrets.randbits(RANDOM_BITS) if now < event.starts_at else None
+    place = await repository.join(
+        session, event_id=event_id, user_id=user.id, score=score, arrivals=ARRIVALS
+    )
+    return await _state(
+        session=session, services=services, event=event, access=access, user=user, score=place.score
+    )
+
+
+async def look(
+    *, session: AsyncSession, services: Container, event_id: int, user: User
+) -> QueueRead:
+    """The caller's state in the queue (404 if they hold no place)."""
+    event, access = await _queue_event(session=session, event_id=event_id)
+    return await _state(
+        session=session, services=services, event=event, access=access, user=user, score=None
+    )
+
+
+async def _state(
+    *,
+    session: AsyncSession,
+    services: Container,
+    event: Event,
+    access: QueueAccess,
+    user: User,
+    score: int | None,
+) -> QueueRead:
+    reply = await _decide(services, event, access, user.id, score)
+    if reply.outcome is QueueOutcome.NOT_IN_QUEUE:
+        # Redis lacks a place Postgres has (lost with Redis's data): put it back, same score.
+        stored = await repository.place_of(session, event_id=event.id, user_id=user.id)
+        if stored is None:
+            raise NotInQueue(f"You hold no place in the queue of event {event.id}.")
+        reply = await _decide(services, event, access, user.id, stored.score)
+    outcome = reply.outcome
+    if outcome is QueueOutcome.RECOVERING:
+        raise Recovering(
+            "The queue is being rebuilt; your place is kept.",
+            retry_after_seconds=FROZEN_RETRY_AFTER_SECONDS,
+        )
+    if outcome is QueueOutcome.ENDED:
+        return QueueRead(state=QueueState.CLOSED, reason=ClosedReason.ENDED)
+    if outcome is QueueOutcome.CLOSED:
+        return QueueRead(state=QueueState.CLOSED, reason=ClosedReason.SOLD_OUT)
+    if reply.admitted_ms is not None:
+        admitted_ms = reply.admitted_ms
+        if outcome is QueueOutcome.ADMITTED_NOW:
+            admitted_ms = await _record_admission(session, services, event.id, user.id, admitted_ms)
+        return QueueRead(
+            state=QueueState.ADMITTED,
+            pass_=passes.issue(
+                pass_secret(services.settings),
+                passes.Pass(
+                    event_id=event.id,
+                    user_id=user.id,
+                    valid_from_ms=admitted_ms,
+                    valid_until_ms=admitted_ms + access.pass_seconds * 1000,
+                ),
+            ),
+        )
+    if reply.rank is None:  # before the start: the order is drawn at the start
+        return QueueRead(state=QueueState.WAITING)
+    if await _sold_out(services, event):
+        await close_queue(services.redis, _keys(services, event.id))
+        return QueueRead(state=QueueState.CLOSED, reason=ClosedReason.SOLD_OUT)
+    return QueueRead(
+        state=QueueState.WAITING,
+        position=reply.rank + 1,
+        estimated_wait_seconds=estimated_wait_seconds(
+            rank=reply.rank, admitted_count=reply.admitted_count, rate=access.admit_per_second
+        ),
+    )
+
+
+def estimated_wait_seconds(*, rank: int, admitted_count: int, rate: int) -> int:
+    """Until `admitted_count` passes `rank`, at `rate` admissions a second."""
+    return math.ceil(max(0, rank + 1 - admitted_count) / rate)
+
+
+def _keys(services: Container, event_id: int) -> QueueKeys:
+    return QueueKeys(services.settings.redis_key_prefix, event_id)
+
+
+async def _decide(
+    services: Container, event: Event, access: QueueAccess, user_id: str, score: int | None
+) -> QueueReply:
+    """queue.lua for the user; a queue missing from Redis is loaded from Postgres first."""
+    keys = _keys(services, event.id)
+    seen = services.queue_generations
+    for _attempt in range(2):
+        reply = await run_queue(
+            services.redis,
+            services.scripts,
+            queue_script_call(keys=keys, user_id=user_id, score=score, seen=seen.known(event.id)),
+        )
+        if reply.outcome is not QueueOutcome.NO_SUCH_QUEUE:
+            seen.saw(event.id, reply.generation)
+            return reply
+        await load_from_postgres(
+            services=services, event=event, access=access, build=Build.IF_NEVER_BUILT
+        )
+    return reply
+
+
+async def _record_admission(
+    session: AsyncSession, services: Container, event_id: int, user_id: str, admitted_ms: int
+) -> int:
+    """Postgres keeps the first admission; a Redis that forgot it takes Postgres's back."""
+    stored = await repository.record_admission(
+        session, event_id=event_id, user_id=user_id, admitted_at=from_ms(admitted_ms)
+    )
+    if stored is None:  # no such place in Postgres (a join whose commit failed)
+        return admitted_ms
+    first_ms = to_ms(stored)
+    if first_ms != admitted_ms:
+        await restore_admission(
+            services.redis, _keys(services, event_id), user_id=user_id, admitted_ms=first_ms
+        )
+    return first_ms
+
+
+async def _sold_out(services: Container, event: Event) -> bool:
+    """Is every item of the event gone? The process's sold-out marks first (free), then
+    the items' live stock in Redis."""
+    ids = [item.id for item in event.items]
+    if all(services.sold_out.is_sold_out(i) for i in ids):
+        return True
+    left = await remaining_stock(
+        redis=services.redis, prefix=services.settings.redis_key_prefix, item_ids=ids
+    )
+    return all(stock is not None and stock <= 0 for stock in left.values())
+
+
+# -- loading from Postgres ---------------------------------------------------------------
+
+
+async def load_from_postgres(
+    *, services: Container, event: Event, access: QueueAccess, build: Build, min_epoch: int = 0
+) -> Built:
+    """Load the queue's terms and, as `build` says, every place and admission Postgres has
+    (one snapshot of its own: the places a concurrent join has not committed yet are put
+    back by that user's next poll)."""
+    async with services.sessionmaker() as session:
+        stored = await repository.places(session, event_id=event.id)
+    built = await load_queue(
+        redis=services.redis,
+        scripts=services.scripts,
+        keys=_keys(services, event.id),
+        terms=QueueTerms(
+            starts_at=event.starts_at,
+            ends_at=event.ends_at,
+            admit_per_second=access.admit_per_second,
+        ),
+        places=QueuePlaces(
+            places={user_id: score for user_id, score, _admitted in stored},
+            admitted={user_id: to_ms(admitted) for user_id, _score, admitted in stored if admitted},
+        ),
+        build=build,
+        min_epoch=min_epoch,
+    )
+    if built.written:
+        await remember_built(services.sessionmaker, QUEUES, {event.id: built.epoch})
+    return built
+
+
+async def publish_queues(
+    *, session: AsyncSession, services: Container, queue_events: Sequence[Event]
+) -> None:
+    """Load queues never built; one built before and missing was lost: loaded again from
+    Postgres, which holds every place answered (nothing answered can be missing)."""
+    for event in queue_events:
+        access = events.access_of(event)
+        if isinstance(access, QueueAccess):
+            await load_from_postgres(
+                services=services, event=event, access=access, build=Build.IF_NEVER_BUILT
+            )
+
+
+async def rebuild_queue(*, services: Container, event: Event) -> Built:
+    """Replace a frozen queue's places and admissions with Postgres's, in a new generation
+    above every one Postgres remembers."""
+    access = events.access_of(event)
+    if not isinstance(access, QueueAccess):
+        return Built(loaded=-1, epoch=0)
+    async with services.sessionmaker() as session:
+        newest = (await generations.built_epochs(session, QUEUES, [event.id])).get(event.id, 0)
+    return await load_from_postgres(
+        services=services, event=event, access=access, build=Build.REBUILD, min_epoch=newest
+    )
+
+
+async def queue_events_not_ended(*, session: AsyncSession) -> list[Event]:
+    """Every queue event whose sale has not ended (the hot-store check's)."""
+    return list(await repository.queue_events_not_ended(session, now=utc_now()))
