@@ -144,13 +144,13 @@ async def _state(
     user: User,
     score: int | None,
 ) -> QueueRead:
-    reply = await _decide(services, event, access, user.id, score)
+    reply = await _decide(session, services, event, access, user.id, score)
     if reply.outcome is QueueOutcome.NOT_IN_QUEUE:
         # Redis lacks a place Postgres has (lost with Redis's data): put it back, same score.
         stored = await repository.place_of(session, event_id=event.id, user_id=user.id)
         if stored is None:
             raise NotInQueue(f"You hold no place in the queue of event {event.id}.")
-        reply = await _decide(services, event, access, user.id, stored.score)
+        reply = await _decide(session, services, event, access, user.id, stored.score)
     outcome = reply.outcome
     if outcome is QueueOutcome.RECOVERING:
         raise Recovering(
@@ -201,7 +201,12 @@ def _keys(services: Container, event_id: int) -> QueueKeys:
 
 
 async def _decide(
-    services: Container, event: Event, access: QueueAccess, user_id: str, score: int | None
+    session: AsyncSession,
+    services: Container,
+    event: Event,
+    access: QueueAccess,
+    user_id: str,
+    score: int | None,
 ) -> QueueReply:
     """queue.lua for the user; a queue missing from Redis is loaded from Postgres first."""
     keys = _keys(services, event.id)
@@ -215,9 +220,17 @@ async def _decide(
         if reply.outcome is not QueueOutcome.NO_SUCH_QUEUE:
             seen.saw(event.id, reply.generation)
             return reply
-        await load_from_postgres(
-            services=services, event=event, access=access, build=Build.IF_NEVER_BUILT
+        # Missing: loaded from what Postgres has, in the request's own transaction (a second
+        # connection per request could starve the pool under a crowd).
+        built = await load_from_postgres(
+            session=session,
+            services=services,
+            event=event,
+            access=access,
+            build=Build.IF_NEVER_BUILT,
         )
+        if built.written:
+            await generations.record_built(session, QUEUES, {event.id: built.epoch})
     return reply
 
 
@@ -254,14 +267,19 @@ async def _sold_out(services: Container, event: Event) -> bool:
 
 
 async def load_from_postgres(
-    *, services: Container, event: Event, access: QueueAccess, build: Build, min_epoch: int = 0
+    *,
+    session: AsyncSession,
+    services: Container,
+    event: Event,
+    access: QueueAccess,
+    build: Build,
+    min_epoch: int = 0,
 ) -> Built:
-    """Load the queue's terms and, as `build` says, every place and admission Postgres has
-    (one snapshot of its own: the places a concurrent join has not committed yet are put
-    back by that user's next poll)."""
-    async with services.sessionmaker() as session:
-        stored = await repository.places(session, event_id=event.id)
-    built = await load_queue(
+    """Load the queue's terms and, as `build` says, every place and admission `session`
+    sees (a place whose join has not committed yet is put back by that user's next poll).
+    The caller remembers the generation built (app/generations)."""
+    stored = await repository.places(session, event_id=event.id)
+    return await load_queue(
         redis=services.redis,
         scripts=services.scripts,
         keys=_keys(services, event.id),
@@ -277,9 +295,6 @@ async def load_from_postgres(
         build=build,
         min_epoch=min_epoch,
     )
-    if built.written:
-        await remember_built(services.sessionmaker, QUEUES, {event.id: built.epoch})
-    return built
 
 
 async def publish_queues(
@@ -290,9 +305,15 @@ async def publish_queues(
     for event in queue_events:
         access = events.access_of(event)
         if isinstance(access, QueueAccess):
-            await load_from_postgres(
-                services=services, event=event, access=access, build=Build.IF_NEVER_BUILT
+            built = await load_from_postgres(
+                session=session,
+                services=services,
+                event=event,
+                access=access,
+                build=Build.IF_NEVER_BUILT,
             )
+            if built.written:
+                await remember_built(services.sessionmaker, QUEUES, {event.id: built.epoch})
 
 
 async def rebuild_queue(*, services: Container, event: Event) -> Built:
@@ -303,9 +324,17 @@ async def rebuild_queue(*, services: Container, event: Event) -> Built:
         return Built(loaded=-1, epoch=0)
     async with services.sessionmaker() as session:
         newest = (await generations.built_epochs(session, QUEUES, [event.id])).get(event.id, 0)
-    return await load_from_postgres(
-        services=services, event=event, access=access, build=Build.REBUILD, min_epoch=newest
-    )
+        built = await load_from_postgres(
+            session=session,
+            services=services,
+            event=event,
+            access=access,
+            build=Build.REBUILD,
+            min_epoch=newest,
+        )
+    if built.written:
+        await remember_built(services.sessionmaker, QUEUES, {event.id: built.epoch})
+    return built
 
 
 async def queue_events_not_ended(*, session: AsyncSession) -> list[Event]:
