@@ -36,7 +36,7 @@ async def open_queue(
     starts_ms: int,
     rate: int = 5,
     ends_ms: int | None = None,
-    places: QueuePlaces = QueuePlaces(),
+    places: QueuePlaces | None = None,
 ) -> Built:
     built = await load_queue(
         redis=redis,
@@ -47,7 +47,7 @@ async def open_queue(
             ends_at=from_ms(ends_ms if ends_ms is not None else starts_ms + HOUR_MS),
             admit_per_second=rate,
         ),
-        places=places,
+        places=places or QueuePlaces(),
     )
     assert built.written
     return built
@@ -269,7 +269,7 @@ async def test_the_order_at_the_start_is_uniformly_random(redis: Redis, key_pref
     scripts = await Scripts.load(redis)
     now = await redis_now_ms(redis)
     users = [f"user-{i}" for i in range(USERS)]
-    counts = {(u, p): 0 for u, p in itertools.product(users, range(USERS))}
+    counts = dict.fromkeys(itertools.product(users, range(USERS)), 0)
 
     async def trial(n: int) -> list[int]:
         keys = QueueKeys(key_prefix, 1000 + n)

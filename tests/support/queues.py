@@ -1,12 +1,15 @@
 """Waiting-room events and calls, through the real API."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
 from app.events.schemas import EventRead
+from app.redis import RedisClient
 from tests.support.factories import Auth, event_spec
+from tests.support.lua import redis_now_ms
 
 
 async def create_queue_event(
@@ -55,3 +58,11 @@ async def state(
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+async def sleep_past(redis: RedisClient, moment_ms: int) -> None:
+    """Wait until Redis's clock (queue.lua's) has passed `moment_ms`."""
+    now = await redis_now_ms(redis)
+    while now <= moment_ms:
+        await asyncio.sleep((moment_ms - now + 1) / 1000)
+        now = await redis_now_ms(redis)
