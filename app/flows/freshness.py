@@ -1,8 +1,9 @@
 """Is Redis at least as new as Postgres? Detecting a hot store that lost or rolled back
 data before anything sells from it, and rebuilding the counters exactly. One mechanism for
 every family of counters Redis decides on: an item's sale (stock and buyers, purchase.lua),
-a coupon's claims (remaining and claimers, claim.lua) and a promotion's daily places
-(promotion.lua); the next families plug in as a `CounterFamily`.
+a coupon's claims (remaining and claimers, claim.lua), a promotion's daily places
+(promotion.lua) and a waiting room's places (queue.lua); the next families plug in as a
+`CounterFamily`.
 
 Postgres knows when the newest stored order (claim) of each entity was accepted (Redis's
 own clock, stamped by the script), and which generation of its counters was built last
