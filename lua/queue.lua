@@ -7,8 +7,9 @@
   ranks are admitted (now: Redis's clock, TIME). One ZRANK per call: O(log n).
 
   KEYS[1] queue     hash  starts_ms, ends_ms, admit_per_second, closed ("1": every item
-                          sold out), epoch, seq, frozen, behind (as a promotion's hash,
-                          promotion.lua)
+                          sold out), expires_ms (when the queue's keys expire: a place or
+                          admission written keeps to it), epoch, seq, frozen, behind (as a
+                          promotion's hash, promotion.lua)
   KEYS[2] places    zset  user id -> score: joined before the start, a secret random number
                           below 2^52 drawn by the API (uniformly random order at the
                           start); after it, 2^52 + the arrival number (arrival order).
@@ -37,7 +38,7 @@
   start), 2, 0. A join adds the place only if the user holds none (the first score stays).
 ]]
 local q = redis.call('HMGET', KEYS[1],
-  'starts_ms', 'ends_ms', 'admit_per_second', 'closed', 'frozen', 'epoch', 'seq')
+  'starts_ms', 'ends_ms', 'admit_per_second', 'closed', 'frozen', 'epoch', 'seq', 'expires_ms')
 if q[5] == '1' then
   return {9, -1, 0, 0, 0, 0}
 end
@@ -66,6 +67,9 @@ end
 if ARGV[2] ~= '' then
   if redis.call('ZADD', KEYS[2], 'NX', ARGV[2], user) == 1 then
     seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+    if q[8] then
+      redis.call('PEXPIREAT', KEYS[2], q[8])
+    end
   end
 end
 local rank = redis.call('ZRANK', KEYS[2], user)
@@ -79,6 +83,9 @@ end
 local admitted_count = math.floor((now_ms - starts_ms) * tonumber(q[3]) / 1000)
 if rank < admitted_count then
   redis.call('HSET', KEYS[3], user, now_ms)
+  if q[8] then
+    redis.call('PEXPIREAT', KEYS[3], q[8])
+  end
   seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
   return {2, rank, admitted_count, now_ms, epoch, seq}
 end

@@ -23,6 +23,7 @@ import logging
 import math
 import secrets
 from collections.abc import Sequence
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -59,6 +60,7 @@ from app.store.warmup import Build, Built
 
 logger = logging.getLogger(__name__)
 
+ENDED = QueueRead(state=QueueState.CLOSED, reason=ClosedReason.ENDED)
 QUEUES = "queues"  # the counter family of a waiting room's places (app/generations)
 
 
@@ -100,6 +102,8 @@ async def join(
     now = utc_now()
     if now < access.opens_at:
         raise NotStarted(f"The queue opens at {access.opens_at.isoformat()}.")
+    if now >= event.ends_at:
+        return ENDED  # a place taken now would never be admitted
     if not pow.solves(
         challenge=challenge_of(services.settings, event_id),
         user_id=user.id,
@@ -109,11 +113,6 @@ async def join(
         raise ChallengeRequired(
             f"Joining needs X-Seckill-Pow: a nonce solving the event's challenge "
             f"(GET /api/v1/events/{event_id}/challenge) at {access.pow_bits} bits."
-        )
-    if now >= event.ends_at:
-        # Closed for everyone still waiting: a place taken now would never be admitted.
-        return await _state(
-            session=session, services=services, event=event, access=access, user=user, score=None
         )
     # Drawn here, kept secret: the order at the start is uniformly random.
     score = secrets.randbits(RANDOM_BITS) if now < event.starts_at else None
@@ -130,6 +129,9 @@ async def look(
 ) -> QueueRead:
     """The caller's state in the queue (404 if they hold no place)."""
     event, access = await _queue_event(session=session, event_id=event_id)
+    if utc_now() >= event.ends_at:
+        # Closed for everyone: a pass would buy nothing now, and the queue's keys expire.
+        return ENDED
     return await _state(
         session=session, services=services, event=event, access=access, user=user, score=None
     )
@@ -158,7 +160,7 @@ async def _state(
             retry_after_seconds=FROZEN_RETRY_AFTER_SECONDS,
         )
     if outcome is QueueOutcome.ENDED:
-        return QueueRead(state=QueueState.CLOSED, reason=ClosedReason.ENDED)
+        return ENDED
     if outcome is QueueOutcome.CLOSED:
         return QueueRead(state=QueueState.CLOSED, reason=ClosedReason.SOLD_OUT)
     if reply.admitted_ms is not None:
@@ -287,6 +289,7 @@ async def load_from_postgres(
             starts_at=event.starts_at,
             ends_at=event.ends_at,
             admit_per_second=access.admit_per_second,
+            expires_at=event.ends_at + timedelta(seconds=services.settings.retire_after_seconds),
         ),
         places=QueuePlaces(
             places={user_id: score for user_id, score, _admitted in stored},

@@ -23,11 +23,13 @@ class QueueRead(BaseModel):
     state: QueueState
     position: int | None = Field(
         default=None,
-        description="1 for the next to be admitted; absent before the start (the order "
-        "is drawn at the start) and once admitted or closed.",
+        description="Your place in the queue's order (1: the first), the same while you "
+        "wait; absent before the start (the order is drawn at the start) and once admitted "
+        "or closed.",
     )
     estimated_wait_seconds: int | None = Field(
-        default=None, description="At the queue's admission rate; absent before the start."
+        default=None,
+        description="Until your admission, at the queue's admission rate; absent before the start.",
     )
     pass_: str | None = Field(
         default=None,

@@ -19,6 +19,7 @@ class QueueTerms:
     starts_at: datetime
     ends_at: datetime
     admit_per_second: int
+    expires_at: datetime  # when the queue's keys expire (a while after the end)
     closed: bool | None = None  # None: leave Redis's as it is
 
 
@@ -47,6 +48,7 @@ def queue_load_script_call(
         closed,
         build.value,
         min_epoch,
+        to_ms(terms.expires_at),
         len(places.places),
     ]
     for user_id, score in places.places.items():

@@ -38,14 +38,16 @@ async def open_queue(
     ends_ms: int | None = None,
     places: QueuePlaces | None = None,
 ) -> Built:
+    ends_ms = ends_ms if ends_ms is not None else starts_ms + HOUR_MS
     built = await load_queue(
         redis=redis,
         scripts=scripts,
         keys=keys,
         terms=QueueTerms(
             starts_at=from_ms(starts_ms),
-            ends_at=from_ms(ends_ms if ends_ms is not None else starts_ms + HOUR_MS),
+            ends_at=from_ms(ends_ms),
             admit_per_second=rate,
+            expires_at=from_ms(ends_ms + HOUR_MS),
         ),
         places=places or QueuePlaces(),
     )
@@ -210,7 +212,7 @@ async def test_load_builds_once_and_rebuilds_only_while_frozen(
     keys = QueueKeys(key_prefix, 8)
     now = await redis_now_ms(any_redis)
     terms = QueueTerms(starts_at=from_ms(now - 1000), ends_at=from_ms(now + HOUR_MS),
-                       admit_per_second=1)  # fmt: skip
+                       admit_per_second=1, expires_at=from_ms(now + 2 * HOUR_MS))  # fmt: skip
     stored = QueuePlaces(places={"ann": 5, "bob": 9}, admitted={"ann": now - 500})
 
     async def load(build: Build, places: QueuePlaces = stored) -> Built:
@@ -247,6 +249,17 @@ async def test_restore_admission_puts_back_postgres_first_admission(
                      places=QueuePlaces(places={"ann": 1}))  # fmt: skip
     await restore_admission(redis, keys, user_id="ann", admitted_ms=123)
     assert (await poll(redis, scripts, keys, "ann")).admitted_ms == 123
+
+
+async def test_the_keys_expire_a_while_after_the_end(any_redis: Redis, key_prefix: str) -> None:
+    """Loaded with an expiry, and the places and admissions a script creates keep to it."""
+    scripts = await Scripts.load(any_redis)
+    keys = QueueKeys(key_prefix, 10)
+    now = await redis_now_ms(any_redis)
+    await open_queue(any_redis, scripts, keys, starts_ms=now - 1000, ends_ms=now + HOUR_MS)
+    assert await poll(any_redis, scripts, keys, "ann", score=0)  # creates the places, admits
+    for key in keys.all():  # PTTL: Redis 6.2 has no PEXPIRETIME
+        assert abs(await any_redis.pttl(key) - 2 * HOUR_MS) < 5_000, key
 
 
 def test_a_poll_is_one_zrank() -> None:
