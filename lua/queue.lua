@@ -8,7 +8,9 @@
 
   KEYS[1] queue     hash  starts_ms, ends_ms, admit_per_second, closed ("1": every item
                           sold out), expires_ms (when the queue's keys expire: a place or
-                          admission written keeps to it), epoch, seq, frozen, behind (as a
+                          admission written keeps to it), pass_ms (how long a pass is
+                          valid), items (the event's item ids, comma-separated: for the
+                          caller's sold-out check), epoch, seq, frozen, behind (as a
                           promotion's hash, promotion.lua)
   KEYS[2] places    zset  user id -> score: joined before the start, a secret random number
                           below 2^52 drawn by the API (uniformly random order at the
@@ -22,7 +24,9 @@
           seen (app/store/generations.py), "0" "0" if none; Redis behind it came back from
           an older snapshot: frozen (answer 9)
 
-  Returns {outcome, rank, admitted_count, admitted_ms, epoch, seq} where outcome is
+  Returns {outcome, rank, admitted_count, admitted_ms, epoch, seq, pass_ms,
+  admit_per_second, items} (the last three from KEYS[1], so a poll needs no other read;
+  "0" "0" "" with outcomes 6 and 9) where outcome is
     0 waiting          rank: places ahead (ZRANK); -1 before starts_ms (the order is
                        drawn at the start: unknown until then)
     1 admitted         admitted_ms: the first admission, recorded before
@@ -38,31 +42,33 @@
   start), 2, 0. A join adds the place only if the user holds none (the first score stays).
 ]]
 local q = redis.call('HMGET', KEYS[1],
-  'starts_ms', 'ends_ms', 'admit_per_second', 'closed', 'frozen', 'epoch', 'seq', 'expires_ms')
+  'starts_ms', 'ends_ms', 'admit_per_second', 'closed', 'frozen', 'epoch', 'seq', 'expires_ms',
+  'pass_ms', 'items')
 if q[5] == '1' then
-  return {9, -1, 0, 0, 0, 0}
+  return {9, -1, 0, 0, 0, 0, 0, 0, ''}
 end
 if q[6] == false or q[1] == false then
-  return {6, -1, 0, 0, 0, 0}
+  return {6, -1, 0, 0, 0, 0, 0, 0, ''}
 end
+local terms = {q[9] or '0', q[3], q[10] or ''}
 local epoch, seq = tonumber(q[6]), tonumber(q[7] or '0')
 local seen_epoch, seen_seq = tonumber(ARGV[3]), tonumber(ARGV[4])
 if epoch < seen_epoch or (epoch == seen_epoch and seq < seen_seq) then
   redis.call('HSET', KEYS[1], 'frozen', '1', 'behind', '1')
-  return {9, -1, 0, 0, epoch, seq}
+  return {9, -1, 0, 0, epoch, seq, terms[1], terms[2], terms[3]}
 end
 local user = ARGV[1]
 local admitted_ms = redis.call('HGET', KEYS[3], user)
 if admitted_ms then
-  return {1, -1, 0, tonumber(admitted_ms), epoch, seq}
+  return {1, -1, 0, tonumber(admitted_ms), epoch, seq, terms[1], terms[2], terms[3]}
 end
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if now_ms >= tonumber(q[2]) then
-  return {4, -1, 0, 0, epoch, seq}
+  return {4, -1, 0, 0, epoch, seq, terms[1], terms[2], terms[3]}
 end
 if q[4] == '1' then
-  return {3, -1, 0, 0, epoch, seq}
+  return {3, -1, 0, 0, epoch, seq, terms[1], terms[2], terms[3]}
 end
 if ARGV[2] ~= '' then
   if redis.call('ZADD', KEYS[2], 'NX', ARGV[2], user) == 1 then
@@ -74,11 +80,11 @@ if ARGV[2] ~= '' then
 end
 local rank = redis.call('ZRANK', KEYS[2], user)
 if rank == false then
-  return {5, -1, 0, 0, epoch, seq}
+  return {5, -1, 0, 0, epoch, seq, terms[1], terms[2], terms[3]}
 end
 local starts_ms = tonumber(q[1])
 if now_ms < starts_ms then
-  return {0, -1, 0, 0, epoch, seq}
+  return {0, -1, 0, 0, epoch, seq, terms[1], terms[2], terms[3]}
 end
 local admitted_count = math.floor((now_ms - starts_ms) * tonumber(q[3]) / 1000)
 if rank < admitted_count then
@@ -87,6 +93,6 @@ if rank < admitted_count then
     redis.call('PEXPIREAT', KEYS[3], q[8])
   end
   seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-  return {2, rank, admitted_count, now_ms, epoch, seq}
+  return {2, rank, admitted_count, now_ms, epoch, seq, terms[1], terms[2], terms[3]}
 end
-return {0, rank, admitted_count, 0, epoch, seq}
+return {0, rank, admitted_count, 0, epoch, seq, terms[1], terms[2], terms[3]}

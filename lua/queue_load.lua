@@ -16,7 +16,9 @@
   ARGV[6] the lowest epoch a new generation may have (as warmup.lua's ARGV[13])
   ARGV[7] when the queue's keys expire (Unix ms: a while after the end; queue.lua keeps
           the keys it writes to the same moment)
-  ARGV[8] the number n of places that follow: n pairs user id, score
+  ARGV[8] pass_ms: how long a pass is valid  ARGV[9] items: the event's item ids,
+          comma-separated
+  ARGV[10] the number n of places that follow: n pairs user id, score
   then the number m of admissions: m pairs user id, admitted ms
 
   Places and admissions written start a new generation: `epoch` (Redis ms, above ARGV[6]
@@ -45,8 +47,8 @@ if mode == '2' or not has_places then
     epoch = floor + 1
   end
   redis.call('DEL', KEYS[2], KEYS[3])
-  local at = 9
-  local n = tonumber(ARGV[8])
+  local at = 11
+  local n = tonumber(ARGV[10])
   for i = 0, n - 1 do
     redis.call('ZADD', KEYS[2], ARGV[at + 2 * i + 1], ARGV[at + 2 * i])
   end
@@ -61,7 +63,7 @@ if mode == '2' or not has_places then
   loaded = 1
 end
 redis.call('HSET', KEYS[1], 'starts_ms', ARGV[1], 'ends_ms', ARGV[2], 'admit_per_second', ARGV[3],
-  'expires_ms', ARGV[7])
+  'expires_ms', ARGV[7], 'pass_ms', ARGV[8], 'items', ARGV[9])
 redis.call('PEXPIREAT', KEYS[1], ARGV[7])
 redis.call('PEXPIREAT', KEYS[2], ARGV[7])
 redis.call('PEXPIREAT', KEYS[3], ARGV[7])

@@ -127,7 +127,21 @@ async def join(
 async def look(
     *, session: AsyncSession, services: Container, event_id: int, user: User
 ) -> QueueRead:
-    """The caller's state in the queue (404 if they hold no place)."""
+    """The caller's state in the queue (404 if they hold no place). A poll of a place Redis
+    holds is one script call, with no Postgres (but the one write of a first admission);
+    Postgres is read only when Redis lacks the queue or the place."""
+    reply = await run_queue(
+        services.redis,
+        services.scripts,
+        queue_script_call(
+            keys=_keys(services, event_id),
+            user_id=user.id,
+            seen=services.queue_generations.known(event_id),
+        ),
+    )
+    if reply.outcome not in (QueueOutcome.NO_SUCH_QUEUE, QueueOutcome.NOT_IN_QUEUE):
+        services.queue_generations.saw(event_id, reply.generation)
+        return await _answer(session, services, event_id, user.id, reply)
     event, access = await _queue_event(session=session, event_id=event_id)
     if utc_now() >= event.ends_at:
         # Closed for everyone: a pass would buy nothing now, and the queue's keys expire.
@@ -153,12 +167,21 @@ async def _state(
         if stored is None:
             raise NotInQueue(f"You hold no place in the queue of event {event.id}.")
         reply = await _decide(session, services, event, access, user.id, stored.score)
+    return await _answer(session, services, event.id, user.id, reply)
+
+
+async def _answer(
+    session: AsyncSession, services: Container, event_id: int, user_id: str, reply: QueueReply
+) -> QueueRead:
+    """What queue.lua decided, as the caller's state (the pass signed here)."""
     outcome = reply.outcome
-    if outcome is QueueOutcome.RECOVERING:
+    if outcome in (QueueOutcome.RECOVERING, QueueOutcome.NO_SUCH_QUEUE):
         raise Recovering(
             "The queue is being rebuilt; your place is kept.",
             retry_after_seconds=FROZEN_RETRY_AFTER_SECONDS,
         )
+    if outcome is QueueOutcome.NOT_IN_QUEUE:
+        raise NotInQueue(f"You hold no place in the queue of event {event_id}.")
     if outcome is QueueOutcome.ENDED:
         return ENDED
     if outcome is QueueOutcome.CLOSED:
@@ -166,29 +189,29 @@ async def _state(
     if reply.admitted_ms is not None:
         admitted_ms = reply.admitted_ms
         if outcome is QueueOutcome.ADMITTED_NOW:
-            admitted_ms = await _record_admission(session, services, event.id, user.id, admitted_ms)
+            admitted_ms = await _record_admission(session, services, event_id, user_id, admitted_ms)
         return QueueRead(
             state=QueueState.ADMITTED,
             pass_=passes.issue(
                 pass_secret(services.settings),
                 passes.Pass(
-                    event_id=event.id,
-                    user_id=user.id,
+                    event_id=event_id,
+                    user_id=user_id,
                     valid_from_ms=admitted_ms,
-                    valid_until_ms=admitted_ms + access.pass_seconds * 1000,
+                    valid_until_ms=admitted_ms + reply.pass_ms,
                 ),
             ),
         )
     if reply.rank is None:  # before the start: the order is drawn at the start
         return QueueRead(state=QueueState.WAITING)
-    if await _sold_out(services, event):
-        await close_queue(services.redis, _keys(services, event.id))
+    if await _sold_out(services, reply.item_ids):
+        await close_queue(services.redis, _keys(services, event_id))
         return QueueRead(state=QueueState.CLOSED, reason=ClosedReason.SOLD_OUT)
     return QueueRead(
         state=QueueState.WAITING,
         position=reply.rank + 1,
         estimated_wait_seconds=estimated_wait_seconds(
-            rank=reply.rank, admitted_count=reply.admitted_count, rate=access.admit_per_second
+            rank=reply.rank, admitted_count=reply.admitted_count, rate=reply.admit_per_second
         ),
     )
 
@@ -253,10 +276,11 @@ async def _record_admission(
     return first_ms
 
 
-async def _sold_out(services: Container, event: Event) -> bool:
+async def _sold_out(services: Container, ids: Sequence[int]) -> bool:
     """Is every item of the event gone? The process's sold-out marks first (free), then
     the items' live stock in Redis."""
-    ids = [item.id for item in event.items]
+    if not ids:
+        return False
     if all(services.sold_out.is_sold_out(i) for i in ids):
         return True
     left = await remaining_stock(
@@ -290,6 +314,8 @@ async def load_from_postgres(
             ends_at=event.ends_at,
             admit_per_second=access.admit_per_second,
             expires_at=event.ends_at + timedelta(seconds=services.settings.retire_after_seconds),
+            pass_seconds=access.pass_seconds,
+            item_ids=tuple(item.id for item in event.items),
         ),
         places=QueuePlaces(
             places={user_id: score for user_id, score, _admitted in stored},

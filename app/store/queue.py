@@ -36,6 +36,10 @@ class QueueReply:
     admitted_count: int  # places admitted so far (the rate times the time since the start)
     admitted_ms: int | None  # the first admission (Redis's clock)
     generation: Generation = UNSEEN
+    # The queue's terms as Redis holds them (0, 0, () when there is no queue or it is frozen).
+    pass_ms: int = 0
+    admit_per_second: int = 0
+    item_ids: tuple[int, ...] = ()
 
 
 def queue_script_call(
@@ -49,7 +53,10 @@ def queue_script_call(
 
 
 def parse_queue_reply(reply: list[object]) -> QueueReply:
-    code, rank, count, admitted_ms, epoch, seq = (int(str(value)) for value in reply[:6])
+    code, rank, count, admitted_ms, epoch, seq, pass_ms, rate = (
+        int(str(value)) for value in reply[:8]
+    )
+    items = str(reply[8])
     outcome = QueueOutcome(code)
     return QueueReply(
         outcome=outcome,
@@ -59,6 +66,9 @@ def parse_queue_reply(reply: list[object]) -> QueueReply:
         if outcome in (QueueOutcome.ADMITTED, QueueOutcome.ADMITTED_NOW)
         else None,
         generation=Generation(epoch, seq),
+        pass_ms=pass_ms,
+        admit_per_second=rate,
+        item_ids=tuple(int(i) for i in items.split(",")) if items else (),
     )
 
 

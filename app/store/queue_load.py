@@ -20,6 +20,8 @@ class QueueTerms:
     ends_at: datetime
     admit_per_second: int
     expires_at: datetime  # when the queue's keys expire (a while after the end)
+    pass_seconds: int
+    item_ids: tuple[int, ...]
     closed: bool | None = None  # None: leave Redis's as it is
 
 
@@ -49,6 +51,8 @@ def queue_load_script_call(
         build.value,
         min_epoch,
         to_ms(terms.expires_at),
+        terms.pass_seconds * 1000,
+        ",".join(str(i) for i in terms.item_ids),
         len(places.places),
     ]
     for user_id, score in places.places.items():

@@ -4,10 +4,11 @@ and the close when the event sells out or ends."""
 
 import asyncio
 from datetime import timedelta
-from typing import cast
+from typing import Any, cast
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import event as sqlalchemy_event
+from sqlalchemy import select
 
 from app.access import passes
 from app.access.pow import solve
@@ -189,11 +190,25 @@ async def test_the_end_closes_the_queue(
     assert utc_now() >= event.ends_at
 
 
-async def count_places(services: Container, event_id: int) -> int:
-    async with services.sessionmaker() as session:
-        return int(
-            await session.scalar(
-                select(func.count()).select_from(QueuePlace).where(QueuePlace.event_id == event_id)
-            )
-            or 0
-        )
+async def test_a_poll_of_a_waiting_place_asks_postgres_nothing(
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
+) -> None:
+    """Cheap at 100k waiting: one script call (one ZRANK), no SQL."""
+    event = await create_queue_event(client, auth, starts_in=timedelta(seconds=-1))
+    users = [f"shopper-{i}" for i in range(6)]  # one admitted a second: the last waits
+    for user in users:
+        assert (await join(client, auth, event.id, user)).status_code == 200
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    engine = app_services.engine.sync_engine
+    sqlalchemy_event.listen(engine, "before_cursor_execute", count)
+    try:
+        polled = await state(client, auth, event.id, users[-1])
+    finally:
+        sqlalchemy_event.remove(engine, "before_cursor_execute", count)
+    assert polled["state"] == "waiting"
+    assert polled["position"] == 6
+    assert statements == []

@@ -48,6 +48,8 @@ async def open_queue(
             ends_at=from_ms(ends_ms),
             admit_per_second=rate,
             expires_at=from_ms(ends_ms + HOUR_MS),
+            pass_seconds=60,
+            item_ids=(11, 12),
         ),
         places=places or QueuePlaces(),
     )
@@ -116,6 +118,8 @@ async def test_admits_the_rate_in_queue_order_and_records_the_first_admission(
     assert {r.admitted_count for r in replies[5:]} == {5}
 
     first = replies[0]
+    # The terms come with every answer: a poll needs no other read.
+    assert (first.pass_ms, first.admit_per_second, first.item_ids) == (60_000, 5, (11, 12))
     again = await poll(any_redis, scripts, keys, "u0")
     assert again.outcome is QueueOutcome.ADMITTED
     assert again.admitted_ms == first.admitted_ms  # the pass window never moves
@@ -212,7 +216,8 @@ async def test_load_builds_once_and_rebuilds_only_while_frozen(
     keys = QueueKeys(key_prefix, 8)
     now = await redis_now_ms(any_redis)
     terms = QueueTerms(starts_at=from_ms(now - 1000), ends_at=from_ms(now + HOUR_MS),
-                       admit_per_second=1, expires_at=from_ms(now + 2 * HOUR_MS))  # fmt: skip
+                       admit_per_second=1, expires_at=from_ms(now + 2 * HOUR_MS),
+                       pass_seconds=60, item_ids=(11,))  # fmt: skip
     stored = QueuePlaces(places={"ann": 5, "bob": 9}, admitted={"ann": now - 500})
 
     async def load(build: Build, places: QueuePlaces = stored) -> Built:
