@@ -14,12 +14,18 @@ and each first admission before its pass is handed out. A Redis that lost the qu
 loaded again from Postgres (on the first poll that finds it missing, or by the hot-store
 check, app/flows/freshness.py); one that came back older than what a process saw is frozen
 and rebuilt by that check. Either way the scores are the same, so the order is, and an
-admitted place keeps its first admission time, so no place is admitted twice.
+admitted place keeps its first admission time, so no place is admitted twice. (A join puts
+its place into Redis before its transaction commits, so the answer can carry the state; if
+the commit then fails, the client was answered an error and Redis holds a place Postgres lacks,
+until the next rebuild drops it.)
+
+A poll of a place Redis holds asks Postgres nothing: the queue's hash carries what the
+answer needs (the pass length, the rate, the item ids for the sold-out check). A join reads
+the event (its window, access and proof of work) and stores the place.
 """
 
 import hashlib
 import hmac
-import logging
 import math
 import secrets
 from collections.abc import Sequence
@@ -57,8 +63,6 @@ from app.store.queue_keys import QueueKeys
 from app.store.queue_load import QueuePlaces, QueueTerms, load_queue
 from app.store.sale_state import remaining_stock
 from app.store.warmup import Build, Built
-
-logger = logging.getLogger(__name__)
 
 ENDED = QueueRead(state=QueueState.CLOSED, reason=ClosedReason.ENDED)
 QUEUES = "queues"  # the counter family of a waiting room's places (app/generations)
