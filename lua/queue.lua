@@ -23,6 +23,9 @@
   ARGV[3] epoch  ARGV[4] seq: the newest generation of the queue the calling process has
           seen (app/store/generations.py), "0" "0" if none; Redis behind it came back from
           an older snapshot: frozen (answer 9)
+  ARGV[5] "1" if ARGV[2] is a random score just drawn for a new place because the API's
+          clock said the start had not come: by Redis's clock (the one admission runs on)
+          it may have, and then the place is not shuffled in (answer 7), else "0"
 
   Returns {outcome, rank, admitted_count, admitted_ms, epoch, seq, pass_ms,
   admit_per_second, items} (the last three from KEYS[1], so a poll needs no other read;
@@ -35,10 +38,12 @@
     4 ended            at or after ends_ms: closed for everyone still waiting
     5 not in queue     the user holds no place (ARGV[2] "")
     6 no such queue    KEYS[1] holds no queue
+    7 too late to draw ARGV[5] "1" at or after starts_ms and the user holds no place:
+                       nothing written (the caller joins them as an arrival)
     9 recovering       frozen (Redis lost or rolled back the queue; see
                        app/flows/freshness.py), or found behind ARGV[3..4] and frozen now
 
-  The checks run in this order: 9, 6, 9 (behind), 1, 4, 3, (join), 5, 0 (before the
+  The checks run in this order: 9, 6, 9 (behind), 1, 4, 3, 7, (join), 5, 0 (before the
   start), 2, 0. A join adds the place only if the user holds none (the first score stays).
 ]]
 local q = redis.call('HMGET', KEYS[1],
@@ -70,7 +75,11 @@ end
 if q[4] == '1' then
   return {3, -1, 0, 0, epoch, seq, terms[1], terms[2], terms[3]}
 end
+local starts_ms = tonumber(q[1])
 if ARGV[2] ~= '' then
+  if ARGV[5] == '1' and now_ms >= starts_ms and redis.call('ZSCORE', KEYS[2], user) == false then
+    return {7, -1, 0, 0, epoch, seq, terms[1], terms[2], terms[3]}
+  end
   if redis.call('ZADD', KEYS[2], 'NX', ARGV[2], user) == 1 then
     seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
     if q[8] then
@@ -82,7 +91,6 @@ local rank = redis.call('ZRANK', KEYS[2], user)
 if rank == false then
   return {5, -1, 0, 0, epoch, seq, terms[1], terms[2], terms[3]}
 end
-local starts_ms = tonumber(q[1])
 if now_ms < starts_ms then
   return {0, -1, 0, 0, epoch, seq, terms[1], terms[2], terms[3]}
 end

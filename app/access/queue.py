@@ -123,9 +123,14 @@ async def join(
     place = await repository.join(
         session, event_id=event_id, user_id=user.id, score=score, arrivals=ARRIVALS
     )
-    return await _state(
-        session=session, services=services, event=event, access=access, user=user, score=place.score
-    )
+    drawn = place.inserted and score is not None
+    reply = await _decide(session, services, event, access, user.id, place.score, drawn=drawn)
+    if reply.outcome is QueueOutcome.TOO_LATE_TO_DRAW:
+        # This process's clock said "before the start", Redis's (admission's) says after:
+        # an arrival, not shuffled in ahead of places admitted already.
+        arrival = await repository.score_as_arrival(session, place_id=place.id, arrivals=ARRIVALS)
+        reply = await _decide(session, services, event, access, user.id, arrival)
+    return await _answer(session, services, event_id, user.id, reply)
 
 
 async def look(
@@ -236,15 +241,20 @@ async def _decide(
     access: QueueAccess,
     user_id: str,
     score: int | None,
+    *,
+    drawn: bool = False,
 ) -> QueueReply:
-    """queue.lua for the user; a queue missing from Redis is loaded from Postgres first."""
+    """queue.lua for the user (`drawn`: queue_script_call's); a queue missing from Redis
+    is loaded from Postgres first."""
     keys = _keys(services, event.id)
     seen = services.queue_generations
     for _attempt in range(2):
         reply = await run_queue(
             services.redis,
             services.scripts,
-            queue_script_call(keys=keys, user_id=user_id, score=score, seen=seen.known(event.id)),
+            queue_script_call(
+                keys=keys, user_id=user_id, score=score, seen=seen.known(event.id), drawn=drawn
+            ),
         )
         if reply.outcome is not QueueOutcome.NO_SUCH_QUEUE:
             seen.saw(event.id, reply.generation)

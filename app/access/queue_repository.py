@@ -16,6 +16,7 @@ class StoredPlace:
     id: int
     score: int
     admitted_at: datetime | None
+    inserted: bool = False  # by this call
 
 
 _JOIN = text(
@@ -49,10 +50,16 @@ async def join(
         assert found is not None  # the conflicting row is committed: ON CONFLICT saw it
         return found
     if score is None:
-        score = (
-            await session.execute(_ARRIVAL_SCORE, {"arrivals": arrivals, "id": new_id})
-        ).scalar_one()
-    return StoredPlace(id=new_id, score=score, admitted_at=None)
+        score = await score_as_arrival(session, place_id=new_id, arrivals=arrivals)
+    return StoredPlace(id=new_id, score=score, admitted_at=None, inserted=True)
+
+
+async def score_as_arrival(session: AsyncSession, *, place_id: int, arrivals: int) -> int:
+    """The place follows in arrival order (scored after the start); its new score."""
+    score: int = (
+        await session.execute(_ARRIVAL_SCORE, {"arrivals": arrivals, "id": place_id})
+    ).scalar_one()
+    return score
 
 
 async def place_of(session: AsyncSession, *, event_id: int, user_id: str) -> StoredPlace | None:

@@ -26,6 +26,7 @@ class QueueOutcome(IntEnum):
     ENDED = 4
     NOT_IN_QUEUE = 5
     NO_SUCH_QUEUE = 6
+    TOO_LATE_TO_DRAW = 7  # a random score reached Redis after the start
     RECOVERING = 9
 
 
@@ -43,12 +44,19 @@ class QueueReply:
 
 
 def queue_script_call(
-    *, keys: QueueKeys, user_id: str, score: int | None = None, seen: Generation = UNSEEN
+    *,
+    keys: QueueKeys,
+    user_id: str,
+    score: int | None = None,
+    seen: Generation = UNSEEN,
+    drawn: bool = False,
 ) -> ScriptCall:
-    """queue.lua's KEYS and ARGV: join with `score` (None: only look at the state)."""
+    """queue.lua's KEYS and ARGV: join with `score` (None: only look at the state);
+    `drawn`: a random score just drawn for a new place before the start (by the API's
+    clock), refused if Redis's clock has passed the start."""
     return (
         [keys.queue, keys.places, keys.admitted],
-        [user_id, "" if score is None else score, seen.epoch, seen.seq],
+        [user_id, "" if score is None else score, seen.epoch, seen.seq, "1" if drawn else "0"],
     )
 
 

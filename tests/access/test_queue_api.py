@@ -105,6 +105,21 @@ async def test_arrivals_after_the_start_follow_in_arrival_order(
     assert ARRIVALS <= stored["ann"] < stored["bob"] < stored["cid"]
 
 
+async def test_a_join_the_api_thought_early_but_redis_late_becomes_an_arrival(
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
+) -> None:
+    event = await create_queue_event(client, auth)
+    assert (await join(client, auth, event.id, "ann")).status_code == 200
+    keys = QueueKeys(app_services.settings.redis_key_prefix, event.id)
+    # Redis's clock (admission's) is past the start, this process's is not.
+    await app_services.redis.hset(keys.queue, "starts_ms", await redis_now_ms(app_services.redis))
+    bob = await join(client, auth, event.id, "bob")
+    assert (bob.json()["state"], bob.json()["position"]) == ("waiting", 2)
+    stored = await places(app_services, event.id)
+    assert stored["ann"] < ARRIVALS <= stored["bob"]
+    assert await app_services.redis.zscore(keys.places, "bob") == stored["bob"]
+
+
 async def test_admission_hands_out_a_pass_bound_to_user_and_event(
     client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:

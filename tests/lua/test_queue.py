@@ -65,9 +65,12 @@ async def poll(
     *,
     score: int | None = None,
     seen: Generation = UNSEEN,
+    drawn: bool = False,
 ) -> QueueReply:
     return await run_queue(
-        redis, scripts, queue_script_call(keys=keys, user_id=user, score=score, seen=seen)
+        redis,
+        scripts,
+        queue_script_call(keys=keys, user_id=user, score=score, seen=seen, drawn=drawn),
     )
 
 
@@ -147,6 +150,25 @@ async def test_arrivals_after_the_start_follow_in_arrival_order(
     assert [r.rank for r in late] == [3, 4, 5]
     early = [await poll(any_redis, scripts, keys, f"e{i}") for i in range(3)]
     assert sorted(r.rank for r in early if r.rank is not None) == [0, 1, 2]
+
+
+async def test_a_score_drawn_before_the_start_that_arrives_after_it_is_refused(
+    any_redis: Redis, key_prefix: str
+) -> None:
+    """The API's clock said "before the start", Redis's says after: the new place is not
+    shuffled in ahead of places already admitted (the caller joins it as an arrival)."""
+    scripts = await Scripts.load(any_redis)
+    keys = QueueKeys(key_prefix, 11)
+    await open_queue(any_redis, scripts, keys, starts_ms=await redis_now_ms(any_redis) - 10,
+                     places=QueuePlaces(places={"early": 3}))  # fmt: skip
+    late = await poll(any_redis, scripts, keys, "late", score=1, drawn=True)
+    assert late.outcome is QueueOutcome.TOO_LATE_TO_DRAW
+    assert await any_redis.zscore(keys.places, "late") is None
+    # A place it holds already is kept (a repeat, or one put back from Postgres).
+    again = await poll(any_redis, scripts, keys, "early", score=3, drawn=True)
+    assert (again.outcome, again.rank) == (QueueOutcome.WAITING, 0)
+    arrival = await poll(any_redis, scripts, keys, "late", score=ARRIVALS + 1)
+    assert (arrival.outcome, arrival.rank) == (QueueOutcome.WAITING, 1)
 
 
 async def test_closed_refuses_everyone_still_waiting_but_not_the_admitted(
