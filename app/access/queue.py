@@ -24,6 +24,7 @@ answer needs (the pass length, the rate, the item ids for the sold-out check). A
 the event (its window, access and proof of work) and stores the place.
 """
 
+import asyncio
 import hashlib
 import hmac
 import math
@@ -63,6 +64,12 @@ from app.store.queue_keys import QueueKeys
 from app.store.queue_load import QueuePlaces, QueueTerms, load_queue
 from app.store.sale_state import remaining_stock
 from app.store.warmup import Build, Built
+
+# A queue Redis lacks is loaded by one request at a time (a lock that outlives a dead
+# loader by this long); the others look again this often, this many times in all.
+LOAD_LOCK_MS = 30_000
+LOAD_WAIT_SECONDS = 0.1
+LOAD_ATTEMPTS = 20
 
 ENDED = QueueRead(state=QueueState.CLOSED, reason=ClosedReason.ENDED)
 QUEUES = "queues"  # the counter family of a waiting room's places (app/generations)
@@ -248,7 +255,7 @@ async def _decide(
     is loaded from Postgres first."""
     keys = _keys(services, event.id)
     seen = services.queue_generations
-    for _attempt in range(2):
+    for _attempt in range(LOAD_ATTEMPTS):
         reply = await run_queue(
             services.redis,
             services.scripts,
@@ -259,8 +266,22 @@ async def _decide(
         if reply.outcome is not QueueOutcome.NO_SUCH_QUEUE:
             seen.saw(event.id, reply.generation)
             return reply
-        # Missing: loaded from what Postgres has, in the request's own transaction (a second
-        # connection per request could starve the pool under a crowd).
+        await _load_missing(session, services, event, access)
+    return reply
+
+
+async def _load_missing(
+    session: AsyncSession, services: Container, event: Event, access: QueueAccess
+) -> None:
+    """Load a queue Redis lacks from what Postgres has, once: one request loads it while
+    the others of the crowd that found it missing wait a moment (each reading every place
+    of a large queue would swamp Postgres). In the request's own transaction: a second
+    connection per request could starve the pool under a crowd."""
+    lock = _keys(services, event.id).loading
+    if not await services.redis.set(lock, "1", nx=True, px=LOAD_LOCK_MS):
+        await asyncio.sleep(LOAD_WAIT_SECONDS)
+        return
+    try:
         built = await load_from_postgres(
             session=session,
             services=services,
@@ -268,9 +289,10 @@ async def _decide(
             access=access,
             build=Build.IF_NEVER_BUILT,
         )
-        if built.written:
-            await generations.record_built(session, QUEUES, {event.id: built.epoch})
-    return reply
+    finally:
+        await services.redis.delete(lock)
+    if built.written:
+        await generations.record_built(session, QUEUES, {event.id: built.epoch})
 
 
 async def _record_admission(

@@ -34,5 +34,10 @@ class QueueKeys:
         has none (every place is in Postgres before its join is answered)."""
         return f"{self.tag}:joins"
 
+    @property
+    def loading(self) -> str:
+        """String: held while one process loads the queue from Postgres."""
+        return f"{self.tag}:loading"
+
     def all(self) -> list[str]:
         return [self.queue, self.places, self.admitted]

@@ -2,10 +2,12 @@
 scores (the same positions) and the same admissions (the same passes), whether the poll
 that finds it missing loads it or the hot-store check (app/flows/freshness.py) does."""
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy import event as sqlalchemy_event
 
 from app.container import Container
 from app.flows.freshness import QUEUES, Verdict, check_once
@@ -98,3 +100,35 @@ async def test_a_rolled_back_queue_is_frozen_then_rebuilt_by_the_hot_store_check
         u: p for u, p in before.items() if u in after
     }
     assert (USERS[5] in after) == (USERS[5] in before)  # the lost place is back
+
+
+async def test_a_crowd_that_finds_the_queue_lost_reads_postgres_once(
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
+) -> None:
+    event_id = await started_queue(client, auth, app_services)
+    before = positions(await everyone(client, auth, event_id))
+    keys = QueueKeys(app_services.settings.redis_key_prefix, event_id)
+    await app_services.redis.delete(*keys.all())
+    loads: list[str] = []
+
+    def count(*args: Any) -> None:
+        if "FROM queue_places" in str(args[2]) and "ORDER BY" in str(args[2]):
+            loads.append(str(args[2]))
+
+    engine = app_services.engine.sync_engine
+    sqlalchemy_event.listen(engine, "before_cursor_execute", count)
+    try:
+        polls = await asyncio.gather(
+            *(
+                client.get(f"/api/v1/events/{event_id}/queue", headers=auth.headers(u))
+                for u in USERS
+            )  # fmt: skip
+        )
+    finally:
+        sqlalchemy_event.remove(engine, "before_cursor_execute", count)
+    assert {p.status_code for p in polls} == {200}
+    assert len(loads) == 1
+    after = {u: p.json().get("position") for u, p in zip(USERS, polls, strict=True)}
+    assert {u: after[u] for u in before if after[u] is not None} == {
+        u: before[u] for u in before if after[u] is not None
+    }
