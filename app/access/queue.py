@@ -145,7 +145,7 @@ async def look(
 ) -> QueueRead:
     """The caller's state in the queue (404 if they hold no place). A poll of a place Redis
     holds is one script call, with no Postgres (but the one write of a first admission);
-    Postgres is read only when Redis lacks the queue or the place."""
+    Postgres is read only when Redis lacks the queue or the place, or says it ended."""
     reply = await run_queue(
         services.redis,
         services.scripts,
@@ -155,7 +155,10 @@ async def look(
             seen=services.queue_generations.known(event_id),
         ),
     )
-    if reply.outcome not in (QueueOutcome.NO_SUCH_QUEUE, QueueOutcome.NOT_IN_QUEUE):
+    # Lacking the queue or the place, Postgres has them; ended, Postgres may have a later
+    # end (the sale extended).
+    slow = (QueueOutcome.NO_SUCH_QUEUE, QueueOutcome.NOT_IN_QUEUE, QueueOutcome.ENDED)
+    if reply.outcome not in slow:
         services.queue_generations.saw(event_id, reply.generation)
         return await _answer(session, services, event_id, user.id, reply)
     event, access = await _queue_event(session=session, event_id=event_id)
@@ -255,6 +258,7 @@ async def _decide(
     is loaded from Postgres first."""
     keys = _keys(services, event.id)
     seen = services.queue_generations
+    refreshed = False
     for _attempt in range(LOAD_ATTEMPTS):
         reply = await run_queue(
             services.redis,
@@ -263,6 +267,17 @@ async def _decide(
                 keys=keys, user_id=user_id, score=score, seen=seen.known(event.id), drawn=drawn
             ),
         )
+        if reply.outcome is QueueOutcome.ENDED and utc_now() < event.ends_at and not refreshed:
+            # The sale was extended after the queue was loaded: its end there is stale.
+            await load_from_postgres(
+                session=session,
+                services=services,
+                event=event,
+                access=access,
+                build=Build.TERMS_ONLY,
+            )
+            refreshed = True
+            continue
         if reply.outcome is not QueueOutcome.NO_SUCH_QUEUE:
             seen.saw(event.id, reply.generation)
             return reply
@@ -340,7 +355,9 @@ async def load_from_postgres(
     """Load the queue's terms and, as `build` says, every place and admission `session`
     sees (a place whose join has not committed yet is put back by that user's next poll).
     The caller remembers the generation built (app/generations)."""
-    stored = await repository.places(session, event_id=event.id)
+    stored = (
+        [] if build is Build.TERMS_ONLY else await repository.places(session, event_id=event.id)
+    )
     return await load_queue(
         redis=services.redis,
         scripts=services.scripts,

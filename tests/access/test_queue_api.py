@@ -227,3 +227,18 @@ async def test_a_poll_of_a_waiting_place_asks_postgres_nothing(
     assert polled["state"] == "waiting"
     assert polled["position"] == 6
     assert statements == []
+
+
+async def test_an_extended_sale_keeps_its_queue_open(
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
+) -> None:
+    event = await create_queue_event(client, auth, starts_in=timedelta(seconds=-1))
+    users = [f"shopper-{i}" for i in range(6)]
+    for user in users:
+        assert (await join(client, auth, event.id, user)).status_code == 200
+    keys = QueueKeys(app_services.settings.redis_key_prefix, event.id)
+    # The queue was loaded with an end the sale has since been extended past.
+    await app_services.redis.hset(keys.queue, "ends_ms", await redis_now_ms(app_services.redis))
+    polled = await state(client, auth, event.id, users[-1])
+    assert (polled["state"], polled["position"]) == ("waiting", 6)
+    assert await app_services.redis.hget(keys.queue, "ends_ms") == str(to_ms(event.ends_at))
