@@ -176,7 +176,9 @@ async def test_sold_out_closes_the_queue_for_everyone_still_waiting(
     await sleep_past(app_services.redis, to_ms(event.starts_at) + 1100)
     states = {u: await state(client, auth, event.id, u) for u in ("ann", "bob", "cid")}
     winner = next(u for u, s in states.items() if s["state"] == "admitted")
-    bought = await buy(client, auth, event.items[0].id, user_id=winner)
+    bought = await buy(
+        client, auth, event.items[0].id, user_id=winner, pass_text=states[winner]["pass"]
+    )
     assert bought.status_code == 202, bought.text
 
     for user in states:
