@@ -62,6 +62,7 @@ _PADDING = (b"", b"", b"==", b"=")
 _UNUSED_BITS = (0, 0, 0x0F, 0x03)
 _SHA256_BLOCK = 64
 _JSON = json.JSONDecoder()  # what json.loads uses, minus its per-call argument checks
+_SCAN = _JSON.scan_once
 # Issuers sign every token with the same few headers: each is parsed once.
 _HEADER_CACHE_SIZE = 64
 
@@ -110,6 +111,7 @@ class Hs256:
             raise Unauthorized(f"The token is invalid: {exc}.") from None
 
     def _claims(self, token: str) -> dict[str, Any]:
+        # One pass, few calls: this runs once per buyer of a crowd.
         raw = token.encode()
         signing_input, dot, crypto_segment = raw.rpartition(b".")
         header_segment, dot2, payload_segment = signing_input.partition(b".")
@@ -179,7 +181,9 @@ class Hs256:
         now = time.time()
         leeway = self._leeway
         if "iat" in claims:
-            iat = _as_int(claims["iat"])
+            iat = claims["iat"]
+            if type(iat) is not int:
+                iat = _as_int(iat)
             if iat is None:
                 raise _Refused("Issued At claim (iat) must be an integer.")
             if iat > now + leeway:
@@ -190,7 +194,9 @@ class Hs256:
                 raise _Refused("Not Before claim (nbf) must be an integer.")
             if nbf > now + leeway:
                 raise _Refused("The token is not yet valid (nbf)")
-        exp = _as_int(claims["exp"])
+        exp = claims["exp"]
+        if type(exp) is not int:
+            exp = _as_int(exp)
         if exp is None:
             raise _Refused("Expiration Time claim (exp) must be an integer.")
         if exp <= now - leeway:
@@ -234,7 +240,17 @@ def _json(data: bytes) -> Any:
     # What json.detect_encoding finds for an object in UTF-8, without asking it.
     utf8_object = data[:1] == b"{" and data[1:2] != b"\x00"
     encoding = "utf-8" if utf8_object else json.detect_encoding(data)
-    return _JSON.decode(data.decode(encoding, "surrogatepass"))
+    text = data.decode(encoding, "surrogatepass")
+    if utf8_object:
+        # The scanner alone, when it reads the whole text: what decode() returns then.
+        # Anything else goes the full way, for json's own error.
+        try:
+            value, end = _SCAN(text, 0)
+        except Exception:  # noqa: BLE001 - decode() below raises the real error
+            end = -1
+        if end == len(text):
+            return value
+    return _JSON.decode(text)
 
 
 def _parse_header(segment: bytes) -> dict[str, Any]:
@@ -260,11 +276,6 @@ def _check_crit(header: dict[str, Any]) -> None:
             raise _Refused(f"Unsupported critical extension: {extension}")
         if extension not in header:
             raise _Refused(f"Critical extension '{extension}' is missing from headers")
-
-
-def _decode(settings: Settings, hs256: Hs256, token: str) -> tuple[User, float]:
-    """The token's user and its expiry (epoch seconds, leeway included)."""
-    return user_of(settings, hs256.claims(token))
 
 
 def user_of(settings: Settings, claims: dict[str, Any]) -> tuple[User, float]:
@@ -305,7 +316,8 @@ def _encodable(text: str) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    # JSON's numbers are exactly int and float; bool, an int subclass, is not one here.
+    return type(value) is int or type(value) is float
 
 
 def _lifetime_checked(settings: Settings, claims: dict[str, Any]) -> float:
@@ -329,7 +341,7 @@ def hs256_of(settings: Settings) -> Hs256:
 
 
 def verify_token(settings: Settings, token: str) -> User:
-    return _decode(settings, hs256_of(settings), token)[0]
+    return user_of(settings, hs256_of(settings).claims(token))[0]
 
 
 class TokenVerifier:
@@ -346,6 +358,9 @@ class TokenVerifier:
         self._verified: dict[str, tuple[User, float]] = {}
 
     def verify(self, token: str) -> User:
+        known = self._verified.get(token)
+        if known is not None and time.time() < known[1]:
+            return known[0]
         return self.verify_until(token)[0]
 
     def verify_until(self, token: str) -> tuple[User, float]:
@@ -354,7 +369,7 @@ class TokenVerifier:
         known = self._verified.get(token)
         if known is not None and time.time() < known[1]:
             return known
-        user, expires = _decode(self._settings, self._hs256, token)
+        user, expires = user_of(self._settings, self._hs256.claims(token))
         if len(self._verified) >= self._settings.token_cache_size:
             self._verified.clear()  # crude but bounded; refills within a second at load
         self._verified[token] = (user, expires)
