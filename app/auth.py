@@ -5,7 +5,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -62,7 +62,9 @@ _PADDING = (b"", b"", b"==", b"=")
 _UNUSED_BITS = (0, 0, 0x0F, 0x03)
 _SHA256_BLOCK = 64
 _JSON = json.JSONDecoder()  # what json.loads uses, minus its per-call argument checks
-_SCAN = _JSON.scan_once
+# The decoder's scanner: decode() minus its whitespace and trailing-data checks (typeshed
+# does not declare the attribute).
+_SCAN: Callable[[str, int], tuple[Any, int]] = _JSON.scan_once  # type: ignore[attr-defined]
 # Issuers sign every token with the same few headers: each is parsed once.
 _HEADER_CACHE_SIZE = 64
 
