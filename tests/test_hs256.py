@@ -19,7 +19,7 @@ from typing import Any
 import jwt
 import pytest
 
-from app.auth import Hs256, User, hs256_of, user_of
+from app.auth import Hs256, User, _Refused, _segment, hs256_of, user_of
 from app.config import Settings
 from app.errors import Unauthorized
 from tests.conftest import TEST_JWT_SECRET
@@ -281,17 +281,15 @@ def structural_variants(token: str) -> Iterator[str]:
     yield f"{header}.{payload}.é"
     yield f"{header}.{payload}.{signature}\udc80"
     # Non-canonical base64: the unused low bits of a segment's last character set.
-    for name, segment in (("payload", payload), ("signature", signature)):
+    for name, segment in (("header", header), ("payload", payload), ("signature", signature)):
         if len(segment) % 4 in (2, 3):
             alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
             last = alphabet.index(segment[-1])
             for bit in range(4 if len(segment) % 4 == 2 else 2):
                 odd = segment[:-1] + alphabet[last ^ (1 << bit)]
-                yield (
-                    f"{header}.{odd}.{signature}"
-                    if name == "payload"
-                    else f"{header}.{payload}.{odd}"
-                )
+                parts = {"header": header, "payload": payload, "signature": signature}
+                parts[name] = odd
+                yield ".".join(parts.values())
 
 
 def assert_same(verifier: Hs256, token: str) -> Answer:
@@ -381,6 +379,25 @@ def test_random_claims_get_pyjwts_answers(seed: int) -> None:
             if rng.random() < (0.9 if name in ("sub", "exp") else 0.3)
         }
         assert_same(verifier, signed(payload))
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_segments_decode_as_pyjwt_decodes_them(seed: int) -> None:
+    """Short strings over base64url, standard base64, padding and junk: the same bytes or
+    the same refusal as PyJWT's segment decoder."""
+    rng = random.Random(seed)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" * 2 + "=+/ .!\x80"
+    for _ in range(20_000):
+        segment = "".join(rng.choice(alphabet) for _ in range(rng.randrange(12))).encode()
+        try:
+            expected: bytes | str = jwt.api_jws.PyJWS._decode_base64url_segment(segment, "crypto")
+        except jwt.DecodeError as exc:
+            expected = str(exc)
+        try:
+            got: bytes | str = _segment(segment, "crypto")
+        except _Refused as exc:
+            got = str(exc)
+        assert got == expected, segment
 
 
 def test_a_valid_token_gives_its_user() -> None:
