@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 # Shipped so that development works out of the box; production refuses to start with it.
 DEVELOPMENT_JWT_SECRET = "development-only-secret-do-not-use-in-production"
 DEVELOPMENT_WEBHOOK_SECRET = "development-only-webhook-secret"
+DEVELOPMENT_PASS_SECRET = "development-only-pass-secret-do-not-use-in-production"
 
 
 # HS256 keys shorter than the hash output weaken the signature (RFC 7518, section 3.2).
@@ -24,6 +25,7 @@ PUBLIC_SECRETS = frozenset(
     {
         DEVELOPMENT_JWT_SECRET,
         DEVELOPMENT_WEBHOOK_SECRET,
+        DEVELOPMENT_PASS_SECRET,
         "change-me-to-a-long-random-secret-of-32-chars-or-more",
         "change-me-webhook-secret",
         "test-secret-that-is-long-enough-for-hs256-0123456789",
@@ -204,6 +206,9 @@ class Settings(BaseSettings):
     # claim) has approved it, each a different operator, none its submitter.
     campaign_approver_groups: Groups = Field(default_factory=lambda: ["ops", "finance"])
     payment_webhook_secret: SecretStr = SecretStr(DEVELOPMENT_WEBHOOK_SECRET)
+    # Signs the passes a queue or a draw hands out (app/access/passes.py) and derives the
+    # proof-of-work challenges; a key of its own, so a leaked pass key forges no token.
+    pass_secret: SecretStr = SecretStr(DEVELOPMENT_PASS_SECRET)
 
     # Order writer (seckill worker).
     worker_group: str = "order-writer"
@@ -243,6 +248,10 @@ class Settings(BaseSettings):
     # is read from Postgres at most this often.
     readiness_items_refresh_seconds: float = Field(default=5.0, ge=0)
     timeout_sweep_batch_size: PositiveInt = 500
+    # Draw-mode events whose registration closed are drawn this often by the worker
+    # (app/flows/draws.py); the first read after the close draws too.
+    draw_check_seconds: float = Field(default=1.0, gt=0)
+    draw_batch_size: PositiveInt = 100
 
     # Background jobs (bulk coupon grants): users per transaction, and how long a runner
     # holds a job without progress before another takes it over.
@@ -266,6 +275,7 @@ class Settings(BaseSettings):
             for name, value in (
                 ("SECKILL_JWT_SECRET", self.jwt_secret),
                 ("SECKILL_PAYMENT_WEBHOOK_SECRET", self.payment_webhook_secret),
+                ("SECKILL_PASS_SECRET", self.pass_secret),
                 # Unset, /metrics would answer anyone (README "Security": production refuses).
                 ("SECKILL_METRICS_TOKEN", self.metrics_token or SecretStr("")),
             )

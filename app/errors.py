@@ -102,6 +102,23 @@ class Paused(AppError):
     title = "The sale is paused"
 
 
+# Fair access (queue and draw sales): the gate and the bot challenge.
+class NotAdmitted(AppError):
+    """A purchase of a queue or draw sale without a valid pass for this user and event."""
+
+    status = 403
+    code = "not_admitted"
+    title = "Not admitted to this sale"
+
+
+class ChallengeRequired(AppError):
+    """Joining a queue or registering for a draw without a solved proof of work."""
+
+    status = 403
+    code = "challenge_required"
+    title = "Proof of work required"
+
+
 class RateLimited(AppError):
     status = 429
     code = "rate_limited"

@@ -19,7 +19,8 @@ registry = CollectorRegistry(auto_describe=True)
 
 purchases = Counter(
     "seckill_purchases_total",
-    "Purchase attempts by outcome (accepted, replayed, sold_out, limit_exceeded, ...).",
+    "Purchase attempts by outcome (accepted, replayed, sold_out, limit_exceeded, "
+    "not_admitted, ...).",
     ["outcome"],
     registry=registry,
 )

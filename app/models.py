@@ -1,5 +1,6 @@
 """Every table, imported in one place so Alembic and the tests see the whole schema."""
 
+from app.access.draw_models import Draw, DrawRegistration
 from app.audit_log.models import OperatorAction
 from app.campaigns.models import Campaign, CampaignApproval, CampaignChannel, CampaignRules
 from app.coupons.models import Coupon, UserCoupon
@@ -19,6 +20,8 @@ __all__ = [
     "CampaignRules",
     "Coupon",
     "CounterGeneration",
+    "Draw",
+    "DrawRegistration",
     "Event",
     "EventItem",
     "Job",

@@ -2,6 +2,7 @@
 asyncpg as UTC, so moments outside these years are typos that some layer cannot
 represent. `to_ms` / `from_ms` are the one conversion between the two."""
 
+import time
 from datetime import UTC, datetime, timedelta
 
 UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -26,6 +27,11 @@ def representable_utc(value: datetime) -> datetime:
 def utc_now() -> datetime:
     """The API process's clock, in UTC (sale windows themselves close on Redis's clock)."""
     return datetime.now(UTC)
+
+
+def now_ms() -> int:
+    """The API process's clock in Unix milliseconds (a pass's window is checked on it)."""
+    return time.time_ns() // 1_000_000
 
 
 def to_ms(moment: datetime) -> int:

@@ -10,8 +10,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from app.access import passes
+from app.access.passes import Pass
 from app.auth import mint_token
 from app.config import Settings
+from app.moments import now_ms
 
 POST_SCRIPT = Path(__file__).with_name("post.lua")
 RESULT_MARK = "BENCH-RESULT "
@@ -86,6 +89,25 @@ def _mint_lines(settings: Settings, start: int, stop: int, ttl_seconds: int, pre
     )
 
 
+def write_passes(
+    settings: Settings,
+    path: Path,
+    *,
+    users: int,
+    event_id: int,
+    ttl_seconds: int,
+    prefix: str = "bench-user",
+) -> Path:
+    """One X-Seckill-Pass a line for `event_id`, line n for the user of write_tokens's
+    line n, as a queue or a draw would have given them (one HMAC each: quick)."""
+    secret, now = passes.pass_secret(settings), now_ms()
+    with path.open("w") as out:
+        for n in range(users):
+            admitted = Pass(event_id, f"{prefix}-{n:05d}", now - 60_000, now + ttl_seconds * 1000)
+            out.write(passes.issue(secret, admitted) + "\n")
+    return path
+
+
 def parse_result(output: str) -> LoadResult:
     line = next((x for x in output.splitlines() if x.startswith(RESULT_MARK)), None)
     if line is None:
@@ -119,10 +141,12 @@ async def run_wrk(
     start: int = 0,
     once: bool = False,
     header: tuple[str, str] | None = None,
+    pass_file: Path | None = None,
 ) -> tuple[LoadResult, str]:
     """Load `path` for `seconds` at a fixed number of connections; returns the result and
     wrk's own printout (with its --latency distribution). `once`: each token sends one
-    request, and the run ends when all are answered (`seconds` is then a bound)."""
+    request, and the run ends when all are answered (`seconds` is then a bound).
+    `pass_file`: each request carries its user's X-Seckill-Pass (write_passes)."""
     process = await asyncio.create_subprocess_exec(
         require_wrk(),
         f"--threads={threads}",
@@ -139,6 +163,7 @@ async def run_wrk(
         str(start),
         "once" if once else "",
         f"{header[0]}: {header[1]}" if header is not None else "",
+        str(pass_file) if pass_file is not None else "",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )

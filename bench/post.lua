@@ -12,6 +12,8 @@
        so the bench then interrupts it, and wrk reports as at the end of a run)
     6  an extra header sent with every request, "Name: value" ("" for none), e.g. the
        campaign target's "X-Channel: app"
+    7  pass file ("" for none): one X-Seckill-Pass a line, line n for the user of the
+       token file's line n (a queue or draw sale's purchases)
 
   Every request is built once per thread in init(), so request() costs a table lookup
   and wrk stays far from being the bottleneck. At the end, done() prints one line
@@ -46,11 +48,23 @@ function init(args)
   if extra_name then
     headers[extra_name] = extra_value
   end
+  local pass_file = args[7] or ""
+  if pass_file ~= "" then
+    headers["X-Seckill-Pass"] = "@PASS@"
+  end
   local template = wrk.format("POST", args[2], headers, args[3])
   local head, tail = template:match("^(.-)@TOKEN@(.*)$")
   prepared = {}
   for token in io.lines(args[1]) do
     prepared[#prepared + 1] = head .. token .. tail
+  end
+  if pass_file ~= "" then
+    -- Passes are base64url and dots: nothing gsub would read as a pattern.
+    local line = 0
+    for pass in io.lines(pass_file) do
+      line = line + 1
+      prepared[line] = (prepared[line]:gsub("@PASS@", pass))
+    end
   end
   -- Threads start far apart in the list, so no two send the same user at once.
   position = (tonumber(args[4] or "0") + thread_index * 7919) % #prepared

@@ -11,9 +11,12 @@ from typing import Any
 
 import httpx
 
+from app.access import passes
+from app.access.passes import Pass
 from app.auth import mint_token
 from app.container import Container
 from app.events.schemas import MAX_PER_USER_LIMIT
+from app.moments import now_ms
 from app.processes.services import build_services
 from app.store.sale_state import remaining_stock
 from bench import naive
@@ -27,8 +30,8 @@ from bench.apps import (
     UNLIMITED_PATH,
 )
 from bench.environment import BenchEnvironment, connect
-from bench.load import LoadResult, run_wrk, write_tokens
-from bench.sales import open_campaign_sale, open_sale
+from bench.load import LoadResult, run_wrk, write_passes, write_tokens
+from bench.sales import event_of, open_campaign_sale, open_sale
 from bench.server import ApiProcess, api_process, order_writer_process
 
 # Enough that no run sells out: the accept path is what is measured.
@@ -65,6 +68,8 @@ class Target:
     cold: bool = False
     # One more header on every request (the campaign target's X-Channel).
     header: tuple[str, str] | None = None
+    # Each request carries its user's X-Seckill-Pass (a queue sale's purchases).
+    passes: bool = False
 
 
 @dataclass
@@ -106,7 +111,9 @@ class HttpPhase:
     wrk_output: dict[str, str]
 
 
-def targets(*, accept_item: int, sold_out_item: int, campaign_item: int) -> list[Target]:
+def targets(
+    *, accept_item: int, sold_out_item: int, campaign_item: int, pass_item: int = 0
+) -> list[Target]:
     accept = PURCHASE_PATH.format(item_id=accept_item)
     sold_out = PURCHASE_PATH.format(item_id=sold_out_item)
     return [
@@ -141,6 +148,13 @@ def targets(*, accept_item: int, sold_out_item: int, campaign_item: int) -> list
             UNLIMITED_PATH.format(item_id=accept_item),
             202,
         ),
+        Target(
+            "purchase_pass",
+            "purchase with passes",
+            PURCHASE_PATH.format(item_id=pass_item),
+            202,
+            passes=True,
+        ),
         Target("purchase_cold", "purchase, cold tokens", accept, 202, cold=True),
         Target("purchase_sold_out", "purchase (sold out)", sold_out, 409),
         Target(
@@ -170,19 +184,40 @@ async def _open_sales(services: Container, env: BenchEnvironment) -> tuple[int, 
     return accept_item, sold_out_item, campaign_item
 
 
-async def _probe(base_url: str, env: BenchEnvironment, all_targets: list[Target]) -> None:
+async def _open_pass_sale(services: Container) -> tuple[int, int]:
+    """The accepting sale entered through a queue (each purchase shows its pass): the
+    gate's cost against the open sale. Returns the item and its event."""
+    item_id = await open_sale(
+        services,
+        sku="BENCH-PASS",
+        stock=ACCEPT_STOCK,
+        per_user_limit=MAX_PER_USER_LIMIT,
+        queue=True,
+    )
+    return item_id, await event_of(services, item_id)
+
+
+async def _probe(
+    base_url: str, env: BenchEnvironment, all_targets: list[Target], pass_event: int = 0
+) -> None:
     """One request per target before loading it, so a misconfigured target (a 401, a
-    404) is never measured as if it were the real thing."""
+    404, a 403 `not_admitted`) is never measured as if it were the real thing."""
     token = mint_token(env.settings(), user_id="bench-probe")
+    now = now_ms()
+    probe_pass = passes.issue(
+        passes.pass_secret(env.settings()),
+        Pass(pass_event, "bench-probe", now - 60_000, now + 3_600_000),
+    )
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     async with httpx.AsyncClient(base_url=base_url, headers=headers) as client:
         for target in all_targets:
             if target.status == 409:
                 # Buy the only unit (the first time): the API process marks it sold out.
                 await client.post(target.path, content=BODY)
-            response = await client.post(
-                target.path, content=BODY, headers=dict([target.header]) if target.header else None
-            )
+            extra = dict([target.header]) if target.header else {}
+            if target.passes:
+                extra["X-Seckill-Pass"] = probe_pass
+            response = await client.post(target.path, content=BODY, headers=extra or None)
             if response.status_code != target.status:
                 raise RuntimeError(
                     f"{target.label}: expected {target.status}, got "
@@ -191,10 +226,16 @@ async def _probe(base_url: str, env: BenchEnvironment, all_targets: list[Target]
 
 
 async def _stock(
-    services: Container, env: BenchEnvironment, accept_item: int, campaign_item: int
+    services: Container,
+    env: BenchEnvironment,
+    accept_item: int,
+    campaign_item: int,
+    pass_item: int | None = None,
 ) -> dict[str, int]:
     live = await remaining_stock(
-        redis=services.redis, prefix=env.key_prefix, item_ids=[accept_item, campaign_item]
+        redis=services.redis,
+        prefix=env.key_prefix,
+        item_ids=[accept_item, campaign_item, *([pass_item] if pass_item else [])],
     )
     connection = await connect(env)
     try:
@@ -208,6 +249,7 @@ async def _stock(
     return {
         "purchase": live[accept_item] or 0,
         "purchase_campaign": live[campaign_item] or 0,
+        "purchase_pass": (live[pass_item] or 0) if pass_item else 0,
         "naive": naive_left,
         "stored": int(stored),
     }
@@ -237,6 +279,8 @@ class TokenFiles:
     cold: Path
     cold_users: int
     cold_used: int = 0
+    # X-Seckill-Pass of the warm file's users, line for line (the queue sale's).
+    passes: Path | None = None
 
 
 async def _load(
@@ -252,6 +296,7 @@ async def _load(
         token_file=tokens.cold if target.cold else tokens.warm,
         start=tokens.cold_used % tokens.cold_users if target.cold else 0,
         header=target.header,
+        pass_file=tokens.passes if target.passes else None,
         connections=options.connections,
         threads=options.threads,
         seconds=seconds,
@@ -316,10 +361,21 @@ async def measure_http(env: BenchEnvironment, options: HttpOptions, workdir: Pat
     )
     async with build_services(env.settings()) as services, contextlib.AsyncExitStack() as stack:
         accept_item, sold_out_item, campaign_item = await _open_sales(services, env)
+        pass_item, pass_event = await _open_pass_sale(services)
+        tokens.passes = write_passes(
+            settings,
+            workdir / "passes.txt",
+            users=options.users,
+            event_id=pass_event,
+            ttl_seconds=TOKEN_TTL_SECONDS,
+        )
         all_targets = [
             t
             for t in targets(
-                accept_item=accept_item, sold_out_item=sold_out_item, campaign_item=campaign_item
+                accept_item=accept_item,
+                sold_out_item=sold_out_item,
+                campaign_item=campaign_item,
+                pass_item=pass_item,
             )
             if options.only is None or t.key in options.only
         ]
@@ -328,10 +384,10 @@ async def measure_http(env: BenchEnvironment, options: HttpOptions, workdir: Pat
         )
         if options.with_writer:
             await stack.enter_async_context(order_writer_process(env, workdir / "writer.log"))
-        await _probe(api.base_url, env, all_targets)
-        before = await _stock(services, env, accept_item, campaign_item)
+        await _probe(api.base_url, env, all_targets, pass_event)
+        before = await _stock(services, env, accept_item, campaign_item, pass_item)
         runs, outputs = await _rounds(api, all_targets, options, tokens)
-        after = await _stock(services, env, accept_item, campaign_item)
+        after = await _stock(services, env, accept_item, campaign_item, pass_item)
     # Every accepting purchase target takes from the same item.
     taking = {
         "purchase": [
@@ -342,6 +398,7 @@ async def measure_http(env: BenchEnvironment, options: HttpOptions, workdir: Pat
             "naive_redis",
         ],
         "purchase_campaign": ["purchase_campaign"],
+        "purchase_pass": ["purchase_pass"],
         "naive": ["naive"],
     }
     checks: dict[str, Any] = {

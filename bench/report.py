@@ -118,6 +118,33 @@ def goals(
             http.runs["purchase_campaign"],
             http.runs["purchase"],
         )
+    if http is not None and {"purchase", "purchase_pass"} <= http.runs.keys():
+        # The gate's cost: one HMAC in the API process and one HGET field in purchase.lua.
+        with_passes = _ratio(
+            http.runs["purchase_pass"].summary().requests_per_second,
+            http.runs["purchase"].summary().requests_per_second,
+        )
+        found.append(
+            Goal(
+                "purchase req/s, with passes (queue) vs open",
+                with_passes,
+                f"{with_passes:.1%}",
+                ">= 90%",
+                with_passes >= 0.9,
+            )
+        )
+        pass_cpu, open_cpu = http.runs["purchase_pass"].cpu_us(), http.runs["purchase"].cpu_us()
+        if pass_cpu and open_cpu:
+            extra = pass_cpu / open_cpu - 1
+            found.append(
+                Goal(
+                    "purchase CPU/req, with passes (queue) vs open",
+                    extra,
+                    f"{extra:+.1%}",
+                    "<= +10%",
+                    extra <= 0.1,
+                )
+            )
     if http is not None and {"purchase", "purchase_unlimited"} <= http.runs.keys():
         limited = http.runs["purchase"]
         unlimited = http.runs["purchase_unlimited"]

@@ -10,6 +10,7 @@ from app.campaigns.schemas import CampaignCreate
 from app.container import Container
 from app.db import commit
 from app.events import service as events
+from app.events.access import OpenAccess, QueueAccess
 from app.events.schemas import EventCreate, EventItemCreate
 from app.planning import service as planning
 
@@ -23,10 +24,23 @@ async def open_sale(
     stock: int,
     per_user_limit: int,
     campaign_id: int | None = None,
+    queue: bool = False,
 ) -> int:
-    """A live one-item sale; returns the item id."""
+    """A live one-item sale (`queue`: entered through a waiting room, so each purchase
+    needs its pass); returns the item id."""
     now = datetime.now(UTC)
+    access = (
+        QueueAccess(
+            mode="queue",
+            opens_at=now - timedelta(minutes=2),
+            admit_per_second=1000,
+            pass_seconds=6 * 3600,
+        )
+        if queue
+        else OpenAccess()
+    )
     data = EventCreate(
+        access=access,
         campaign_id=campaign_id,
         name=f"bench {sku}",
         starts_at=now - timedelta(minutes=1),
@@ -46,6 +60,13 @@ async def open_sale(
         event = await events.create_event(session=session, services=services, data=data)
         await commit(session)  # and load the sale into Redis, as the admin endpoint does
     return event.items[0].id
+
+
+async def event_of(services: Container, item_id: int) -> int:
+    """The event an item belongs to."""
+    async with services.sessionmaker() as session:
+        item = await events.get_item_row(session=session, item_id=item_id)
+        return item.event_id
 
 
 async def open_campaign_sale(

@@ -7,7 +7,9 @@
                           frozen ("1" while the item is held after a hot-store fault),
                           epoch (Redis ms when warmup.lua built the counters), seq
                           (acceptances within the epoch), behind ("1": frozen here for
-                          being behind ARGV[12..13], to be rebuilt)
+                          being behind ARGV[12..13], to be rebuilt), gated ("1": the
+                          event is entered through a queue or a draw: only a buyer
+                          admitted to it, ARGV[15], may buy)
   KEYS[2] buyers    hash  user id -> units bought
   KEYS[3] idem      string: "first order id|quantity" for (user, Idempotency-Key), kept
                     until the sale ends plus ARGV[6] (app/store/records.py); any key of
@@ -39,6 +41,8 @@
            came back from an older snapshot: the item is frozen (answer 10).
   ARGV[14] channel code (X-Channel, app/campaigns/service.py), "" for none: recorded with
            the order
+  ARGV[15] the event id the buyer's pass admits them to now (X-Seckill-Pass, checked by
+           the API process: signature, user, window; app/access/passes.py), "" for none
 
   Returns {outcome, remaining stock, order id or ""} where outcome is
     0 accepted         stock taken, order appended to KEYS[4]; the reply carries the
@@ -58,10 +62,14 @@
                        frozen now: nothing taken, nothing counted
    11 key reused       the Idempotency-Key's first order asked for another quantity:
                        {11, stock, first order id}, nothing taken
+   12 not admitted     the sale is gated and ARGV[15] is not its event: nothing taken,
+                       nothing counted (neither the rate limits nor the live stats)
 
   The checks run in this order, and the first that fails answers: 2 (held), 10, 2, 10
-  (behind), 9,
-  8, 1 or 11, 3, 4 and 5 (the window), 6, 7. A retry with a known Idempotency-Key is
+  (behind), 12, 9, 8, 1 or 11, 3, 4 and 5 (the window), 6, 7. Not admitted comes before
+  the rate limits so that a crowd without passes spends no one's budget; a retry with a
+  known Idempotency-Key whose pass has expired since still hears its first answer (1 or
+  11: a replay takes nothing). A retry with a known Idempotency-Key is
   replayed before anything else but the rate limits is looked at: the client's first
   answer stands even if the sale was paused, closed or sold out since (the contract: a
   repeat "returns the first answer"), and a replay takes nothing. The key reused for
@@ -75,7 +83,7 @@
   The clock is Redis's own (TIME), so no API process's clock can open a sale early.
 ]]
 local sale = redis.call('HMGET', KEYS[1], 'stock', 'starts_ms', 'ends_ms', 'early_ms', 'limit',
-  'paused', 'price', 'event', 'frozen', 'epoch', 'seq', 'held', 'rules')
+  'paused', 'price', 'event', 'frozen', 'epoch', 'seq', 'held', 'rules', 'gated')
 local stock = tonumber(sale[1])
 if sale[12] == '1' then
   return {2, 0, ''}
@@ -92,6 +100,27 @@ if epoch < seen_epoch or (epoch == seen_epoch and seq < seen_seq) then
   -- `behind` tells the order writer's check to rebuild the item (app/flows/freshness.py)
   redis.call('HSET', KEYS[1], 'frozen', '1', 'behind', '1')
   return {10, stock, ''}
+end
+
+-- A retry with a known Idempotency-Key: its first answer (1), or 11 if it asks for
+-- another quantity; nil if the key is new (or none was sent).
+local function replay()
+  if ARGV[5] == '' then
+    return nil
+  end
+  local first = redis.call('GET', KEYS[3])
+  if not first then
+    return nil
+  end
+  local first_id, first_quantity = string.match(first, '^([^|]*)|?(%d*)$')
+  if first_quantity ~= '' and tonumber(first_quantity) ~= tonumber(ARGV[2]) then
+    return {11, stock, first_id}
+  end
+  return {1, stock, first_id}
+end
+
+if sale[14] == '1' and ARGV[15] ~= sale[8] then
+  return replay() or {12, stock, ''}
 end
 
 -- GCRA, as in rate_limit.lua: the bucket's next arrival time if one more request fits
@@ -147,15 +176,9 @@ if quantity == nil or quantity < 1 or quantity ~= math.floor(quantity)
 end
 
 local idem_key = ARGV[5]
-if idem_key ~= '' then
-  local first = redis.call('GET', KEYS[3])
-  if first then
-    local first_id, first_quantity = string.match(first, '^([^|]*)|?(%d*)$')
-    if first_quantity ~= '' and tonumber(first_quantity) ~= quantity then
-      return {11, stock, first_id}
-    end
-    return {1, stock, first_id}
-  end
+local replayed = replay()
+if replayed then
+  return replayed
 end
 
 if sale[6] == '1' then

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from app.cli.main import cli
 from app.config import (
     DEVELOPMENT_JWT_SECRET,
+    DEVELOPMENT_PASS_SECRET,
     DEVELOPMENT_WEBHOOK_SECRET,
     MIN_PRODUCTION_SECRET_LENGTH,
     PUBLIC_SECRETS,
@@ -44,6 +45,7 @@ def production_env(monkeypatch: pytest.MonkeyPatch, **overrides: str | None) -> 
         "SECKILL_ENV": "production",
         "SECKILL_JWT_SECRET": STRONG_SECRET,
         "SECKILL_PAYMENT_WEBHOOK_SECRET": "webhook-" + STRONG_SECRET,
+        "SECKILL_PASS_SECRET": "pass-" + STRONG_SECRET,
         "SECKILL_METRICS_TOKEN": "metrics-" + STRONG_SECRET,
         "SECKILL_DATABASE_URL": DATABASE_URL,
         "SECKILL_REDIS_URL": REDIS_URL,
@@ -161,6 +163,19 @@ def test_production_refuses_the_development_webhook_secret(
 ) -> None:
     production_env(clean_env, SECKILL_PAYMENT_WEBHOOK_SECRET=webhook_secret)
     with pytest.raises(ConfigurationError, match="SECKILL_PAYMENT_WEBHOOK_SECRET"):
+        Settings()
+
+
+@pytest.mark.parametrize(
+    "pass_secret",
+    [None, "", DEVELOPMENT_PASS_SECRET, "s" * (MIN_PRODUCTION_SECRET_LENGTH - 1)],
+)
+def test_production_refuses_a_weak_pass_secret(
+    clean_env: pytest.MonkeyPatch, pass_secret: str | None
+) -> None:
+    """A known pass key would let anyone sign themselves into a queue or draw sale."""
+    production_env(clean_env, SECKILL_PASS_SECRET=pass_secret)
+    with pytest.raises(ConfigurationError, match="SECKILL_PASS_SECRET"):
         Settings()
 
 

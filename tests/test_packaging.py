@@ -85,6 +85,6 @@ def test_the_compose_file_uses_real_commands_and_settings() -> None:
 def test_the_compose_file_ships_no_secret() -> None:
     compose: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     environment = compose["x-seckill-env"]
-    for name in ("SECKILL_JWT_SECRET", "SECKILL_PAYMENT_WEBHOOK_SECRET"):
+    for name in ("SECKILL_JWT_SECRET", "SECKILL_PAYMENT_WEBHOOK_SECRET", "SECKILL_PASS_SECRET"):
         # `${VAR:?message}`: compose refuses to start unless the operator sets it.
         assert re.fullmatch(rf"\$\{{{name}:\?[^}}]+\}}", environment[name]), environment[name]

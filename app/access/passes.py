@@ -15,6 +15,8 @@ import hmac
 from dataclasses import dataclass
 from enum import StrEnum
 
+from app.config import Settings
+
 VERSION = "p1"
 # Far longer than any pass this service writes; a longer header is refused unread.
 MAX_PASS_LENGTH = 512
@@ -50,6 +52,12 @@ def _unb64(text: str) -> bytes:
 
 def _mac(secret: bytes, signed: str) -> bytes:
     return hmac.new(secret, signed.encode("ascii"), hashlib.sha256).digest()
+
+
+def pass_secret(settings: Settings) -> bytes:
+    """The key passes are signed and checked with (SECKILL_PASS_SECRET): what `issue`,
+    `read` and `check` take as `secret`."""
+    return settings.pass_secret.get_secret_value().encode("utf-8")
 
 
 def issue(secret: bytes, admitted: Pass) -> str:
@@ -94,6 +102,11 @@ def check(
     found = read(secret, text)
     if isinstance(found, PassProblem):
         return found
+    return check_binding(found, event_id=event_id, user_id=user_id, now_ms=now_ms)
+
+
+def check_binding(found: Pass, *, event_id: int, user_id: str, now_ms: int) -> PassProblem | None:
+    """None if the (signature-checked) pass admits `user_id` to `event_id` at `now_ms`."""
     if found.event_id != event_id:
         return PassProblem.OTHER_EVENT
     if found.user_id != user_id:
@@ -103,3 +116,14 @@ def check(
     if now_ms >= found.valid_until_ms:
         return PassProblem.EXPIRED
     return None
+
+
+def admitted_event(secret: bytes, text: str, *, user_id: str, now_ms: int) -> int | PassProblem:
+    """The event `text` admits `user_id` to at `now_ms`, else why not. A purchase knows
+    its item, not the item's event, before Redis: purchase.lua compares this id with the
+    sale's event (a pass of another event is refused there)."""
+    found = read(secret, text)
+    if isinstance(found, PassProblem):
+        return found
+    problem = check_binding(found, event_id=found.event_id, user_id=user_id, now_ms=now_ms)
+    return found.event_id if problem is None else problem

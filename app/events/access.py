@@ -12,6 +12,7 @@ from pydantic import (
     StrictInt,
     TypeAdapter,
     field_validator,
+    model_validator,
 )
 
 from app.moments import representable_utc
@@ -66,6 +67,12 @@ class DrawAccess(BaseModel):
     @classmethod
     def _in_range(cls, value: datetime) -> datetime:
         return representable_utc(value)
+
+    @model_validator(mode="after")
+    def _window_ordered(self) -> "DrawAccess":
+        if self.registration_ends_at <= self.registration_starts_at:
+            raise ValueError("registration_ends_at must be after registration_starts_at")
+        return self
 
 
 Access = Annotated[OpenAccess | QueueAccess | DrawAccess, Field(discriminator="mode")]

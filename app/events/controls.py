@@ -35,6 +35,7 @@ from app.container import Container
 from app.db import after_commit
 from app.errors import InvalidState, NotFound, Recovering, ValidationFailed
 from app.events import repository
+from app.events.access import ACCESS
 from app.events.errors import EventNotFound, ItemNotFound
 from app.events.models import Event, EventItem
 from app.events.schemas import EventUpdate, ItemRead, ItemState, ItemUpdate, order_amount_problem
@@ -73,7 +74,8 @@ async def _lock_open(lock: Awaitable[Locked | None], *, missing: NotFound, now: 
 
 def sale_terms(item: EventItem) -> SaleTerms:
     """The item's terms as Postgres holds them, for Redis: held while its campaign is not
-    approved, with the campaign's rules version in force."""
+    approved, with the campaign's rules version in force, gated when its event is entered
+    through a queue or a draw."""
     campaign = item.event.campaign
     return SaleTerms(
         item_id=item.id,
@@ -88,6 +90,7 @@ def sale_terms(item: EventItem) -> SaleTerms:
         version=item.terms_version,
         held=campaign is not None and not campaign.approved,
         rules_version=campaign.rules_version if campaign is not None else None,
+        gated=ACCESS.validate_python(item.event.access).mode != "open",
     )
 
 

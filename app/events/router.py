@@ -14,6 +14,7 @@ from app.errors import (
     problem_responses,
 )
 from app.events import controls, service
+from app.events.access import AccessUpdate
 from app.events.errors import EventNotFound, ItemNotFound
 from app.events.schemas import (
     EventCreate,
@@ -101,6 +102,24 @@ async def update_event(
         data=data,
         now=utc_now(),
     )
+    return await service.get_event(session=session, services=services, event_id=event_id)
+
+
+@admin.patch(
+    "/{event_id}/access",
+    responses=problem_responses(*AUTH_PROBLEMS, EventNotFound, InvalidState, ValidationFailed),
+)
+async def update_access(
+    event_id: EventId,
+    data: AccessUpdate,
+    session: SessionDep,
+    services: ContainerDep,
+    user: AdminUser,
+) -> EventRead:
+    """Change a queue or draw event's proof-of-work difficulty (`pow_bits`), mid-sale
+    too: joins and registrations from the answer on ask for it. Audit-logged. 409
+    `invalid_state` for an open event."""
+    await service.set_pow_bits(session=session, actor=user, event_id=event_id, data=data)
     return await service.get_event(session=session, services=services, event_id=event_id)
 
 

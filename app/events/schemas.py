@@ -14,7 +14,7 @@ from pydantic import (
     model_validator,
 )
 
-from app.events.access import Access, OpenAccess
+from app.events.access import Access, DrawAccess, OpenAccess, QueueAccess
 from app.ids import MAX_ID
 from app.inventory.schemas import MAX_UNITS, Name, SkuCode
 from app.moments import representable_utc
@@ -111,6 +111,25 @@ class EventCreate(BaseModel):
         starts_at = info.data.get("starts_at")
         if starts_at is not None and value <= starts_at:
             raise ValueError("must be after starts_at")
+        return value
+
+    @field_validator("access")
+    @classmethod
+    def _before_the_sale(
+        cls, value: OpenAccess | QueueAccess | DrawAccess, info: ValidationInfo
+    ) -> OpenAccess | QueueAccess | DrawAccess:
+        """A waiting room opens before the sale does (the joiners before the start are
+        shuffled at the start); a draw registers, then draws, before the sale opens."""
+        starts_at = info.data.get("starts_at")
+        if starts_at is None:  # refused on its own
+            return value
+        if isinstance(value, QueueAccess) and value.opens_at >= starts_at:
+            raise ValueError("the queue's opens_at must be before starts_at")
+        if isinstance(value, DrawAccess):
+            if value.registration_starts_at >= value.registration_ends_at:
+                raise ValueError("registration_starts_at must be before registration_ends_at")
+            if value.registration_ends_at > starts_at:
+                raise ValueError("registration_ends_at must not be after starts_at")
         return value
 
     @field_validator("items")

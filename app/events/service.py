@@ -15,9 +15,9 @@ from app.auth import User
 from app.campaigns import service as campaigns
 from app.container import Container
 from app.db import after_commit
-from app.errors import ValidationFailed
+from app.errors import InvalidState, ValidationFailed
 from app.events import repository
-from app.events.access import ACCESS, Access
+from app.events.access import ACCESS, Access, AccessUpdate, OpenAccess
 from app.events.controls import apply_terms
 from app.events.controls import sale_terms as _terms
 from app.events.errors import EventNotFound, ItemNotFound
@@ -467,3 +467,36 @@ async def set_paused(
         partial(publish_sale_or_defer, session=session, services=services, items=event.items),
     )
     return await get_event_row(session=session, event_id=event_id)
+
+
+async def set_pow_bits(
+    *, session: AsyncSession, actor: User, event_id: int, data: AccessUpdate
+) -> Event:
+    """Change a queue or draw event's proof-of-work difficulty, mid-sale too, logged (the
+    same difficulty again: 200, nothing logged). Joins and registrations read it from
+    Postgres, so it is in force once committed; 409 `invalid_state` for an open event,
+    which asks for no proof of work."""
+    event = await repository.lock_event(session, event_id)
+    if event is None:
+        raise EventNotFound(f"No event {event_id}.")
+    access = access_of(event)
+    if isinstance(access, OpenAccess):
+        raise InvalidState(
+            f"Event {event_id} is open (first come, first served): only a queue or a draw "
+            "asks for a proof of work."
+        )
+    if access.pow_bits == data.pow_bits:
+        return event
+    # A new dict: the JSONB column is saved when the attribute is assigned.
+    event.access = access.model_copy(update={"pow_bits": data.pow_bits}).model_dump(mode="json")
+    await session.flush()
+    await audit_log.record(
+        session=session,
+        actor=actor,
+        action="event.access",
+        target=f"event:{event_id}",
+        event_id=event_id,
+        before={"pow_bits": access.pow_bits},
+        after={"pow_bits": data.pow_bits},
+    )
+    return event

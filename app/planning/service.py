@@ -192,6 +192,17 @@ async def copy(
     )
 
 
+# The moments in an event's access (app/events/access.py) a copy moves with the event.
+_ACCESS_MOMENTS = ("opens_at", "registration_starts_at", "registration_ends_at")
+
+
+def _shifted_access(access: dict[str, Any], shift: timedelta) -> dict[str, Any]:
+    return {
+        name: _moved(datetime.fromisoformat(value), shift) if name in _ACCESS_MOMENTS else value
+        for name, value in access.items()
+    }
+
+
 def _moved(moment: datetime | None, shift: timedelta) -> datetime | None:
     """`moment` shifted; one no datetime holds is a 422 (the shift is too far)."""
     try:
@@ -233,6 +244,7 @@ async def _copy_events(
                     for item in event.items
                 ],
                 "campaign_id": target.id,
+                "access": _shifted_access(event.access, shift),
             },
             f"event {event.id}",
         )

@@ -21,6 +21,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 from swagger_ui_bundle import swagger_ui_path
 
+from app.access.draw_router import router as draws_router
+from app.access.gate_router import public as access_challenge
 from app.audit_log.router import router as audit_log_router
 from app.config import Settings, get_settings
 from app.container import Container, get_container
@@ -133,6 +135,7 @@ ROUTERS = (
     events_public,
     events_admin,
     events_admin_items,
+    access_challenge,
     audit_log_router,
     live_admin,
     live_public,
@@ -152,6 +155,7 @@ ROUTERS = (
     jobs_admin,
     campaigns_admin,
     campaigns_public,
+    draws_router,
 )
 
 

@@ -1,6 +1,6 @@
 """The `seckill worker` process: the order writer, the payment-timeout sweep, the hot-store
-check, the sale terms check, the retirement of ended sales and the grant runner, started
-once Redis can take the scripts, until SIGTERM."""
+check, the sale terms check, the retirement of ended sales, the draws and the grant
+runner, started once Redis can take the scripts, until SIGTERM."""
 
 import asyncio
 import contextlib
@@ -13,6 +13,7 @@ logger = logging.getLogger("seckill")
 
 
 async def run_worker(settings: Settings, metrics_host: str = "", metrics_port: int = 0) -> None:
+    from app.flows.draws import DrawRunner
     from app.flows.freshness import FreshnessWatch
     from app.flows.grants import GrantRunner
     from app.flows.retirement import Retirement
@@ -57,6 +58,7 @@ async def run_worker(settings: Settings, metrics_host: str = "", metrics_port: i
             tasks.create_task(FreshnessWatch(services=services).run(stop))
             tasks.create_task(SaleTermsWatch(services=services).run(stop))
             tasks.create_task(Retirement(services=services).run(stop))
+            tasks.create_task(DrawRunner(services=services).run(stop))
             # Background jobs (bulk grants) whose runner died are resumed here.
             runner = GrantRunner(sessionmaker=services.sessionmaker, settings=settings)
             tasks.create_task(runner.loop(stop))

@@ -10,6 +10,7 @@ from app.coupons.errors import CouponNotApplicable
 from app.errors import (
     Ended,
     LimitExceeded,
+    NotAdmitted,
     NotStarted,
     Paused,
     RateLimited,
@@ -37,6 +38,7 @@ router = APIRouter(prefix="/api/v1", tags=["buying"])
         ItemNotFound,
         SoldOut,
         LimitExceeded,
+        NotAdmitted,
         NotStarted,
         Ended,
         Paused,
@@ -61,6 +63,14 @@ async def purchase(
             "recorded as `other`).",
         ),
     ] = None,
+    x_seckill_pass: Annotated[
+        str | None,
+        Header(
+            alias="X-Seckill-Pass",
+            description="The pass a queue or draw sale gave you (its purchases need it: "
+            "403 `not_admitted` without a valid one); ignored by an open sale.",
+        ),
+    ] = None,
 ) -> PurchaseAccepted:
     """Take stock now and queue the order; the order row reaches Postgres shortly after.
 
@@ -71,7 +81,10 @@ async def purchase(
     or a timeout, the outcome of the attempt is **unknown**: it may have been accepted
     just before the fault. Retry after `Retry-After` seconds with the **same**
     `Idempotency-Key`: that returns the first answer if the attempt went through, and
-    decides afresh if it did not, so nobody is sold a unit twice."""
+    decides afresh if it did not, so nobody is sold a unit twice.
+
+    A queue or draw sale sells only with `X-Seckill-Pass`: a pass it gave this user for
+    this event, still valid (403 `not_admitted` otherwise, nothing taken)."""
     started = time.perf_counter()
     try:
         accepted = await service.purchase(
@@ -83,6 +96,7 @@ async def purchase(
             client_address=address_of(request, services),
             coupon=body.coupon if body else None,
             channel=channel_code(x_channel),
+            pass_text=x_seckill_pass,
         )
     finally:
         purchase_seconds.observe(time.perf_counter() - started)

@@ -5,6 +5,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from app.access import passes
+from app.access.passes import PassProblem
 from app.auth import User
 from app.container import Container
 from app.coupons.errors import not_applicable
@@ -13,6 +15,7 @@ from app.errors import (
     AppError,
     Ended,
     LimitExceeded,
+    NotAdmitted,
     NotStarted,
     Paused,
     RateLimited,
@@ -22,6 +25,7 @@ from app.errors import (
 )
 from app.events.errors import ItemNotFound
 from app.metrics import purchases
+from app.moments import now_ms
 from app.outages import REDIS_ERRORS, drop_idle_connections, recovering, redis_unavailable
 from app.redis import as_text
 from app.store.acks import confirm_replicated, purchase_replicated
@@ -60,8 +64,37 @@ class Accepted:
     replayed: bool
 
 
-def _refusal(outcome: Outcome, item_id: int, quantity: int) -> AppError:
+# Why a gated sale refused a buyer (403 not_admitted), by what their X-Seckill-Pass was.
+_NOT_ADMITTED = {
+    PassProblem.MISSING: "This sale is entered through its queue or draw: send the pass it "
+    "gave you in X-Seckill-Pass.",
+    PassProblem.MALFORMED: "X-Seckill-Pass is not a pass.",
+    PassProblem.FORGED: "X-Seckill-Pass was not signed by this service.",
+    PassProblem.OTHER_EVENT: "X-Seckill-Pass admits you to another event, not this item's.",
+    PassProblem.OTHER_USER: "X-Seckill-Pass was given to another user.",
+    PassProblem.NOT_YET: "X-Seckill-Pass is not valid yet.",
+    PassProblem.EXPIRED: "X-Seckill-Pass has expired.",
+}
+
+
+def _admission(services: Container, user: User, pass_text: str | None) -> int | PassProblem:
+    """The event the buyer's pass admits them to now (purchase.lua compares it with the
+    sale's when the sale is gated), else why not: one HMAC, no lookup."""
+    if not pass_text:
+        return PassProblem.MISSING
+    return passes.admitted_event(
+        passes.pass_secret(services.settings), pass_text, user_id=user.id, now_ms=now_ms()
+    )
+
+
+def _refusal(
+    outcome: Outcome, item_id: int, quantity: int, admission: int | PassProblem | None = None
+) -> AppError:
     match outcome:
+        case Outcome.NOT_ADMITTED:
+            # A valid pass the sale refused is one of another event.
+            why = admission if isinstance(admission, PassProblem) else PassProblem.OTHER_EVENT
+            return NotAdmitted(_NOT_ADMITTED[why])
         case Outcome.NO_SUCH_ITEM:
             return ItemNotFound(f"Item {item_id} is not on sale.")
         case Outcome.PAUSED:
@@ -195,12 +228,15 @@ async def purchase(
     client_address: str | None = None,
     coupon: str | None = None,
     channel: str | None = None,
+    pass_text: str | None = None,
 ) -> Accepted:
     """Decide one purchase. The rate limits (this user's and `client_address`'s requests
     on this item) are decided by the script; a process-local sold-out answer is not
     counted: it costs less than counting it would. Seckill prices take no coupons.
     `channel`: the X-Channel code (app.campaigns.service.channel_code), kept with the
-    order (the order writer records "other" for a code its campaign does not list)."""
+    order (the order writer records "other" for a code its campaign does not list).
+    `pass_text`: the X-Seckill-Pass header; a queue or draw sale sells only to a buyer
+    it admits to the item's event (403 not_admitted), an open sale ignores it."""
     if coupon is not None:
         _count("coupon_not_applicable")
         raise not_applicable(Refusal.SECKILL, "pay the seckill price without a coupon")
@@ -223,6 +259,7 @@ async def purchase(
         services.refused_tries.note(item_id, user.id)
         raise _refusal(Outcome.SOLD_OUT, item_id, quantity)
 
+    admission = _admission(services, user, pass_text)
     call = purchase_script_call(
         keys=keys,
         user=user,
@@ -235,6 +272,7 @@ async def purchase(
         address_rate=settings.rate_limit_per_address,
         seen=services.generations.known(item_id),
         channel=channel,
+        admitted_event_id=admission if isinstance(admission, int) else None,
     )
     reply, replicated = await _decide(services, call)
     if isinstance(reply, Throttled):
@@ -262,7 +300,7 @@ async def purchase(
     _count(outcome)
     if outcome in (Outcome.ACCEPTED, Outcome.REPLAYED):
         return Accepted(order_id=reply.order_id, replayed=outcome is Outcome.REPLAYED)
-    raise _refusal(outcome, item_id, quantity)
+    raise _refusal(outcome, item_id, quantity, admission)
 
 
 async def _decide(services: Container, call: ScriptCall) -> tuple[PurchaseReply, bool]:

@@ -47,6 +47,7 @@ _READ = frozenset(
         b"content-length",
         b"x-forwarded-for",
         b"x-channel",
+        b"x-seckill-pass",
     )
 )
 # Every answer's headers past its own: as Protection adds them to an authenticated answer.
@@ -221,6 +222,7 @@ class ThinPurchaseRoute:
             client = scope.get("client")
             forwarded = headers.get(b"x-forwarded-for")
             channel = headers.get(b"x-channel")
+            admission = headers.get(b"x-seckill-pass")
             accepted = await service.purchase(
                 services=container,
                 item_id=item_id,
@@ -233,6 +235,7 @@ class ThinPurchaseRoute:
                     container,
                 ),
                 channel=channel_code(channel.decode("latin-1")) if channel is not None else None,
+                pass_text=admission.decode("latin-1") if admission is not None else None,
             )
         except Exception as exc:
             await _answer_error(scope, send, exc)

@@ -35,6 +35,7 @@ class Outcome(IntEnum):
     RATE_LIMITED = 9
     RECOVERING = 10
     KEY_REUSED = 11
+    NOT_ADMITTED = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +75,11 @@ def purchase_script_call(
     address_rate: Rate | None = None,
     seen: Generation = UNSEEN,
     channel: str | None = None,
+    admitted_event_id: int | None = None,
 ) -> ScriptCall:
-    """purchase.lua's KEYS and ARGV (see the script's header). Rates None: no limit."""
+    """purchase.lua's KEYS and ARGV (see the script's header). Rates None: no limit.
+    `admitted_event_id`: the event the buyer's pass admits them to now (None: no valid
+    pass), which a gated sale must be."""
     # Keys the script does not read (no Idempotency-Key, a limit off) are stood in for by
     # any key of the item's slot, so the call stays single-slot on a cluster.
     idempotency = keys.idempotency(user.id, idempotency_key) if idempotency_key else keys.sale
@@ -107,6 +111,7 @@ def purchase_script_call(
             seen.epoch,
             seen.seq,
             channel or "",
+            "" if admitted_event_id is None else admitted_event_id,
         ],
     )
 

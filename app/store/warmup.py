@@ -32,6 +32,9 @@ class SaleTerms:
     held: bool = False
     # Its campaign's rules version in force (None: no campaign), stamped on each order.
     rules_version: int | None = None
+    # Its event is entered through a queue or a draw: purchase.lua sells only to a buyer
+    # whose pass admits them to the event (answer 12 otherwise).
+    gated: bool = False
 
 
 def terms_fields(terms: SaleTerms) -> list[str | int]:
@@ -47,6 +50,7 @@ def terms_fields(terms: SaleTerms) -> list[str | int]:
         "event", terms.event_id,
         "held", "1" if terms.held else "0",
         "rules", "" if terms.rules_version is None else terms.rules_version,
+        "gated", "1" if terms.gated else "0",
     ]  # fmt: skip
 
 
@@ -104,6 +108,7 @@ def warmup_script_call(
             min_epoch,
             "1" if terms.held else "0",
             "" if terms.rules_version is None else terms.rules_version,
+            "1" if terms.gated else "0",
             *buyers,
         ],
     )

@@ -131,3 +131,37 @@ async def test_coupons_an_approval_left_held_are_released_by_the_worker_check(
     claim = await client.post(f"/api/v1/coupons/{coupon_id}/claim", headers=auth.headers("u1"))
     assert claim.status_code == 201, claim.text
     assert await release_approved_coupons(app_services) == []
+
+
+async def test_a_copied_event_keeps_its_access_shifted(
+    client: httpx.AsyncClient, auth: Auth
+) -> None:
+    from tests.support.factories import event_spec
+
+    campaign = await create_campaign(client, auth)
+    spec = event_spec(campaign_id=campaign["id"])
+    opens_at = datetime.fromisoformat(spec["starts_at"]) - timedelta(minutes=10)
+    spec["access"] = {
+        "mode": "queue",
+        "opens_at": opens_at.isoformat(),
+        "admit_per_second": 50,
+        "pass_seconds": 120,
+    }
+    created = await client.post("/api/v1/admin/events", json=spec, headers=auth.admin())
+    assert created.status_code == 201, created.text
+    received = await client.post(
+        "/api/v1/admin/skus/PHONE-1/adjustments", json={"delta": 100}, headers=auth.admin()
+    )
+    assert received.status_code == 200, received.text
+    copied = await client.post(
+        f"/api/v1/admin/campaigns/{campaign['id']}/copy",
+        json={"shift_days": 3},
+        headers=auth.admin(),
+    )
+    assert copied.status_code == 201, copied.text
+    copy_id = copied.json()["events"][str(created.json()["id"])]
+    events = (await client.get("/api/v1/admin/events", headers=auth.admin())).json()
+    [copy] = [e for e in events if e["id"] == copy_id]
+    assert copy["access"]["mode"] == "queue"
+    assert datetime.fromisoformat(copy["access"]["opens_at"]) == opens_at + timedelta(days=3)
+    assert copy["access"]["admit_per_second"] == 50

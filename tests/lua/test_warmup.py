@@ -60,6 +60,7 @@ async def test_first_load_writes_counters_buyers_and_terms(
         "event": "11",
         "held": "0",
         "rules": "4",
+        "gated": "0",
     }
     assert await sale.bought() == {"u1": 1, "u2": 3}
     assert await any_redis.smembers(GlobalKeys(key_prefix).items) == {str(ITEM)}
@@ -115,6 +116,7 @@ async def test_a_second_load_keeps_live_counters_and_refreshes_the_terms(
         "event": "8",
         "held": "0",
         "rules": "",
+        "gated": "0",
     }
     assert await sale.bought() == {"u1": 2}
     assert (await sale.buy("u1", 1)).outcome is Outcome.PAUSED

@@ -46,6 +46,7 @@ def sale_terms(
     version: int = 0,
     held: bool = False,
     rules_version: int | None = None,
+    gated: bool = False,
 ) -> SaleTerms:
     return SaleTerms(
         item_id=item_id,
@@ -60,6 +61,7 @@ def sale_terms(
         version=version,
         held=held,
         rules_version=rules_version,
+        gated=gated,
     )
 
 
@@ -124,6 +126,7 @@ class LuaSale:
         idempotency_key: str | None = None,
         seen: Generation = UNSEEN,
         channel: str | None = None,
+        admitted_event_id: int | None = None,
     ) -> Decision:
         """One purchase with no rate limit: the sale decides (never Throttled)."""
         call = purchase_script_call(
@@ -135,6 +138,7 @@ class LuaSale:
             idempotency_ttl_seconds=IDEMPOTENCY_TTL_SECONDS,
             seen=seen,
             channel=channel,
+            admitted_event_id=admitted_event_id,
         )
         return decided(await run_purchase(self.scripts, call, client=self.redis))
 
@@ -271,6 +275,7 @@ async def open_sale(
     event_id: int = 7,
     held: bool = False,
     rules_version: int | None = None,
+    gated: bool = False,
 ) -> LuaSale:
     """Load the scripts and warm one item up with lua/warmup.lua; by default the sale has
     been open a minute (on Redis's clock) and stays open an hour."""
@@ -289,6 +294,7 @@ async def open_sale(
             event_id=event_id,
             held=held,
             rules_version=rules_version,
+            gated=gated,
         )
     )
     return sale
