@@ -14,6 +14,7 @@ from pathlib import Path
 from bench.crowd import CrowdResult, measure_crowd
 from bench.drain import DrainResult, measure_drain
 from bench.environment import bench_environment, machine_info
+from bench.fairness import FairnessResult, measure_fairness, print_fairness
 from bench.load import require_wrk
 from bench.purchase import HttpOptions, HttpPhase, measure_http
 from bench.report import (
@@ -96,6 +97,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--crowd-stock", type=int, default=10_000, help="the crowd's units")
     parser.add_argument("--skip-http", action="store_true", help="no HTTP phase")
     parser.add_argument("--skip-drain", action="store_true", help="no drain phase")
+    parser.add_argument(
+        "--skip-fairness",
+        action="store_true",
+        help="no bot-advantage phase (humans against bots, open mode and the waiting room)",
+    )
     if parser.parse_known_args()[0].quick:
         parser.set_defaults(**QUICK)
     return parser.parse_args()
@@ -106,6 +112,7 @@ async def run(args: argparse.Namespace) -> None:
     http: HttpPhase | None = None
     drain: DrainResult | None = None
     crowd: CrowdResult | None = None
+    fairness: FairnessResult | None = None
     options = HttpOptions(
         connections=args.connections,
         threads=args.threads,
@@ -153,10 +160,15 @@ async def run(args: argparse.Namespace) -> None:
                     connections=args.connections,
                 )
             print_crowd(crowd)
+        if not args.skip_fairness:
+            print(flush=True)
+            with tempfile.TemporaryDirectory(prefix="seckill-fairness-") as workdir:
+                fairness = await measure_fairness(env, Path(workdir))
+            print_fairness(fairness)
         # Other work on the machine skews every figure: the load before and after says how much.
         machine["load_average_after"] = list(os.getloadavg())
 
-    found = goals(http, drain, args.connections, crowd)
+    found = goals(http, drain, args.connections, crowd, fairness)
     print_goals(found)
 
     document = results_document(
@@ -172,6 +184,7 @@ async def run(args: argparse.Namespace) -> None:
         http=http,
         drain=drain,
         crowd=crowd,
+        fairness=fairness,
         found=found,
     )
     path = write_results(started_at=started_at, document=document)

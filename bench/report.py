@@ -9,6 +9,7 @@ from typing import Any
 
 from bench.crowd import CrowdResult
 from bench.drain import DrainResult
+from bench.fairness import FairnessResult
 from bench.load import LoadResult
 from bench.purchase import HttpPhase, TargetRuns
 
@@ -72,8 +73,23 @@ def goals(
     drain: DrainResult | None,
     connections: int,
     crowd: CrowdResult | None = None,
+    fairness: FairnessResult | None = None,
 ) -> list[Goal]:
     found: list[Goal] = []
+    queue = fairness.mode("queue") if fairness is not None else None
+    if queue is not None:
+        # Like for like: the humans there before the start, as the bots were.
+        advantage = queue.bot_advantage_over_early
+        shown = "no unit to humans" if advantage is None else f"{advantage:.2f}x"
+        found.append(
+            Goal(
+                "bot advantage, waiting room (vs early humans)",
+                advantage if advantage is not None else float("inf"),
+                shown,
+                "<= 1.5x",
+                advantage is not None and advantage <= 1.5,
+            )
+        )
     if http is not None:
         purchase, sold_out = _rate(http, "purchase"), _rate(http, "purchase_sold_out")
         found += _times("purchase req/s vs naive", purchase, _rate(http, "naive"), 10)
@@ -293,6 +309,7 @@ def results_document(
     drain: DrainResult | None,
     found: list[Goal],
     crowd: CrowdResult | None = None,
+    fairness: FairnessResult | None = None,
 ) -> dict[str, Any]:
     return {
         "started_at": started_at.isoformat(),
@@ -308,6 +325,7 @@ def results_document(
         },
         "drain": None if drain is None else drain.as_dict(),
         "crowd": None if crowd is None else crowd.as_dict(),
+        "fairness": None if fairness is None else fairness.as_dict(),
         "goals": [g.as_dict() for g in found],
     }
 
