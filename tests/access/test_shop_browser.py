@@ -1,0 +1,163 @@
+"""The storefront page (GET /shop/{event_id}) in a real browser (Debian's headless
+Chromium driven by Playwright) against the app served on a real socket: an open sale
+from the countdown to a paid order, and a draw from registration (with the page solving
+a proof of work) to the winner's purchase with the pass and the loser's "lost"."""
+
+import asyncio
+import hashlib
+import re
+from datetime import datetime, timedelta
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page
+
+from app.container import Container
+from tests.support.draws import close_registration, create_access_event, draw_access
+from tests.support.factories import Auth, create_event, item_spec
+from tests.support.lifecycle import store_orders
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.slow
+# Guards against a hung page, far above what a step takes (a step is a second or two).
+STEP_SECONDS = 20.0
+
+
+async def open_shop(browser: Browser, base_url: str, event_id: int, auth: Auth, user: str) -> Page:
+    """A shopper's own browser (its own context), on the event's page, signed in by the
+    `?token=` link."""
+    page = await browser.new_page()
+    token = auth.headers(user)["Authorization"].removeprefix("Bearer ")
+    await page.goto(f"{base_url}/shop/{event_id}?token={token}")
+    await page.get_by_test_id("who").filter(has_text=f"signed in as {user}").wait_for()
+    return page
+
+
+async def text(page: Page, testid: str) -> str:
+    return await page.get_by_test_id(testid).first.text_content() or ""
+
+
+async def shows(page: Page, testid: str, pattern: str) -> None:
+    """Wait until the element's text matches `pattern`."""
+
+    async def matches() -> bool:
+        return re.search(pattern, await text(page, testid)) is not None
+
+    await eventually(matches, within=STEP_SECONDS)
+
+
+async def wait_until(moment: datetime) -> None:
+    await asyncio.sleep(max((moment - datetime.now(moment.tzinfo)).total_seconds(), 0) + 0.3)
+
+
+async def test_an_open_sale_from_the_countdown_to_a_paid_order(
+    browser: Browser,
+    http_base_url: str,
+    client: httpx.AsyncClient,
+    auth: Auth,
+    app_services: Container,
+) -> None:
+    event = await create_event(
+        client,
+        auth,
+        name="Open drop",
+        starts_in=timedelta(seconds=4),
+        items=[item_spec(sku="TEE", name="T-shirt", stock=5, per_user_limit=1)],
+    )
+    page = await open_shop(browser, http_base_url, event.id, auth, "olga")
+    # The token is not left in the address bar.
+    assert "token" not in page.url
+    await shows(page, "event-name", "^Open drop$")
+    await shows(page, "countdown", r"^Starts in 00:00:0[1-4]$")
+    row = page.locator(f'tr[data-item="{event.items[0].id}"]')
+    buy = row.get_by_test_id("buy")
+    assert await buy.is_disabled()
+    assert await row.locator(".remaining").text_content() == "5"
+
+    # At the start (by the server's clock) Buy opens.
+    await buy.wait_for(state="visible")
+    await eventually(buy.is_enabled, within=STEP_SECONDS)
+    await shows(page, "countdown", "^On sale now$")
+    await wait_until(event.starts_at)  # the server's clock, not only the page's
+    await buy.click()
+    order = page.get_by_test_id("order")
+    await order.wait_for()
+    await shows(page, "order-status", "^queued$")
+    await shows(page, "message", "Got it")
+
+    # The worker writes it; the page follows it to pending payment, then pays.
+    assert await store_orders(app_services) == 1
+    await shows(page, "order-status", "^pending payment$")
+    await order.get_by_test_id("pay").click()
+    await shows(page, "order-status", "^paid$")
+    await shows(page, "message", "Paid")
+
+    async def one_sold() -> bool:
+        return await row.locator(".remaining").text_content() == "4"
+
+    await eventually(one_sold, within=STEP_SECONDS)
+
+    # A refusal's detail is what the shopper reads: over the limit.
+    await eventually(buy.is_enabled, within=STEP_SECONDS)
+    await buy.click()
+    await shows(page, "message", "over the limit")
+    assert "error" in (await page.get_by_test_id("message").get_attribute("class") or "")
+    assert await page.get_by_test_id("order").count() == 1
+
+
+async def test_a_draw_from_registration_to_the_winners_purchase(
+    browser: Browser,
+    http_base_url: str,
+    client: httpx.AsyncClient,
+    auth: Auth,
+    app_services: Container,
+) -> None:
+    starts_in = timedelta(seconds=10)
+    event = await create_access_event(
+        client,
+        auth,
+        draw_access(lasts=timedelta(seconds=60) + starts_in, winners=1, pow_bits=8),
+        name="Sneaker draw",
+        starts_in=starts_in,
+        items=[item_spec(sku="SNKR", name="Sneaker", stock=1, per_user_limit=1)],
+    )
+    users = ["ann", "bea"]
+    pages = {user: await open_shop(browser, http_base_url, event.id, auth, user) for user in users}
+    for page in pages.values():
+        await shows(page, "draw-commitment", "^[0-9a-f]{64}$")
+        await page.get_by_test_id("register").click()
+        # The page solved the event's challenge before registering.
+        await shows(page, "pow", r"Proof of work done \(8 bits")
+        await shows(page, "draw-status", "^registered")
+        assert await page.get_by_test_id("register").is_disabled()
+    await shows(pages["ann"], "draw-registrants", "^2$")
+
+    # Registration closes; the page's next read of the draw runs it.
+    await close_registration(app_services, event.id)
+    results = {}
+    for user, page in pages.items():
+        await shows(page, "draw-status", "^(won|lost)")
+        results[user] = (await text(page, "draw-status")).split(":")[0]
+    assert sorted(results.values()) == ["lost", "won"]
+    [winner] = [user for user, result in results.items() if result == "won"]
+    [loser] = [user for user, result in results.items() if result == "lost"]
+    # The seed is out, and it is the one committed to.
+    seed = await text(pages[winner], "draw-seed")
+    commitment = await text(pages[winner], "draw-commitment")
+    assert hashlib.sha256(seed.encode()).hexdigest() == commitment
+    assert await text(pages[winner], "draw-winners") == "1"
+    assert (await text(pages[loser], "draw-status")) == "lost: not drawn this time"
+
+    # From the start the winner buys with the pass; the loser is never offered Buy.
+    item_id = event.items[0].id
+    winners_buy = pages[winner].locator(f'tr[data-item="{item_id}"]').get_by_test_id("buy")
+    await eventually(winners_buy.is_enabled, within=STEP_SECONDS)
+    await wait_until(event.starts_at)
+    await winners_buy.click()
+    await shows(pages[winner], "order-status", "^(queued|pending payment)$")
+    await shows(pages[winner], "message", "Got it")
+    losers_buy = pages[loser].locator(f'tr[data-item="{item_id}"]').get_by_test_id("buy")
+    assert await losers_buy.is_disabled()
+    # One unit, bought: both pages say the sale is sold out.
+    for page in pages.values():
+        await shows(page, "closed", "^Sold out.$")
