@@ -1,16 +1,20 @@
 """The storefront page (GET /shop/{event_id}) in a real browser (Debian's headless
 Chromium driven by Playwright) against the app served on a real socket: an open sale
 from the countdown to a paid order, and a draw from registration (with the page solving
-a proof of work) to the winner's purchase with the pass and the loser's "lost"."""
+a proof of work) to the winner's purchase with the pass and the loser's "lost". A
+screenshot of the paid order goes to docs/shop.png with UPDATE_SCREENSHOTS=1."""
 
 import asyncio
 import hashlib
+import os
 import re
+import shutil
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page
+from playwright.async_api import Browser, ConsoleMessage, Page
 
 from app.container import Container
 from tests.support.draws import close_registration, create_access_event, draw_access
@@ -21,14 +25,42 @@ from tests.support.waiting import eventually
 pytestmark = pytest.mark.slow
 # Guards against a hung page, far above what a step takes (a step is a second or two).
 STEP_SECONDS = 20.0
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
-async def open_shop(browser: Browser, base_url: str, event_id: int, auth: Auth, user: str) -> Page:
+def watch_errors(page: Page, errors: list[str]) -> None:
+    """Collect the page's uncaught errors and what its policy blocked (a 4xx the page
+    handles is logged by Chromium too, as a failed load: not an error of the page)."""
+    page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
+
+    def console(message: ConsoleMessage) -> None:
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            errors.append(message.text)
+
+    page.on("console", console)
+
+
+async def open_shop(
+    browser: Browser,
+    base_url: str,
+    event_id: int,
+    auth: Auth,
+    user: str,
+    errors: list[str],
+    *,
+    by_link: bool = True,
+) -> Page:
     """A shopper's own browser (its own context), on the event's page, signed in by the
-    `?token=` link."""
+    `?token=` link or else through the token field."""
     page = await browser.new_page()
+    watch_errors(page, errors)
     token = auth.headers(user)["Authorization"].removeprefix("Bearer ")
-    await page.goto(f"{base_url}/shop/{event_id}?token={token}")
+    if by_link:
+        await page.goto(f"{base_url}/shop/{event_id}?token={token}")
+    else:
+        await page.goto(f"{base_url}/shop/{event_id}")
+        await page.fill("#token", token)
+        await page.get_by_test_id("sign-in").click()
     await page.get_by_test_id("who").filter(has_text=f"signed in as {user}").wait_for()
     return page
 
@@ -56,6 +88,7 @@ async def test_an_open_sale_from_the_countdown_to_a_paid_order(
     client: httpx.AsyncClient,
     auth: Auth,
     app_services: Container,
+    tmp_path: Path,
 ) -> None:
     event = await create_event(
         client,
@@ -64,9 +97,8 @@ async def test_an_open_sale_from_the_countdown_to_a_paid_order(
         starts_in=timedelta(seconds=4),
         items=[item_spec(sku="TEE", name="T-shirt", stock=5, per_user_limit=1)],
     )
-    page = await open_shop(browser, http_base_url, event.id, auth, "olga")
-    # The token is not left in the address bar.
-    assert "token" not in page.url
+    errors: list[str] = []
+    page = await open_shop(browser, http_base_url, event.id, auth, "olga", errors, by_link=False)
     await shows(page, "event-name", "^Open drop$")
     await shows(page, "countdown", r"^Starts in 00:00:0[1-4]$")
     row = page.locator(f'tr[data-item="{event.items[0].id}"]')
@@ -91,6 +123,10 @@ async def test_an_open_sale_from_the_countdown_to_a_paid_order(
     await order.get_by_test_id("pay").click()
     await shows(page, "order-status", "^paid$")
     await shows(page, "message", "Paid")
+    shot = tmp_path / "shop.png"
+    await page.screenshot(path=str(shot), full_page=True)
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        shutil.copy(shot, DOCS / "shop.png")
 
     async def one_sold() -> bool:
         return await row.locator(".remaining").text_content() == "4"
@@ -103,6 +139,7 @@ async def test_an_open_sale_from_the_countdown_to_a_paid_order(
     await shows(page, "message", "over the limit")
     assert "error" in (await page.get_by_test_id("message").get_attribute("class") or "")
     assert await page.get_by_test_id("order").count() == 1
+    assert errors == []
 
 
 async def test_a_draw_from_registration_to_the_winners_purchase(
@@ -122,7 +159,10 @@ async def test_a_draw_from_registration_to_the_winners_purchase(
         items=[item_spec(sku="SNKR", name="Sneaker", stock=1, per_user_limit=1)],
     )
     users = ["ann", "bea"]
-    pages = {user: await open_shop(browser, http_base_url, event.id, auth, user) for user in users}
+    errors: list[str] = []
+    pages = {u: await open_shop(browser, http_base_url, event.id, auth, u, errors) for u in users}
+    # The token is not left in the address bar.
+    assert "token" not in pages["ann"].url
     for page in pages.values():
         await shows(page, "draw-commitment", "^[0-9a-f]{64}$")
         await page.get_by_test_id("register").click()
@@ -161,3 +201,4 @@ async def test_a_draw_from_registration_to_the_winners_purchase(
     # One unit, bought: both pages say the sale is sold out.
     for page in pages.values():
         await shows(page, "closed", "^Sold out.$")
+    assert errors == []

@@ -37,6 +37,7 @@ const shop = {
   queueClosed: null, // why the waiting room closed, if it did
   queueTimer: null,
   drawTimer: null,
+  orderTimers: new Set(), // orders followed until they leave `queued`
 };
 
 // -- talking to the API -----------------------------------------------------------------
@@ -137,6 +138,19 @@ function claimsOf(token) {
   return claims;
 }
 
+// Another shopper signs in on this page: nothing of the previous one's stays.
+function forgetShopper() {
+  clearInterval(shop.queueTimer);
+  shop.orderTimers.forEach(clearInterval);
+  shop.orderTimers.clear();
+  Object.assign(shop, { pass: null, queueState: null, queueClosed: null, queueTimer: null });
+  $("queue-state").textContent = "not joined";
+  $("queue-position").textContent = $("queue-wait").textContent = "–";
+  $("draw-status").textContent = "not registered";
+  delete $("draw-status").dataset.status;
+  $("orders").replaceChildren();
+}
+
 async function signIn(token) {
   try {
     shop.user = claimsOf(token);
@@ -144,6 +158,7 @@ async function signIn(token) {
     say(`That is not a shopper token: ${error.message}`, true);
     return;
   }
+  forgetShopper();
   shop.token = token;
   $("who").textContent = `signed in as ${shop.user.sub}`;
   $("who").className = "pill in";
@@ -450,11 +465,15 @@ function followOrder(orderId, status) {
     try {
       const order = await api("GET", `/api/v1/orders/${orderId}`);
       showOrder(orderId, order);
-      if (order.status !== "queued") clearInterval(timer);
+      if (order.status !== "queued") {
+        clearInterval(timer);
+        shop.orderTimers.delete(timer);
+      }
     } catch (error) {
       sayProblem(error); // a 429 or 503 passes: the next poll tries again
     }
   }, ORDER_POLL_MS);
+  shop.orderTimers.add(timer);
 }
 
 async function pay(orderId) {
@@ -472,6 +491,12 @@ async function pay(orderId) {
 // -- start ------------------------------------------------------------------------------
 
 async function start() {
+  $("join").addEventListener("click", joinQueue);
+  $("register").addEventListener("click", register);
+  $("sign-in").addEventListener("submit", (submitted) => {
+    submitted.preventDefault();
+    signIn($("token").value.trim());
+  });
   try {
     await syncClock();
     await loadEvent();
@@ -479,18 +504,13 @@ async function start() {
     sayProblem(error);
     return;
   }
+  $("sign-in-button").disabled = false; // signing in reads the event's access mode
   setInterval(tick, TICK_MS);
   setInterval(() => loadEvent().catch(sayProblem), EVENT_POLL_MS);
   if (shop.event.access.mode === "draw") {
     await refreshDraw();
     shop.drawTimer = setInterval(refreshDraw, DRAW_POLL_MS);
   }
-  $("join").addEventListener("click", joinQueue);
-  $("register").addEventListener("click", register);
-  $("sign-in").addEventListener("submit", (submitted) => {
-    submitted.preventDefault();
-    signIn($("token").value.trim());
-  });
   // ?token=JWT signs in at once (links from a shopper's app, tests); it is then dropped
   // from the address bar so it is not left in the history.
   const params = new URLSearchParams(location.search);
