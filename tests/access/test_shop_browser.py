@@ -158,7 +158,7 @@ async def test_a_draw_from_registration_to_the_winners_purchase(
         starts_in=starts_in,
         items=[item_spec(sku="SNKR", name="Sneaker", stock=1, per_user_limit=1)],
     )
-    users = ["ann", "bea"]
+    users = ["ann", "贝娅"]  # a user id beyond ASCII: the proof of work hashes UTF-8
     errors: list[str] = []
     pages = {u: await open_shop(browser, http_base_url, event.id, auth, u, errors) for u in users}
     # The token is not left in the address bar.

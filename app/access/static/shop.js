@@ -70,9 +70,9 @@ function say(text, error = false) {
   $("message").className = error ? "message error" : "message";
 }
 
-// Show a refusal to the shopper; anything else (a network error) too, plainly.
+// Show a refusal to the shopper; anything else (the network, the browser) too, plainly.
 function sayProblem(error) {
-  say(error instanceof Problem ? error.message : `Network error: ${error.message}`, true);
+  say(error instanceof Problem ? error.message : `Something went wrong: ${error.message}`, true);
 }
 
 // -- the server's clock -----------------------------------------------------------------
@@ -132,8 +132,10 @@ function tick() {
 // of work is bound to, and for members' early access.
 function claimsOf(token) {
   const part = token.split(".")[1] || "";
-  const json = atob(part.replace(/-/g, "+").replace(/_/g, "/"));
-  const claims = JSON.parse(json);
+  const bytes = Uint8Array.from(atob(part.replace(/-/g, "+").replace(/_/g, "/")), (c) =>
+    c.charCodeAt(0),
+  );
+  const claims = JSON.parse(new TextDecoder().decode(bytes)); // UTF-8: any user id
   if (typeof claims.sub !== "string") throw new Error("no user id (sub) in it");
   return claims;
 }
@@ -257,6 +259,7 @@ function leadingZeroBits(bytes) {
 // A nonce with SHA-256("{challenge}:{user id}:{nonce}") starting with `bits` zero bits.
 // crypto.subtle needs a secure context: https, or http on localhost / 127.0.0.1.
 async function solve(challenge, bits) {
+  if (!crypto.subtle) throw new Error("the proof of work needs this page served over https");
   const encoder = new TextEncoder();
   const prefix = `${challenge}:${shop.user.sub}:`;
   for (let first = 0; ; first += POW_BATCH) {
