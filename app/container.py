@@ -54,6 +54,8 @@ class Container:
     claim_generations: SeenGenerations = field(init=False, default_factory=SeenGenerations)
     # The same for each promotion's daily places (promotion.lua).
     promotion_generations: SeenGenerations = field(init=False, default_factory=SeenGenerations)
+    # The same for each event's waiting room (queue.lua).
+    queue_generations: SeenGenerations = field(init=False, default_factory=SeenGenerations)
     # Starts a background job (a bulk grant) by id in this process; set by whoever builds
     # the container (app/processes/services.py), since running jobs is a flow's.
     start_job: Callable[[int], None] | None = field(init=False, default=None)

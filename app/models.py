@@ -1,6 +1,7 @@
 """Every table, imported in one place so Alembic and the tests see the whole schema."""
 
 from app.access.draw_models import Draw, DrawRegistration
+from app.access.queue_models import QueuePlace
 from app.audit_log.models import OperatorAction
 from app.campaigns.models import Campaign, CampaignApproval, CampaignChannel, CampaignRules
 from app.coupons.models import Coupon, UserCoupon
@@ -30,6 +31,7 @@ __all__ = [
     "OrderLine",
     "OrderTransition",
     "Promotion",
+    "QueuePlace",
     "Sku",
     "StockMovement",
     "UserCoupon",

@@ -6,6 +6,8 @@ real purchase endpoint, with the same auth, body and response shapes:
 - no-op: the framework's route with the purchase's parameters (token, body, header),
   answering 202 with a fixed body;
 - naive: takes stock with a Postgres row lock (bench/naive.py), one transaction each;
+- naive redis: the plain FastAPI + redis-py design (bench/naive_redis.py): a framework
+  route, PyJWT's decode on every request, one EVALSHA of purchase.lua each;
 - framework: the real purchase through FastAPI's route (as every purchase went before
   the thin route);
 - unlimited: the real purchase on the thin route with the rate limiter off (its cost, in
@@ -22,11 +24,14 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 import asyncpg
-from fastapi import APIRouter, FastAPI, Header, Request, status
+import jwt
+from fastapi import APIRouter, Depends, FastAPI, Header, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from redis.asyncio import Redis
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.auth import CurrentUser
+from app.auth import CurrentUser, User
 from app.config import Settings
 from app.container import ContainerDep
 from app.errors import SoldOut, Unauthorized, ValidationFailed, problem_responses
@@ -37,11 +42,13 @@ from app.seckill.schemas import PurchaseAccepted, PurchaseCreate
 from app.seckill.thin_route import ThinPurchaseRoute
 from app.store.order_ids import new_order_id
 from bench.naive import NaiveStore
+from bench.naive_redis import NaiveRedisStore
 
 PURCHASE_PATH = "/api/v1/items/{item_id}/purchase"
 BARE_PATH = "/bench/bare/items/{item_id}/purchase"
 FRAMEWORK_PATH = "/bench/framework/items/{item_id}/purchase"
 NAIVE_PATH = "/bench/naive/items/{item_id}/purchase"
+NAIVE_REDIS_PATH = "/bench/naive-redis/items/{item_id}/purchase"
 NOOP_PATH = "/bench/noop/items/{item_id}/purchase"
 UNLIMITED_PREFIX = "/bench/unlimited/items/"
 UNLIMITED_PATH = UNLIMITED_PREFIX + "{item_id}/purchase"
@@ -79,6 +86,39 @@ async def naive_purchase(
     )
     if not taken:
         raise SoldOut(f"Item {item_id} has no stock left for {quantity}.")
+    return PurchaseAccepted(order_id=order_id)
+
+
+@router.post(
+    NAIVE_REDIS_PATH,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problem_responses(Unauthorized, SoldOut, ValidationFailed),
+)
+async def naive_redis_purchase(
+    item_id: ItemId,
+    credentials: Annotated[HTTPAuthorizationCredentials, Depends(HTTPBearer())],
+    request: Request,
+    body: PurchaseCreate | None = None,
+    idempotency_key: IdempotencyHeader = None,
+) -> PurchaseAccepted:
+    settings: Settings = request.app.state.container.settings
+    try:
+        claims = jwt.decode(
+            credentials.credentials,
+            settings.jwt_secret.get_secret_value(),
+            algorithms=["HS256"],
+            options={"require": ["sub", "exp"]},
+        )
+    except jwt.InvalidTokenError as exc:
+        raise Unauthorized(f"The token is invalid: {exc}.") from exc
+    user = User(id=str(claims["sub"]), member=claims.get("member") is True)
+    store: NaiveRedisStore = request.app.state.naive_redis
+    quantity = body.quantity if body else 1
+    order_id = await store.purchase(
+        item_id=item_id, user=user, quantity=quantity, idempotency_key=idempotency_key
+    )
+    if order_id is None:
+        raise SoldOut(f"Item {item_id} refused {quantity}.")
     return PurchaseAccepted(order_id=order_id)
 
 
@@ -174,13 +214,16 @@ def create_bench_app(settings: Settings) -> SeckillApp:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         assert settings.database_url is not None, "the bench always sets SECKILL_DATABASE_URL"
+        assert settings.redis_url is not None, "the bench always sets SECKILL_REDIS_URL"
         # As many connections as the real app's engine may open.
         size = settings.db_pool_size + settings.db_max_overflow
         async with (
             real_lifespan(app),
             asyncpg.create_pool(settings.database_url, min_size=size, max_size=size) as pool,
+            Redis.from_url(settings.redis_url, decode_responses=True) as redis,
         ):
             app.state.naive = NaiveStore(pool)
+            app.state.naive_redis = NaiveRedisStore(redis, settings.redis_key_prefix)
             # The same services (Redis, scripts, sold-out marks) with the limits off.
             services = app.state.container
             app.state.unlimited = dataclasses.replace(

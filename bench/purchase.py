@@ -24,6 +24,7 @@ from bench.apps import (
     BARE_PATH,
     FRAMEWORK_PATH,
     NAIVE_PATH,
+    NAIVE_REDIS_PATH,
     NOOP_PATH,
     PURCHASE_PATH,
     UNLIMITED_PATH,
@@ -119,6 +120,14 @@ def targets(
         Target("bare", "bare ASGI (server ceiling)", BARE_PATH.format(item_id=accept_item), 202),
         Target("noop", "no-op (framework ceiling)", NOOP_PATH.format(item_id=accept_item), 202),
         Target("naive", "naive (PG row lock)", NAIVE_PATH.format(item_id=NAIVE_ITEM_ID), 202),
+        Target(
+            "naive_redis",
+            "naive (FastAPI + redis-py)",
+            NAIVE_REDIS_PATH.format(item_id=accept_item),
+            202,
+            # Its design has no token cache: every token is decoded, seen before or not.
+            cold=True,
+        ),
         Target("purchase", "purchase (accept)", accept, 202),
         Target(
             "purchase_campaign",
@@ -381,7 +390,13 @@ async def measure_http(env: BenchEnvironment, options: HttpOptions, workdir: Pat
         after = await _stock(services, env, accept_item, campaign_item, pass_item)
     # Every accepting purchase target takes from the same item.
     taking = {
-        "purchase": ["purchase", "purchase_framework", "purchase_unlimited", "purchase_cold"],
+        "purchase": [
+            "purchase",
+            "purchase_framework",
+            "purchase_unlimited",
+            "purchase_cold",
+            "naive_redis",
+        ],
         "purchase_campaign": ["purchase_campaign"],
         "purchase_pass": ["purchase_pass"],
         "naive": ["naive"],

@@ -92,7 +92,14 @@ def goals(
             found.append(
                 Goal("sold-out req/s vs bare ASGI", share, f"{share:.0%}", ">= 50%", share >= 0.5)
             )
+        found += _times(
+            "cold purchase req/s vs naive redis",
+            _rate(http, "purchase_cold"),
+            _rate(http, "naive_redis"),
+            3,
+        )
         found += _cpu_at_most("API CPU per accepted purchase", http, "purchase", 120)
+        found += _cpu_at_most("API CPU per cold-token purchase", http, "purchase_cold", 100)
         found += _cpu_at_most("API CPU per sold-out refusal", http, "purchase_sold_out", 50)
         if "purchase" in http.runs:
             p99 = http.runs["purchase"].summary().p99_ms

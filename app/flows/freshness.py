@@ -1,8 +1,9 @@
 """Is Redis at least as new as Postgres? Detecting a hot store that lost or rolled back
 data before anything sells from it, and rebuilding the counters exactly. One mechanism for
 every family of counters Redis decides on: an item's sale (stock and buyers, purchase.lua),
-a coupon's claims (remaining and claimers, claim.lua) and a promotion's daily places
-(promotion.lua); the next families plug in as a `CounterFamily`.
+a coupon's claims (remaining and claimers, claim.lua), a promotion's daily places
+(promotion.lua) and a waiting room's places (queue.lua); the next families plug in as a
+`CounterFamily`.
 
 Postgres knows when the newest stored order (claim) of each entity was accepted (Redis's
 own clock, stamped by the script), and which generation of its counters was built last
@@ -46,12 +47,13 @@ from typing import Any, Generic, TypeVar
 from redis.exceptions import ResponseError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.access import queue as queues
 from app.container import Container
 from app.coupons import repository as coupons_repository
 from app.coupons import service as coupons
 from app.coupons.models import Coupon
 from app.events import service as events
-from app.events.models import EventItem
+from app.events.models import Event, EventItem
 from app.events.repository import items_not_ended
 from app.generations import repository as generations
 from app.generations.service import remember_built
@@ -66,6 +68,7 @@ from app.store.coupon_keys import CouponKeys
 from app.store.freezes import BEHIND, FROZEN_WHY, freeze, frozen, unfreeze, why_frozen
 from app.store.keys import ItemKeys
 from app.store.promotion_keys import PromotionKeys
+from app.store.queue_keys import QueueKeys
 from app.store.warmup import Built
 
 logger = logging.getLogger(__name__)
@@ -259,10 +262,48 @@ class Promotions(CounterFamily[Promotion]):
         return await promotions.places_missing_in_redis(services=services, promotions=rows)
 
 
+class Queues(CounterFamily[Event]):
+    """An event's waiting room. Every place and admission is in Postgres before its
+    answer (the join's and the poll's transactions), so a rebuild loses nothing: the
+    places come back with the same scores, the admissions with the same times. A Redis
+    that lost or rolled back a queue is found by its generation or `behind`."""
+
+    name, noun, counter = queues.QUEUES, "queue", "epoch"
+    answered_after_commit = True
+
+    def hash_key(self, prefix: str, entity_id: int) -> str:
+        return QueueKeys(prefix, entity_id).queue
+
+    def stream_key(self, prefix: str, entity_id: int) -> str:
+        return QueueKeys(prefix, entity_id).joins
+
+    def tag(self, prefix: str, entity_id: int) -> str:
+        return QueueKeys(prefix, entity_id).tag
+
+    def id_of(self, row: Event) -> int:
+        return row.id
+
+    def opens_at(self, row: Event) -> datetime:
+        return row.starts_at
+
+    async def live(self, session: AsyncSession) -> Sequence[Event]:
+        return await queues.queue_events_not_ended(session=session)
+
+    async def newest_stored(self, session: AsyncSession, ids: list[int]) -> dict[int, datetime]:
+        return {}
+
+    async def publish(self, services: Container, session: AsyncSession, rows: list[Event]) -> None:
+        await queues.publish_queues(session=session, services=services, queue_events=rows)
+
+    async def rebuild(self, services: Container, row: Event) -> Built:
+        return await queues.rebuild_queue(services=services, event=row)
+
+
 SALES = Sales()
 CLAIMS = Claims()
 PROMOTIONS = Promotions()
-FAMILIES: tuple[CounterFamily[Any], ...] = (SALES, CLAIMS, PROMOTIONS)
+QUEUES = Queues()
+FAMILIES: tuple[CounterFamily[Any], ...] = (SALES, CLAIMS, PROMOTIONS, QUEUES)
 
 
 def _stream_older_than_postgres(last_ms: int | None, stored_ms: int | None) -> bool:

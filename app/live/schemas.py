@@ -3,6 +3,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
+from app.access.stats import AccessStats
 from app.events.schemas import EventState, ItemState
 
 
@@ -42,6 +43,9 @@ class EventStats(BaseModel):
     gmv: Decimal = Field(description="Amount of paid orders.")
     conversion: float = Field(description="Users with an accepted order / participants.")
     items: list[ItemStats]
+    access: AccessStats | None = Field(
+        default=None, description="A queue or draw sale's places, admissions, draw, passes used."
+    )
 
 
 class LiveItem(BaseModel):

@@ -15,6 +15,7 @@ from decimal import Decimal
 from redis.client import NEVER_DECODE
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.access.stats import AccessStats, access_stats
 from app.container import Container
 from app.events import service as events
 from app.events.models import Event, EventItem
@@ -92,6 +93,7 @@ class _Stored:
 
     orders: dict[int, repository.ItemOrders]
     from_ledger: dict[int, int]
+    access: AccessStats | None  # a queue or draw sale's numbers
 
 
 async def _distinct_users(
@@ -167,7 +169,8 @@ async def _read_stored(session: AsyncSession, event: Event, counters: _Counters)
     missing = [i for i in event.items if counters.by_item[i.id].remaining is None]
     # Items not in Redis (an ended sale after a flush, say): the ledger has their stock.
     from_ledger = await events.remaining_from_ledger(session=session, items=missing)
-    return _Stored(orders=orders, from_ledger=from_ledger)
+    access = await access_stats(session=session, event=event)
+    return _Stored(orders=orders, from_ledger=from_ledger, access=access)
 
 
 async def compute_stats(*, session: AsyncSession, services: Container, event_id: int) -> EventStats:
@@ -224,6 +227,7 @@ def _assemble(event: Event, counters: _Counters, stored: _Stored) -> EventStats:
         gmv=sum((i.gmv for i in items), Decimal("0.00")),
         conversion=round(converted / participants, 4) if participants else 0.0,
         items=items,
+        access=stored.access,
     )
 
 

@@ -4,6 +4,8 @@ from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
+from app.access.stats import AccessStats
+
 
 class ReportTotals(BaseModel):
     participants: int | None = Field(
@@ -75,6 +77,9 @@ class EventReport(BaseModel):
     items: list[ItemReport]
     series: list[MinutePoint] = Field(description="Per minute and item, by acceptance time.")
     compared_with: Comparison | None = None
+    access: AccessStats | None = Field(
+        default=None, description="A queue or draw sale's places, admissions, draw, passes used."
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.access.stats import access_stats
 from app.container import Container
 from app.events import service as events
 from app.live import service as live
@@ -143,6 +144,7 @@ async def build_report(
         totals=totals,
         items=items,
         series=series,
+        access=await access_stats(session=session, event=event),
     )
     if compare_with is not None:
         other = await build_report(session=session, services=services, event_id=compare_with)

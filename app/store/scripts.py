@@ -42,6 +42,8 @@ class Scripts:
     promotion: AsyncScript
     promotion_release: AsyncScript
     promotion_warmup: AsyncScript
+    queue: AsyncScript
+    queue_load: AsyncScript
 
     @classmethod
     async def load(cls, redis: RedisClient) -> "Scripts":

@@ -15,6 +15,7 @@ from app.store.adjust_sale import SaleAdjustment, adjust_script_call
 from app.store.coupon_keys import CouponKeys, coupons_registry
 from app.store.keys import GlobalKeys, ItemKeys
 from app.store.purchase import Outcome, purchase_script_call
+from app.store.queue_keys import QueueKeys
 from app.store.release import release_script_call
 from app.store.scripts import lua_dir
 from tests.support.lua import open_sale
@@ -33,6 +34,8 @@ SCRIPTS = (
     "promotion",
     "promotion_release",
     "promotion_warmup",
+    "queue",
+    "queue_load",
 )
 
 
@@ -238,3 +241,11 @@ async def test_claim_creates_no_keys_but_the_ones_passed(any_redis: Redis, key_p
     expected = {*coupon.keys.all(), coupon.keys.idempotency("u1", "k1")}
     # As for an item: the registry is written in Python, the failure counts by the writer.
     assert present == (expected - {coupon.keys.failures}) | {coupons_registry(key_prefix)}
+
+
+@given(prefix=prefixes, event_id=st.integers(min_value=1, max_value=2**63 - 1))
+def test_a_queues_keys_share_one_slot(prefix: str, event_id: int) -> None:
+    keys = QueueKeys(prefix, event_id)
+    slots = {cluster_slot(k) for k in [*keys.all(), keys.joins, keys.loading]}
+    assert slots == {cluster_slot(f"{{queue:{event_id}}}")}
+    assert slots == {key_slot(keys.queue.encode())}

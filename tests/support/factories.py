@@ -138,10 +138,13 @@ async def buy(
     quantity: int = 1,
     idempotency_key: str | None = None,
     member: bool = False,
+    pass_text: str | None = None,
 ) -> httpx.Response:
     headers = auth.headers(user_id, member=member)
     if idempotency_key is not None:
         headers["Idempotency-Key"] = idempotency_key
+    if pass_text is not None:
+        headers["X-Seckill-Pass"] = pass_text
     return await client.post(
         f"/api/v1/items/{item_id}/purchase", json={"quantity": quantity}, headers=headers
     )

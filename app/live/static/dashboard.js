@@ -82,9 +82,39 @@ function render(stats) {
     }
   }
   renderItems(stats.items);
+  renderAccess(stats.access);
   state.history.push({ at: Date.parse(stats.at), accepted: stats.accepted_units, paid: stats.paid_units });
   if (state.history.length > HISTORY) state.history.shift();
   drawChart();
+}
+
+// A queue or draw sale's numbers (hidden for an open sale).
+const ACCESS_FIGURES = [
+  ["queue_joined", "In the queue"],
+  ["queue_waiting", "Waiting"],
+  ["queue_admitted", "Admitted"],
+  ["draw_registrants", "Registrants"],
+  ["draw_winners", "Winners"],
+  ["passes_used", "Passes used"],
+];
+
+function renderAccess(access) {
+  const panel = $("access");
+  panel.hidden = !access;
+  if (!access) return;
+  $("access-mode").textContent = access.mode;
+  const tiles = $("access-tiles");
+  tiles.innerHTML = "";
+  for (const [key, label] of ACCESS_FIGURES) {
+    if (access[key] === null || access[key] === undefined) continue;
+    const tile = document.createElement("div");
+    tile.className = "tile";
+    tile.innerHTML = '<span class="label"></span><span></span>';
+    tile.children[0].textContent = label;
+    tile.children[1].textContent = access[key].toLocaleString();
+    tile.children[1].dataset.testid = `access-${key.replaceAll("_", "-")}`;
+    tiles.appendChild(tile);
+  }
 }
 
 function renderItems(items) {
