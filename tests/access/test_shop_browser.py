@@ -1,7 +1,9 @@
 """The storefront page (GET /shop/{event_id}) in a real browser (Debian's headless
 Chromium driven by Playwright) against the app served on a real socket: an open sale
 from the countdown to a paid order, and a draw from registration (with the page solving
-a proof of work) to the winner's purchase with the pass and the loser's "lost". A
+a proof of work) to the winner's purchase with the pass and the loser's "lost"; a
+waiting room from joins before the start, through places drawn at the start and
+admission in queue order, to purchases with the pass and a sold-out close. A
 screenshot of the paid order goes to docs/shop.png with UPDATE_SCREENSHOTS=1."""
 
 import asyncio
@@ -9,7 +11,7 @@ import hashlib
 import os
 import re
 import shutil
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -20,6 +22,7 @@ from app.container import Container
 from tests.support.draws import close_registration, create_access_event, draw_access
 from tests.support.factories import Auth, create_event, item_spec
 from tests.support.lifecycle import store_orders
+from tests.support.queues import create_queue_event
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
@@ -201,4 +204,75 @@ async def test_a_draw_from_registration_to_the_winners_purchase(
     # One unit, bought: both pages say the sale is sold out.
     for page in pages.values():
         await shows(page, "closed", "^Sold out.$")
+    assert errors == []
+
+
+async def test_a_waiting_room_from_the_random_start_to_a_sold_out_close(
+    browser: Browser,
+    http_base_url: str,
+    client: httpx.AsyncClient,
+    auth: Auth,
+) -> None:
+    users = [f"q{i}" for i in range(5)]
+    event = await create_queue_event(
+        client,
+        auth,
+        name="Console drop",
+        starts_in=timedelta(seconds=8),
+        admit_per_second=1,
+        pass_seconds=60,
+        pow_bits=4,
+        items=[item_spec(sku="CONSOLE", name="Console", stock=2, per_user_limit=1)],
+    )
+    errors: list[str] = []
+    pages = {u: await open_shop(browser, http_base_url, event.id, auth, u, errors) for u in users}
+    # Everyone joins before the start: no place yet, the order is drawn at the start.
+    for page in pages.values():
+        await shows(page, "queue-window", "waiting room opens")
+        await page.get_by_test_id("join-queue").click()
+        await shows(page, "queue-state", "^waiting: the order is drawn at the start$")
+        assert await text(page, "queue-position") == "–"
+        assert await page.get_by_test_id("join-queue").is_disabled()
+    assert datetime.now(UTC) < event.starts_at, "the machine was too slow to join in time"
+
+    # At the start every page shows its place: the places are 1..5, in a random order
+    # (one run cannot show it uniform: tests/lua/test_queue.py does, over many shuffles).
+    positions = {}
+    for user, page in pages.items():
+        await shows(page, "queue-position", r"^[1-5]$")
+        positions[user] = int(await text(page, "queue-position"))
+    assert sorted(positions.values()) == [1, 2, 3, 4, 5]
+    last = max(positions, key=positions.__getitem__)
+    await shows(pages[last], "queue-wait", r"^00:00:0\d$")
+
+    # One admitted a second, in queue order; the admitted buy with their pass until the
+    # two units are gone, and the queue then closes for everyone still waiting.
+    async def follow(user: str) -> str:
+        page = pages[user]
+        await shows(page, "queue-state", "^(admitted|closed)")
+        if (await text(page, "queue-state")).startswith("closed"):
+            return "closed"
+        buy = page.get_by_test_id("buy")
+        sold_out = page.get_by_test_id("closed")
+
+        async def buy_or_sold_out() -> bool:
+            return await buy.is_enabled() or await sold_out.is_visible()
+
+        await eventually(buy_or_sold_out, within=STEP_SECONDS)
+        if await buy.is_enabled():
+            await buy.click()
+            await shows(page, "message", "Got it|no stock left")
+        return "bought" if await page.get_by_test_id("order").count() else "admitted, no stock"
+
+    outcomes = dict(zip(users, await asyncio.gather(*(follow(u) for u in users)), strict=True))
+    by_position = [outcomes[user] for user in sorted(users, key=positions.__getitem__)]
+    assert by_position[:2] == ["bought", "bought"], (positions, outcomes)
+    # Admission is in queue order: those let in are the first places, the closed the last.
+    closed_from = by_position.index("closed")
+    assert all(outcome == "closed" for outcome in by_position[closed_from:]), by_position
+    assert by_position[-1] == "closed"
+    for user, outcome in outcomes.items():
+        if outcome == "closed":
+            await shows(pages[user], "closed", "^Sold out.$")
+            assert await text(pages[user], "queue-position") == "–"
     assert errors == []
