@@ -32,6 +32,13 @@ SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
     (b"referrer-policy", b"no-referrer"),
 ]
 NO_STORE = (b"cache-control", b"no-store")
+# The Content-Security-Policy of the pages the app serves itself (the operators'
+# dashboard, the storefront): only this service's own files run on them, and a token
+# typed into one never leaves for elsewhere.
+PAGE_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
 
 
 class PayloadTooLarge(HTTPException):

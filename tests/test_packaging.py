@@ -1,5 +1,5 @@
 """What can be checked of the image without a Docker engine: the wheel carries the Lua
-scripts and migrations and finds them once installed; Dockerfile and compose file name
+scripts, migrations and pages and finds them once installed; Dockerfile and compose file name
 real commands and settings."""
 
 import re
@@ -38,6 +38,9 @@ def test_the_wheel_carries_scripts_and_migrations(wheel: Path) -> None:
     for migration in (ROOT / "migrations" / "versions").glob("*.py"):
         assert f"app/migrations/versions/{migration.name}" in names
     assert "app/migrations/env.py" in names
+    # The pages the app serves itself (the dashboard, the storefront).
+    for page in [*(ROOT / "app/live/static").iterdir(), *(ROOT / "app/access/static").iterdir()]:
+        assert page.relative_to(ROOT).as_posix() in names
 
 
 def test_an_installed_package_finds_its_own_scripts_and_migrations(

@@ -6,12 +6,9 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, HTMLResponse
 
+from app.middleware import PAGE_POLICY
+
 STATIC = Path(__file__).resolve().parent / "static"
-# Only this service's own files run on the page; the token never leaves for elsewhere.
-POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-    "img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-)
 
 router = APIRouter(tags=["live sale (admin)"])
 
@@ -25,7 +22,7 @@ async def dashboard() -> HTMLResponse:
     open `?campaign=ID`) to see its phase now, progress to its targets and its channels'
     orders, GMV, cost and ROI (its report, re-read every 15 s)."""
     return HTMLResponse(
-        (STATIC / "dashboard.html").read_text(), headers={"Content-Security-Policy": POLICY}
+        (STATIC / "dashboard.html").read_text(), headers={"Content-Security-Policy": PAGE_POLICY}
     )
 
 

@@ -24,6 +24,7 @@ from swagger_ui_bundle import swagger_ui_path
 from app.access.draw_router import router as draws_router
 from app.access.gate_router import public as access_challenge
 from app.access.queue_router import router as queue_router
+from app.access.shop import router as shop_router
 from app.audit_log.router import router as audit_log_router
 from app.config import Settings, get_settings
 from app.container import Container, get_container
@@ -158,6 +159,7 @@ ROUTERS = (
     campaigns_public,
     draws_router,
     queue_router,
+    shop_router,
 )
 
 

@@ -1,31 +1,3 @@
-import asyncio
-from collections.abc import AsyncIterator
+from tests.support.browser import browser, http_base_url
 
-import pytest
-import uvicorn
-from fastapi import FastAPI
-
-
-@pytest.fixture
-async def http_base_url(app: FastAPI) -> AsyncIterator[str]:
-    """The app served by uvicorn on a real socket, in this event loop, keeping idle
-    connections as long as `seckill serve` does (uvicorn's 5 s default closes one a
-    client is about to reuse when a busy test pauses)."""
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        log_level="warning",
-        lifespan="off",
-        backlog=2048,
-        timeout_keep_alive=app.state.container.settings.http_keep_alive_seconds,
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    server.force_exit = True  # the page's open stats stream must not hold the shutdown
-    await task
+__all__ = ["browser", "http_base_url"]

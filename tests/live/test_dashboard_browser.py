@@ -7,13 +7,12 @@ import asyncio
 import os
 import re
 import shutil
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
 from app.auth import mint_token
 from app.config import Settings
@@ -23,33 +22,9 @@ from tests.reports.campaign_data import DAY, HOUR, Orders, Phases, add_campaign,
 from tests.support.factories import Auth, create_event, item_spec
 from tests.support.waiting import eventually
 
-CHROMIUM = os.environ.get("SECKILL_CHROMIUM", "/usr/bin/chromium")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 # Long enough for the page to connect and show numbers on a busy machine.
 SHORT_TOKEN_SECONDS = 10
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    if shutil.which(CHROMIUM) is None:
-        pytest.skip(
-            f"no Chromium at {CHROMIUM}: install Debian's `chromium` "
-            "(apt-get install -y chromium) or set SECKILL_CHROMIUM"
-        )
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=FLAGS
-        )
-        yield launched
-        await launched.close()
 
 
 async def number(page: Page, testid: str) -> int:
