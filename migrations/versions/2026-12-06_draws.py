@@ -33,9 +33,7 @@ def upgrade() -> None:
             "(drawn_at IS NULL) = (registrants_count IS NULL)",
             name=op.f("ck_draws_drawn_with_counts"),
         ),
-        sa.ForeignKeyConstraint(
-            ["event_id"], ["events.id"], name=op.f("fk_draws_event_id_events")
-        ),
+        sa.ForeignKeyConstraint(["event_id"], ["events.id"], name=op.f("fk_draws_event_id_events")),
         sa.PrimaryKeyConstraint("event_id", name=op.f("pk_draws")),
     )
     op.create_table(

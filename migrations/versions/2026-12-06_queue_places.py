@@ -34,9 +34,7 @@ def upgrade() -> None:
             ["event_id"], ["events.id"], name=op.f("fk_queue_places_event_id_events")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_queue_places")),
-        sa.UniqueConstraint(
-            "event_id", "user_id", name=op.f("uq_queue_places_event_id_user_id")
-        ),
+        sa.UniqueConstraint("event_id", "user_id", name=op.f("uq_queue_places_event_id_user_id")),
     )
 
 
