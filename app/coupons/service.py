@@ -41,14 +41,14 @@ from app.errors import (
     ValidationFailed,
 )
 from app.generations import repository as generations
-from app.generations.service import remember_built
+from app.generations.service import publish_counters, remember_built
 from app.metrics import coupon_claims, coupon_redemptions
 from app.moments import utc_now
 from app.redis import RedisClient, as_text
 from app.store.claim import ClaimOutcome, ClaimReply, claim_script_call, run_claim
 from app.store.coupon_keys import CouponKeys
 from app.store.coupon_warmup import CouponClaimTerms, load_claims
-from app.store.freezes import FROZEN_RETRY_AFTER_SECONDS, freeze
+from app.store.freezes import FROZEN_RETRY_AFTER_SECONDS
 from app.store.order_ids import coupon_of, new_claim_id
 from app.store.records import NewClaim, parse_claim, parse_queued_claim
 from app.store.warmup import Build, Built
@@ -190,27 +190,25 @@ async def publish_coupons(
     *, session: AsyncSession, services: Container, coupons: Sequence[Coupon]
 ) -> int:
     """Load the templates' claim state into Redis; returns how many had their counters
-    built. As for an item's sale (events.service.publish_sale): terms are refreshed,
-    counters are built only for a coupon never built before, and one built before and
-    missing was lost: frozen here, rebuilt by the hot-store check (`rebuild_claims`)."""
-    prefix = services.settings.redis_key_prefix
-    built_before = await generations.built_epochs(session, CLAIMS, [c.id for c in coupons])
-    built: dict[int, int] = {}
-    lost: list[int] = []
-    for coupon in coupons:
-        mode = Build.TERMS_ONLY if coupon.id in built_before else Build.IF_NEVER_BUILT
-        outcome = await _load_claims(
-            services=services, coupon=coupon, claimed_by_user={}, build=mode, min_epoch=0
+    built (the family's rules: app/generations/service.publish_counters; a lost one is
+    rebuilt with `rebuild_claims`)."""
+    by_id = {coupon.id: coupon for coupon in coupons}
+
+    async def load(coupon_id: int, build: Build) -> Built:
+        return await _load_claims(
+            services=services, coupon=by_id[coupon_id], claimed_by_user={}, build=build, min_epoch=0
         )
-        if outcome.written:
-            built[coupon.id] = outcome.epoch
-        elif outcome.loaded == -1 and coupon.id in built_before:
-            lost.append(coupon.id)
-    if lost:
-        logger.warning("coupons %s: claims built before and missing in Redis; frozen", lost)
-        await freeze(services.redis, [CouponKeys(prefix, c).coupon for c in lost])
-    await remember_built(services.sessionmaker, CLAIMS, built)
-    return len(built)
+
+    prefix = services.settings.redis_key_prefix
+    return await publish_counters(
+        session=session,
+        sessionmaker=services.sessionmaker,
+        redis=services.redis,
+        family=CLAIMS,
+        ids=list(by_id),
+        load=load,
+        hash_key=lambda coupon_id: CouponKeys(prefix, coupon_id).coupon,
+    )
 
 
 async def _load_claims(

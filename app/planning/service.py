@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit_log import service as audit_log
 from app.auth import User
 from app.campaigns import service as campaigns
-from app.campaigns.models import Campaign, CampaignChannel, CampaignRules, CampaignStatus, Phase
-from app.campaigns.schemas import CampaignRead, CampaignUpdate, CopyRead, PhasesCreate
+from app.campaigns.models import Campaign, Phase
+from app.campaigns.schemas import CampaignCreate, CampaignRead, CampaignUpdate, CopyRead
 from app.container import Container
 from app.coupons import service as coupons
 from app.coupons.repository import campaign_coupons
@@ -123,41 +123,32 @@ async def copy(
     in its report (its baseline)."""
     source = await campaigns.get_campaign(session, campaign_id)
     shift = timedelta(days=shift_days)
-    phases = _shifted_spec(
-        PhasesCreate,
+    # Created as any campaign is (validated, rules version 1, audit-logged): shifted.
+    plan = _shifted_spec(
+        CampaignCreate,
         {
-            phase.value: {
-                "starts_at": _moved(window[0], shift),
-                "ends_at": _moved(window[1], shift),
-            }
-            for phase in Phase
-            if (window := campaigns.phase_window(source, phase)) is not None
+            "name": source.name,
+            "timezone": source.timezone,
+            "phases": {
+                phase.value: {
+                    "starts_at": _moved(window[0], shift),
+                    "ends_at": _moved(window[1], shift),
+                }
+                for phase in Phase
+                if (window := campaigns.phase_window(source, phase)) is not None
+            },
+            "rules": source.rules,
+            "targets": {
+                "gmv": source.target_gmv,
+                "orders": source.target_orders,
+                "new_buyers": source.target_new_buyers,
+            },
+            "channels": [{"code": c.code, "cost": c.cost} for c in source.channels],
+            "baseline_campaign_id": source.id,
         },
         f"campaign {campaign_id}",
     )
-    copied = Campaign(
-        name=source.name,
-        timezone=source.timezone,
-        status=CampaignStatus.DRAFT,
-        warm_up_starts_at=phases.warm_up.starts_at if phases.warm_up else None,
-        warm_up_ends_at=phases.warm_up.ends_at if phases.warm_up else None,
-        peak_starts_at=phases.peak.starts_at,
-        peak_ends_at=phases.peak.ends_at,
-        return_starts_at=phases.return_.starts_at if phases.return_ else None,
-        return_ends_at=phases.return_.ends_at if phases.return_ else None,
-        rules=source.rules,
-        rules_version=1,
-        target_gmv=source.target_gmv,
-        target_orders=source.target_orders,
-        target_new_buyers=source.target_new_buyers,
-        baseline_campaign_id=source.id,
-        created_by=actor.id,
-        submission=0,
-        channels=[CampaignChannel(code=c.code, cost=c.cost) for c in source.channels],
-    )
-    session.add(copied)
-    await session.flush()
-    session.add(CampaignRules(campaign_id=copied.id, version=1, rules=copied.rules, actor=actor.id))
+    copied = await campaigns.create_campaign(session=session, data=plan, actor=actor)
     event_ids = await _copy_events(
         session=session, services=services, source=source, target=copied, shift=shift, actor=actor
     )

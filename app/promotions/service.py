@@ -25,13 +25,12 @@ from app.container import Container
 from app.db import after_commit
 from app.errors import ValidationFailed
 from app.generations import repository as generations
-from app.generations.service import remember_built
+from app.generations.service import publish_counters, remember_built
 from app.moments import utc_now
 from app.promotions import repository
 from app.promotions.errors import PromotionNotFound
 from app.promotions.models import Promotion
 from app.promotions.schemas import PromotionCreate, PromotionRead, ScopeRead
-from app.store.freezes import freeze
 from app.store.promotion_keys import PromotionKeys
 from app.store.promotion_warmup import DayHolders, PromotionTerms, load_promotion
 from app.store.warmup import Build, Built
@@ -203,31 +202,30 @@ async def publish_promotions(
     promotions: Sequence[Promotion],
     campaign: Campaign | None = None,
 ) -> int:
-    """Load the promotions into Redis; returns how many had their counters built. As for a
-    coupon (coupons.service.publish_coupons): terms are refreshed, counters are built only
-    for a promotion never built before, and one built before and missing was lost: frozen
-    here, rebuilt by the hot-store check (`rebuild_promotion`)."""
+    """Load the promotions into Redis; returns how many had their counters built (the
+    family's rules: app/generations/service.publish_counters; a lost one is rebuilt with
+    `rebuild_promotion`)."""
+    by_id = {promotion.id: promotion for promotion in promotions}
     prefix = services.settings.redis_key_prefix
-    built_before = await generations.built_epochs(session, PROMOTIONS, [p.id for p in promotions])
-    built: dict[int, int] = {}
-    lost: list[int] = []
-    for promotion in promotions:
-        outcome = await load_promotion(
+
+    async def load(promotion_id: int, build: Build) -> Built:
+        return await load_promotion(
             redis=services.redis,
             scripts=services.scripts,
-            keys=PromotionKeys(prefix, promotion.id),
-            terms=terms_of(promotion, campaign),
-            build=Build.TERMS_ONLY if promotion.id in built_before else Build.IF_NEVER_BUILT,
+            keys=PromotionKeys(prefix, promotion_id),
+            terms=terms_of(by_id[promotion_id], campaign),
+            build=build,
         )
-        if outcome.written:
-            built[promotion.id] = outcome.epoch
-        elif outcome.loaded == -1 and promotion.id in built_before:
-            lost.append(promotion.id)
-    if lost:
-        logger.warning("promotions %s: places built before and missing in Redis; frozen", lost)
-        await freeze(services.redis, [PromotionKeys(prefix, p).promotion for p in lost])
-    await remember_built(services.sessionmaker, PROMOTIONS, built)
-    return len(built)
+
+    return await publish_counters(
+        session=session,
+        sessionmaker=services.sessionmaker,
+        redis=services.redis,
+        family=PROMOTIONS,
+        ids=list(by_id),
+        load=load,
+        hash_key=lambda promotion_id: PromotionKeys(prefix, promotion_id).promotion,
+    )
 
 
 async def publish_promotions_or_defer(
