@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
+from app.inventory.scopes import in_scope
+
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
 HUNDRED = Decimal(100)
@@ -73,13 +75,7 @@ class CouponTerms:
         return self.scope_skus is not None or self.scope_categories is not None
 
     def covers(self, sku: str, category: str | None) -> bool:
-        if not self.scoped:
-            return True
-        return (self.scope_skus is not None and sku in self.scope_skus) or (
-            self.scope_categories is not None
-            and category is not None
-            and category in self.scope_categories
-        )
+        return in_scope(sku, category, skus=self.scope_skus, categories=self.scope_categories)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.campaigns.models import Campaign
 from app.db import Base
+from app.inventory.scopes import in_scope
 
 MONEY = Numeric(12, 2)
 
@@ -56,10 +57,4 @@ class Promotion(Base):
 
     def covers(self, sku: str, category: str | None) -> bool:
         """Does a line of this SKU (and category) count towards min_spend?"""
-        if not self.scoped:
-            return True
-        return (self.scope_skus is not None and sku in self.scope_skus) or (
-            self.scope_categories is not None
-            and category is not None
-            and category in self.scope_categories
-        )
+        return in_scope(sku, category, skus=self.scope_skus, categories=self.scope_categories)
