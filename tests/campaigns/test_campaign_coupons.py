@@ -8,6 +8,7 @@ import httpx
 from tests.support.campaigns import approve_campaign, create_campaign
 from tests.support.coupons import claim, create_coupon, create_sku
 from tests.support.factories import Auth
+from tests.support.waiting import eventually
 
 
 async def test_a_phase_coupon_takes_the_phase_window(client: httpx.AsyncClient, auth: Auth) -> None:
@@ -89,3 +90,11 @@ async def test_a_held_coupon_is_not_granted(client: httpx.AsyncClient, auth: Aut
         headers=auth.admin(),
     )
     assert grant.status_code == 202, grant.text
+    job_path = f"/api/v1/admin/jobs/{grant.json()['job_id']}"
+
+    async def done() -> bool:
+        status = (await client.get(job_path, headers=auth.admin())).json()["status"]
+        return bool(status == "done")
+
+    # The grant runs after the answer: the test ends once it has (and its connection closed).
+    await eventually(done)
