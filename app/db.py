@@ -5,7 +5,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -80,18 +80,25 @@ async def commit(session: AsyncSession) -> None:
         await callback()
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request, owning its transaction: committed (then the after-commit
-    callbacks run) when the endpoint returns, rolled back when it raises. Routers never
-    commit, services never do."""
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.container.sessionmaker
+@contextlib.asynccontextmanager
+async def request_transaction(state: Any) -> AsyncIterator[AsyncSession]:
+    """The transaction of one request (`state`: the app's): committed (then the
+    after-commit callbacks run) when the block ends, rolled back when it raises. Routers
+    never commit, services never do."""
+    sessionmaker: async_sessionmaker[AsyncSession] = state.container.sessionmaker
     async with sessionmaker() as session:
-        yield session  # an error raised in the endpoint comes out here: closing rolls back
+        yield session  # an error raised in the block comes out here: closing rolls back
         await commit(session)
     # The request went through: if Postgres had been away, it is back (logged once).
-    watch = getattr(request.app.state, "watch", None)
+    watch = getattr(state, "watch", None)
     if watch is not None and watch.postgres.down:
         watch.postgres.succeeded()
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request, owning its transaction (request_transaction)."""
+    async with request_transaction(request.app.state) as session:
+        yield session
 
 
 # scope="function": the commit happens when the endpoint returns, before the response is

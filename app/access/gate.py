@@ -31,16 +31,23 @@ def pow_bits_of(event: Event) -> int:
 
 
 async def require_pow(*, event: Event, user: User, nonce: str | None, settings: Settings) -> None:
+    """require_solution at the difficulty `event` asks for now."""
+    await require_solution(
+        event_id=event.id, bits=pow_bits_of(event), user=user, nonce=nonce, settings=settings
+    )
+
+
+async def require_solution(
+    *, event_id: int, bits: int, user: User, nonce: str | None, settings: Settings
+) -> None:
     """Refuse (403 challenge_required) a join or a registration whose X-Seckill-Pow
-    `nonce` does not solve the event's challenge for this user at its difficulty now; a
-    no-op when the event asks for none."""
-    bits = pow_bits_of(event)
+    `nonce` does not solve the event's challenge for this user at `bits`; a no-op at 0."""
     if bits == 0:
         return
-    challenge = challenge_of(settings, event.id)
+    challenge = challenge_of(settings, event_id)
     if not pow.solves(challenge=challenge, user_id=user.id, nonce=nonce, bits=bits):
         raise ChallengeRequired(
-            f"This sale asks for a proof of work: GET /api/v1/events/{event.id}/challenge, "
+            f"This sale asks for a proof of work: GET /api/v1/events/{event_id}/challenge, "
             f"then send X-Seckill-Pow: a nonce with SHA-256 of "
             f'"{{challenge}}:{{your user id}}:{{nonce}}" starting with {bits} zero bits.'
             if nonce is None

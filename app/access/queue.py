@@ -9,24 +9,22 @@ arrivals follow in arrival order (score 2^52 + their place's id). Redis holds th
 a sorted set (queue.lua): a poll is one ZRANK, and admission needs no writer, since from
 the start the first floor(seconds since the start x admit_per_second) ranks are admitted.
 
-Postgres holds the truth: each place with its score is stored in the join's transaction,
-and each first admission before its pass is handed out. A Redis that lost the queue is
+Postgres holds the truth: each place with its score is stored and committed before Redis
+is told of it (with the other joins of the moment, app/access/queue_joins.py), and each
+first admission is stored before its pass is handed out. A Redis that lost the queue is
 loaded again from Postgres (on the first poll that finds it missing, or by the hot-store
 check, app/flows/freshness.py); one that came back older than what a process saw is frozen
 and rebuilt by that check. Either way the scores are the same, so the order is, and an
-admitted place keeps its first admission time, so no place is admitted twice. (A join puts
-its place into Redis before its transaction commits, so the answer can carry the state; if
-the commit then fails, the client was answered an error and Redis holds a place Postgres lacks,
-until the next rebuild drops it.)
+admitted place keeps its first admission time, so no place is admitted twice.
 
 A poll of a place Redis holds asks Postgres nothing: the queue's hash carries what the
 answer needs (the pass length, the rate, the item ids for the sold-out check). A join reads
-the event (its window, access and proof of work) and stores the place.
+the event (its window, access and proof of work) and stores the place, once for the
+joins of the moment.
 """
 
 import asyncio
 import math
-import secrets
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -34,16 +32,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access import passes
 from app.access import queue_repository as repository
-from app.access.gate import require_pow
 from app.access.passes import pass_secret
-from app.access.queue_errors import NotAQueue, NotInQueue
+from app.access.queue_errors import NotInQueue
+from app.access.queue_joins import Joiner, QueueEvent, join_groups, queue_event
 from app.access.queue_schemas import ClosedReason, QueueRead, QueueState
 from app.auth import User
 from app.container import Container
-from app.errors import NotStarted, Recovering
+from app.errors import Recovering
 from app.events import service as events
 from app.events.access import QueueAccess
-from app.events.errors import EventNotFound
 from app.events.models import Event
 from app.generations import repository as generations
 from app.generations.service import remember_built
@@ -51,7 +48,6 @@ from app.moments import from_ms, to_ms, utc_now
 from app.store.freezes import FROZEN_RETRY_AFTER_SECONDS
 from app.store.queue import (
     ARRIVALS,
-    RANDOM_BITS,
     QueueOutcome,
     QueueReply,
     close_queue,
@@ -74,16 +70,6 @@ ENDED = QueueRead(state=QueueState.CLOSED, reason=ClosedReason.ENDED)
 QUEUES = "queues"  # the counter family of a waiting room's places (app/generations)
 
 
-async def _queue_event(*, session: AsyncSession, event_id: int) -> tuple[Event, QueueAccess]:
-    event = await events.get_event_row(session=session, event_id=event_id)
-    if not events.shown_to_shoppers(event):
-        raise EventNotFound(f"No event {event_id}.")
-    access = events.access_of(event)
-    if not isinstance(access, QueueAccess):
-        raise NotAQueue(f"Event {event_id} has no waiting room (access mode {access.mode!r}).")
-    return event, access
-
-
 async def join(
     *,
     session: AsyncSession,
@@ -92,26 +78,21 @@ async def join(
     user: User,
     pow_nonce: str | None,
 ) -> QueueRead:
-    """Take a place (or keep the one held: repeat-safe) and answer the caller's state."""
-    event, access = await _queue_event(session=session, event_id=event_id)
-    now = utc_now()
-    if now < access.opens_at:
-        raise NotStarted(f"The queue opens at {access.opens_at.isoformat()}.")
-    if now >= event.ends_at:
-        return ENDED  # a place taken now would never be admitted
-    await require_pow(event=event, user=user, nonce=pow_nonce, settings=services.settings)
-    # Drawn here, kept secret: the order at the start is uniformly random.
-    score = secrets.randbits(RANDOM_BITS) if now < event.starts_at else None
-    place = await repository.join(
-        session, event_id=event_id, user_id=user.id, score=score, arrivals=ARRIVALS
-    )
-    drawn = place.inserted and score is not None
-    reply = await _decide(session, services, event, access, user.id, place.score, drawn=drawn)
+    """Take a place (or keep the one held: repeat-safe) and answer the caller's state.
+    The place is stored with the other joins of the moment (queue_joins.py) before Redis
+    is told, so an answered place is in Postgres."""
+    groups = join_groups(services.sessionmaker, services.settings)
+    joined = await groups.join(event_id, Joiner(user, pow_nonce))
+    event, place = joined.event, joined.place
+    if place is None:
+        return ENDED
+    drawn = place.inserted and place.score < ARRIVALS
+    reply = await _decide(session, services, event, user.id, place.score, drawn=drawn)
     if reply.outcome is QueueOutcome.TOO_LATE_TO_DRAW:
         # This process's clock said "before the start", Redis's (admission's) says after:
         # an arrival, not shuffled in ahead of places admitted already.
         arrival = await repository.score_as_arrival(session, place_id=place.id, arrivals=ARRIVALS)
-        reply = await _decide(session, services, event, access, user.id, arrival)
+        reply = await _decide(session, services, event, user.id, arrival)
     return await _answer(session, services, event_id, user.id, reply)
 
 
@@ -136,31 +117,28 @@ async def look(
     if reply.outcome not in slow:
         services.queue_generations.saw(event_id, reply.generation)
         return await _answer(session, services, event_id, user.id, reply)
-    event, access = await _queue_event(session=session, event_id=event_id)
+    event = await queue_event(session=session, event_id=event_id)
     if utc_now() >= event.ends_at:
         # Closed for everyone: a pass would buy nothing now, and the queue's keys expire.
         return ENDED
-    return await _state(
-        session=session, services=services, event=event, access=access, user=user, score=None
-    )
+    return await _state(session=session, services=services, event=event, user=user, score=None)
 
 
 async def _state(
     *,
     session: AsyncSession,
     services: Container,
-    event: Event,
-    access: QueueAccess,
+    event: QueueEvent,
     user: User,
     score: int | None,
 ) -> QueueRead:
-    reply = await _decide(session, services, event, access, user.id, score)
+    reply = await _decide(session, services, event, user.id, score)
     if reply.outcome is QueueOutcome.NOT_IN_QUEUE:
         # Redis lacks a place Postgres has (lost with Redis's data): put it back, same score.
         stored = await repository.place_of(session, event_id=event.id, user_id=user.id)
         if stored is None:
             raise NotInQueue(f"You hold no place in the queue of event {event.id}.")
-        reply = await _decide(session, services, event, access, user.id, stored.score)
+        reply = await _decide(session, services, event, user.id, stored.score)
     return await _answer(session, services, event.id, user.id, reply)
 
 
@@ -222,8 +200,7 @@ def _keys(services: Container, event_id: int) -> QueueKeys:
 async def _decide(
     session: AsyncSession,
     services: Container,
-    event: Event,
-    access: QueueAccess,
+    event: QueueEvent,
     user_id: str,
     score: int | None,
     *,
@@ -248,7 +225,6 @@ async def _decide(
                 session=session,
                 services=services,
                 event=event,
-                access=access,
                 build=Build.TERMS_ONLY,
             )
             refreshed = True
@@ -256,13 +232,11 @@ async def _decide(
         if reply.outcome is not QueueOutcome.NO_SUCH_QUEUE:
             seen.saw(event.id, reply.generation)
             return reply
-        await _load_missing(session, services, event, access)
+        await _load_missing(session, services, event)
     return reply
 
 
-async def _load_missing(
-    session: AsyncSession, services: Container, event: Event, access: QueueAccess
-) -> None:
+async def _load_missing(session: AsyncSession, services: Container, event: QueueEvent) -> None:
     """Load a queue Redis lacks from what Postgres has, once: one request loads it while
     the others of the crowd that found it missing wait a moment (each reading every place
     of a large queue would swamp Postgres). In the request's own transaction: a second
@@ -276,7 +250,6 @@ async def _load_missing(
             session=session,
             services=services,
             event=event,
-            access=access,
             build=Build.IF_NEVER_BUILT,
         )
     finally:
@@ -322,8 +295,7 @@ async def load_from_postgres(
     *,
     session: AsyncSession,
     services: Container,
-    event: Event,
-    access: QueueAccess,
+    event: QueueEvent,
     build: Build,
     min_epoch: int = 0,
 ) -> Built:
@@ -340,10 +312,10 @@ async def load_from_postgres(
         terms=QueueTerms(
             starts_at=event.starts_at,
             ends_at=event.ends_at,
-            admit_per_second=access.admit_per_second,
+            admit_per_second=event.access.admit_per_second,
             expires_at=event.ends_at + timedelta(seconds=services.settings.retire_after_seconds),
-            pass_seconds=access.pass_seconds,
-            item_ids=tuple(item.id for item in event.items),
+            pass_seconds=event.access.pass_seconds,
+            item_ids=event.item_ids,
         ),
         places=QueuePlaces(
             places={user_id: score for user_id, score, _admitted in stored},
@@ -365,8 +337,7 @@ async def publish_queues(
             built = await load_from_postgres(
                 session=session,
                 services=services,
-                event=event,
-                access=access,
+                event=QueueEvent.of(event, access),
                 build=Build.IF_NEVER_BUILT,
             )
             if built.written:
@@ -384,8 +355,7 @@ async def rebuild_queue(*, services: Container, event: Event) -> Built:
         built = await load_from_postgres(
             session=session,
             services=services,
-            event=event,
-            access=access,
+            event=QueueEvent.of(event, access),
             build=Build.REBUILD,
             min_epoch=newest,
         )

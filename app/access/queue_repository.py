@@ -3,12 +3,15 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access.queue_models import QueuePlace
-from app.events.models import Event
+from app.campaigns.models import Campaign
+from app.events.models import Event, EventItem
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,39 +22,116 @@ class StoredPlace:
     inserted: bool = False  # by this call
 
 
-_JOIN = text(
+@dataclass(frozen=True, slots=True)
+class QueueEventRow:
+    id: int
+    starts_at: datetime
+    ends_at: datetime
+    access: dict[str, Any]
+    campaign_status: str | None  # None: the event is no campaign's
+    item_ids: list[int]
+
+
+async def queue_event(session: AsyncSession, *, event_id: int) -> QueueEventRow | None:
+    """The event's window, access, campaign state and item ids, in one round trip."""
+    item_ids = (
+        select(func.array_agg(aggregate_order_by(EventItem.id, EventItem.id)))
+        .where(EventItem.event_id == Event.id)
+        .scalar_subquery()
+    )
+    row = (
+        await session.execute(
+            select(
+                Event.id,
+                Event.starts_at,
+                Event.ends_at,
+                Event.access,
+                Campaign.status,
+                item_ids,
+            )
+            .outerjoin(Campaign, Campaign.id == Event.campaign_id)
+            .where(Event.id == event_id)
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    return QueueEventRow(
+        id=row[0],
+        starts_at=row[1],
+        ends_at=row[2],
+        access=row[3],
+        campaign_status=row[4],
+        item_ids=list(row[5] or ()),  # array_agg of no rows is NULL
+    )
+
+
+_JOIN_MANY = text(
     """
     INSERT INTO queue_places (event_id, user_id, score)
-    VALUES (:event_id, :user_id, :score)
+    SELECT :event_id, joiner.user_id, joiner.score
+    FROM unnest(CAST(:user_ids AS text[]), CAST(:scores AS bigint[])) AS joiner(user_id, score)
     ON CONFLICT (event_id, user_id) DO NOTHING
-    RETURNING id
+    RETURNING id, user_id, score
     """
 )
 # A place after the start follows in arrival order: its score is ARRIVALS + its id.
+_ARRIVAL_SCORES = text(
+    "UPDATE queue_places SET score = :arrivals + id WHERE id = ANY(:ids) RETURNING id, score"
+)
 _ARRIVAL_SCORE = text(
     "UPDATE queue_places SET score = :arrivals + id WHERE id = :id RETURNING score"
 )
+_PLACES_OF = text(
+    """
+    SELECT id, user_id, score, admitted_at FROM queue_places
+    WHERE event_id = :event_id AND user_id = ANY(CAST(:user_ids AS text[]))
+    """
+)
 
 
-async def join(
-    session: AsyncSession, *, event_id: int, user_id: str, score: int | None, arrivals: int
-) -> StoredPlace:
-    """The user's place, inserted now with `score` (None: an arrival after the start,
+async def join_many(
+    session: AsyncSession,
+    *,
+    event_id: int,
+    scores: dict[str, int | None],
+    arrivals: int,
+) -> dict[str, StoredPlace]:
+    """Each user's place, inserted now with their score (None: an arrival after the start,
     scored by its arrival number) unless they hold one already (then theirs, unchanged).
     Two joins of one user at once: the second waits for the first's commit, then reads it."""
-    new_id = (
+    user_ids = list(scores)
+    inserted = (
         await session.execute(
-            _JOIN,
-            {"event_id": event_id, "user_id": user_id, "score": score if score is not None else 0},
+            _JOIN_MANY,
+            {
+                "event_id": event_id,
+                "user_ids": user_ids,
+                "scores": [scores[u] if scores[u] is not None else 0 for u in user_ids],
+            },
         )
-    ).scalar_one_or_none()
-    if new_id is None:
-        found = await place_of(session, event_id=event_id, user_id=user_id)
-        assert found is not None  # the conflicting row is committed: ON CONFLICT saw it
-        return found
-    if score is None:
-        score = await score_as_arrival(session, place_id=new_id, arrivals=arrivals)
-    return StoredPlace(id=new_id, score=score, admitted_at=None, inserted=True)
+    ).all()
+    found = {
+        row.user_id: StoredPlace(id=row.id, score=row.score, admitted_at=None, inserted=True)
+        for row in inserted
+    }
+    arriving = {found[u].id: u for u in found if scores[u] is None}
+    if arriving:
+        rescored = await session.execute(
+            _ARRIVAL_SCORES, {"arrivals": arrivals, "ids": list(arriving)}
+        )
+        for row in rescored:
+            found[arriving[row.id]] = StoredPlace(
+                id=row.id, score=row.score, admitted_at=None, inserted=True
+            )
+    held = [u for u in user_ids if u not in found]
+    if held:
+        # The conflicting rows are committed: ON CONFLICT saw them.
+        rows = await session.execute(_PLACES_OF, {"event_id": event_id, "user_ids": held})
+        for row in rows:
+            found[row.user_id] = StoredPlace(
+                id=row.id, score=row.score, admitted_at=row.admitted_at
+            )
+    return found
 
 
 async def score_as_arrival(session: AsyncSession, *, place_id: int, arrivals: int) -> int:

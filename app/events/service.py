@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit_log import service as audit_log
 from app.auth import User
 from app.campaigns import service as campaigns
+from app.campaigns.models import CampaignStatus
 from app.container import Container
 from app.db import after_commit
 from app.errors import InvalidState, ValidationFailed
@@ -378,7 +379,12 @@ def access_of(event: Event) -> Access:
 
 def shown_to_shoppers(event: Event) -> bool:
     """Not a slot of a campaign awaiting approval: shoppers see it (and it can sell)."""
-    return event.campaign is None or event.campaign.approved
+    return campaign_shows(None if event.campaign is None else event.campaign.status)
+
+
+def campaign_shows(status: str | None) -> bool:
+    """An event of a campaign in this state (None: of none) is shown to shoppers."""
+    return status is None or status == CampaignStatus.APPROVED
 
 
 async def get_event(

@@ -23,6 +23,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from app.access.draw_router import router as draws_router
 from app.access.gate_router import public as access_challenge
+from app.access.queue_front import ThinQueueRoute
 from app.access.queue_router import router as queue_router
 from app.access.shop import router as shop_router
 from app.audit_log.router import router as audit_log_router
@@ -324,6 +325,9 @@ def create_app(settings: Settings | None = None) -> SeckillApp:
     )
     install_error_handlers(app)
     # Inside Protection (body limits, security headers), in front of the routes.
+    if settings.thin_queue_route:
+        app.front_layers.append(ThinQueueRoute)
+    # Outermost: the purchase, the most frequent request, is recognised first.
     if settings.thin_purchase_route:
         app.front_layers.append(
             functools.partial(ThinPurchaseRoute, max_body_bytes=settings.max_body_bytes)

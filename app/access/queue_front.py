@@ -1,0 +1,96 @@
+"""The waiting room's join and poll served below the framework (app/front.py).
+
+While a hyped sale's queue is open, every waiting shopper polls it every second or so and
+everyone joins within the last seconds before the start: after the purchase, these are the
+requests a crowd sends most. A plainly well-formed `POST` (no body) or `GET` of
+`/api/v1/events/{event_id}/queue` is answered here by the same service calls
+(`queue.join`, `queue.look`) in the same kind of transaction as the routes in
+app/access/queue_router.py, which stay the documented endpoints and answer everything
+else (a body, a query string, an over-long X-Seckill-Pow, no token, ...).
+"""
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.access import queue
+from app.access.queue_schemas import QueueRead
+from app.container import Container
+from app.db import request_transaction
+from app.front import Unusual, answer_error, answer_json, bearer_of, read_headers
+from app.store.order_ids import parse_item_id
+
+PREFIX = "/api/v1/events/"
+SUFFIX = "/queue"
+# The longest X-Seckill-Pow the route takes (its Header's max_length).
+MAX_POW_NONCE = 64
+_READ = frozenset((b"authorization", b"content-length", b"x-seckill-pow"))
+
+
+def _event_id(digits: str) -> int:
+    # A leading zero is left to the route, which reads it as the framework does.
+    event_id = None if digits.startswith("0") else parse_item_id(digits)
+    if event_id is None:
+        raise Unusual
+    return event_id
+
+
+def _pow_nonce(headers: dict[bytes, bytes]) -> str | None:
+    raw = headers.get(b"x-seckill-pow")
+    if raw is None:
+        return None
+    nonce = raw.decode("latin-1")
+    if len(nonce) > MAX_POW_NONCE:
+        raise Unusual  # the route's 422
+    return nonce
+
+
+class ThinQueueRoute:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        container: Container | None = None
+        if (
+            scope["type"] == "http"
+            and scope["method"] in ("GET", "POST")
+            and path.startswith(PREFIX)
+            and path.endswith(SUFFIX)
+            and not scope.get("query_string")
+        ):
+            container = getattr(scope["app"].state, "container", None)
+        if container is None:  # another route, or the app is not started
+            await self.app(scope, receive, send)
+            return
+        joining = scope["method"] == "POST"
+        try:
+            event_id = _event_id(path[len(PREFIX) : -len(SUFFIX)])
+            headers = read_headers(scope, _READ)
+            if headers.get(b"content-length", b"0") != b"0":
+                raise Unusual  # the route reads no body; the framework says what of one
+            token = bearer_of(headers)
+            nonce = _pow_nonce(headers) if joining else None
+        except Unusual:
+            await self.app(scope, receive, send)
+            return
+        try:
+            user = container.tokens.verify(token)
+            async with request_transaction(scope["app"].state) as session:
+                state: QueueRead = await (
+                    queue.join(
+                        session=session,
+                        services=container,
+                        event_id=event_id,
+                        user=user,
+                        pow_nonce=nonce,
+                    )
+                    if joining
+                    else queue.look(
+                        session=session, services=container, event_id=event_id, user=user
+                    )
+                )
+        except Exception as exc:
+            await answer_error(scope, send, exc)
+            return
+        await answer_json(
+            send, 200, state.model_dump_json(by_alias=True, exclude_none=True).encode()
+        )
