@@ -62,6 +62,11 @@ def require_wrk() -> str:
     return wrk
 
 
+def user_id(n: int, prefix: str = "bench-user") -> str:
+    """The user of line n of a token file (write_tokens) and a pass file (write_passes)."""
+    return f"{prefix}-{n:05d}"
+
+
 def write_tokens(
     settings: Settings, path: Path, *, users: int, ttl_seconds: int, prefix: str = "bench-user"
 ) -> Path:
@@ -84,7 +89,7 @@ def write_tokens(
 
 def _mint_lines(settings: Settings, start: int, stop: int, ttl_seconds: int, prefix: str) -> str:
     return "".join(
-        mint_token(settings, user_id=f"{prefix}-{n:05d}", ttl_seconds=ttl_seconds) + "\n"
+        mint_token(settings, user_id=user_id(n, prefix), ttl_seconds=ttl_seconds) + "\n"
         for n in range(start, stop)
     )
 
@@ -103,7 +108,7 @@ def write_passes(
     secret, now = passes.pass_secret(settings), now_ms()
     with path.open("w") as out:
         for n in range(users):
-            admitted = Pass(event_id, f"{prefix}-{n:05d}", now - 60_000, now + ttl_seconds * 1000)
+            admitted = Pass(event_id, user_id(n, prefix), now - 60_000, now + ttl_seconds * 1000)
             out.write(passes.issue(secret, admitted) + "\n")
     return path
 
@@ -142,11 +147,13 @@ async def run_wrk(
     once: bool = False,
     header: tuple[str, str] | None = None,
     pass_file: Path | None = None,
+    method: str = "POST",
 ) -> tuple[LoadResult, str]:
     """Load `path` for `seconds` at a fixed number of connections; returns the result and
     wrk's own printout (with its --latency distribution). `once`: each token sends one
     request, and the run ends when all are answered (`seconds` is then a bound).
-    `pass_file`: each request carries its user's X-Seckill-Pass (write_passes)."""
+    `pass_file`: each request carries its user's X-Seckill-Pass (write_passes). A GET
+    sends no body."""
     process = await asyncio.create_subprocess_exec(
         require_wrk(),
         f"--threads={threads}",
@@ -164,6 +171,7 @@ async def run_wrk(
         "once" if once else "",
         f"{header[0]}: {header[1]}" if header is not None else "",
         str(pass_file) if pass_file is not None else "",
+        method,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )

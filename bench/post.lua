@@ -1,6 +1,6 @@
 --[[
-  post.lua: the wrk script of the bench. POSTs a JSON body, each request as the next of
-  many users, so per-user limits and per-user Redis fields do not dominate.
+  post.lua: the wrk script of the bench. POSTs a JSON body (or GETs), each request as the
+  next of many users, so per-user limits and per-user Redis fields do not dominate.
 
   Arguments (after `--`):
     1  token file: one JWT a line (one user each)
@@ -14,6 +14,8 @@
        campaign target's "X-Channel: app"
     7  pass file ("" for none): one X-Seckill-Pass a line, line n for the user of the
        token file's line n (a queue or draw sale's purchases)
+    8  the request method ("" or absent: POST); a GET is sent without the body of 3 or a
+       Content-Type (the queue poll)
 
   Every request is built once per thread in init(), so request() costs a table lookup
   and wrk stays far from being the bottleneck. At the end, done() prints one line
@@ -40,10 +42,16 @@ end
 
 function init(args)
   -- Format one request with a marker for the token, then splice each token in.
-  local headers = {
-    ["Content-Type"] = "application/json",
-    ["Authorization"] = "Bearer @TOKEN@",
-  }
+  local method = args[8] or ""
+  if method == "" then
+    method = "POST"
+  end
+  local headers = { ["Authorization"] = "Bearer @TOKEN@" }
+  local body = nil
+  if method ~= "GET" then
+    headers["Content-Type"] = "application/json"
+    body = args[3]
+  end
   local extra_name, extra_value = (args[6] or ""):match("^([^:]+):%s*(.*)$")
   if extra_name then
     headers[extra_name] = extra_value
@@ -52,7 +60,7 @@ function init(args)
   if pass_file ~= "" then
     headers["X-Seckill-Pass"] = "@PASS@"
   end
-  local template = wrk.format("POST", args[2], headers, args[3])
+  local template = wrk.format(method, args[2], headers, body)
   local head, tail = template:match("^(.-)@TOKEN@(.*)$")
   prepared = {}
   for token in io.lines(args[1]) do

@@ -6,6 +6,7 @@ import contextlib
 import resource
 import statistics
 from dataclasses import dataclass, field, fields, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,12 @@ from bench.apps import (
     NAIVE_REDIS_PATH,
     NOOP_PATH,
     PURCHASE_PATH,
+    QUEUE_PATH,
     UNLIMITED_PATH,
 )
 from bench.environment import BenchEnvironment, connect
-from bench.load import LoadResult, run_wrk, write_passes, write_tokens
-from bench.sales import event_of, open_campaign_sale, open_sale
+from bench.load import LoadResult, run_wrk, user_id, write_passes, write_tokens
+from bench.sales import event_of, hold_places, open_campaign_sale, open_sale
 from bench.server import ApiProcess, api_process, order_writer_process
 
 # Enough that no run sells out: the accept path is what is measured.
@@ -70,6 +72,8 @@ class Target:
     header: tuple[str, str] | None = None
     # Each request carries its user's X-Seckill-Pass (a queue sale's purchases).
     passes: bool = False
+    method: str = "POST"
+    body: str = BODY  # not sent with a GET
 
 
 @dataclass
@@ -112,7 +116,13 @@ class HttpPhase:
 
 
 def targets(
-    *, accept_item: int, sold_out_item: int, campaign_item: int, pass_item: int = 0
+    *,
+    accept_item: int,
+    sold_out_item: int,
+    campaign_item: int,
+    pass_item: int = 0,
+    join_event: int = 0,
+    poll_event: int = 0,
 ) -> list[Target]:
     accept = PURCHASE_PATH.format(item_id=accept_item)
     sold_out = PURCHASE_PATH.format(item_id=sold_out_item)
@@ -164,6 +174,26 @@ def targets(
             409,
         ),
         Target("purchase_sold_out_cold", "sold out, cold tokens", sold_out, 409, cold=True),
+        # A join before the start by a user never seen: a new place (a random score),
+        # stored in Postgres and Redis.
+        Target(
+            "queue_join",
+            "queue join (new places)",
+            QUEUE_PATH.format(event_id=join_event),
+            200,
+            cold=True,
+            body="",
+        ),
+        # Started, admitting one a second: nearly every poll is a place still waiting, its
+        # rank and estimated wait computed.
+        Target(
+            "queue_poll",
+            "queue poll (waiting)",
+            QUEUE_PATH.format(event_id=poll_event),
+            200,
+            method="GET",
+            body="",
+        ),
     ]
 
 
@@ -197,11 +227,36 @@ async def _open_pass_sale(services: Container) -> tuple[int, int]:
     return item_id, await event_of(services, item_id)
 
 
+async def _open_queues(services: Container) -> tuple[int, int]:
+    """The waiting rooms of the queue targets: one starting hours from now (every join a
+    join before the start), one started and admitting one a second (nearly everyone
+    waits). Returns their events."""
+    join_item = await open_sale(
+        services,
+        sku="BENCH-QUEUE-JOIN",
+        stock=ACCEPT_STOCK,
+        per_user_limit=MAX_PER_USER_LIMIT,
+        queue=True,
+        starts_in=timedelta(hours=3),
+    )
+    poll_item = await open_sale(
+        services,
+        sku="BENCH-QUEUE-POLL",
+        stock=ACCEPT_STOCK,
+        per_user_limit=MAX_PER_USER_LIMIT,
+        queue=True,
+        starts_in=timedelta(0),
+        admit_per_second=1,
+    )
+    return await event_of(services, join_item), await event_of(services, poll_item)
+
+
 async def _probe(
     base_url: str, env: BenchEnvironment, all_targets: list[Target], pass_event: int = 0
 ) -> None:
     """One request per target before loading it, so a misconfigured target (a 401, a
-    404, a 403 `not_admitted`) is never measured as if it were the real thing."""
+    404, a 403 `not_admitted`) is never measured as if it were the real thing. The probe
+    user is not among the polling users: it joins before it polls."""
     token = mint_token(env.settings(), user_id="bench-probe")
     now = now_ms()
     probe_pass = passes.issue(
@@ -214,10 +269,17 @@ async def _probe(
             if target.status == 409:
                 # Buy the only unit (the first time): the API process marks it sold out.
                 await client.post(target.path, content=BODY)
+            if target.method == "GET":
+                await client.post(target.path)
             extra = dict([target.header]) if target.header else {}
             if target.passes:
                 extra["X-Seckill-Pass"] = probe_pass
-            response = await client.post(target.path, content=BODY, headers=extra or None)
+            response = await client.request(
+                target.method,
+                target.path,
+                content=target.body or None,
+                headers=extra or None,
+            )
             if response.status_code != target.status:
                 raise RuntimeError(
                     f"{target.label}: expected {target.status}, got "
@@ -292,7 +354,8 @@ async def _load(
     result, output = await run_wrk(
         base_url=api.base_url,
         path=target.path,
-        body=BODY,
+        body=target.body,
+        method=target.method,
         token_file=tokens.cold if target.cold else tokens.warm,
         start=tokens.cold_used % tokens.cold_users if target.cold else 0,
         header=target.header,
@@ -362,6 +425,7 @@ async def measure_http(env: BenchEnvironment, options: HttpOptions, workdir: Pat
     async with build_services(env.settings()) as services, contextlib.AsyncExitStack() as stack:
         accept_item, sold_out_item, campaign_item = await _open_sales(services, env)
         pass_item, pass_event = await _open_pass_sale(services)
+        join_event, poll_event = await _open_queues(services)
         tokens.passes = write_passes(
             settings,
             workdir / "passes.txt",
@@ -376,9 +440,16 @@ async def measure_http(env: BenchEnvironment, options: HttpOptions, workdir: Pat
                 sold_out_item=sold_out_item,
                 campaign_item=campaign_item,
                 pass_item=pass_item,
+                join_event=join_event,
+                poll_event=poll_event,
             )
             if options.only is None or t.key in options.only
         ]
+        if any(t.key == "queue_poll" for t in all_targets):
+            # Before the API process starts: nothing may load the queue without them.
+            await hold_places(
+                services, event_id=poll_event, users=[user_id(n) for n in range(options.users)]
+            )
         api = await stack.enter_async_context(
             api_process(env, workdir / "api.log", workers=options.api_workers)
         )

@@ -46,7 +46,9 @@ def _times(name: str, value: float | None, base: float | None, wanted: float) ->
     if value is None or base is None:
         return []
     ratio = _ratio(value, base)
-    return [Goal(name, ratio, f"{ratio:.1f}x", f">= {wanted:g}x", ratio >= wanted)]
+    # Far below the goal, one decimal would round a tenfold gap and a twentyfold alike.
+    shown = f"{ratio:.1f}x" if ratio >= 1 else f"{ratio:.2f}x"
+    return [Goal(name, ratio, shown, f">= {wanted:g}x", ratio >= wanted)]
 
 
 def _cpu_at_most(name: str, http: HttpPhase, key: str, wanted_us: float) -> list[Goal]:
@@ -114,6 +116,10 @@ def goals(
             _rate(http, "naive_redis"),
             3,
         )
+        # Issue 20's queue cost: a waiting room must take its crowd's joins and polls at
+        # least as fast as the sale behind it takes purchases, or it is the bottleneck.
+        found += _times("queue joins req/s vs purchase", _rate(http, "queue_join"), purchase, 1)
+        found += _times("queue polls req/s vs purchase", _rate(http, "queue_poll"), purchase, 1)
         found += _cpu_at_most("API CPU per accepted purchase", http, "purchase", 120)
         found += _cpu_at_most("API CPU per cold-token purchase", http, "purchase_cold", 100)
         found += _cpu_at_most("API CPU per sold-out refusal", http, "purchase_sold_out", 50)

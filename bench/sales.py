@@ -1,9 +1,14 @@
 """Sales for the bench, opened the way the admin endpoint opens them (create, commit,
 publish to Redis), through the app's own service functions."""
 
+import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from sqlalchemy import text
+
+from app.access import queue as queues
 from app.auth import User
 from app.campaigns import service as campaigns
 from app.campaigns.schemas import CampaignCreate
@@ -13,8 +18,19 @@ from app.events import service as events
 from app.events.access import OpenAccess, QueueAccess
 from app.events.schemas import EventCreate, EventItemCreate
 from app.planning import service as planning
+from app.store.queue import RANDOM_BITS
+from app.store.queue_keys import QueueKeys
 
 UNIT_PRICE = Decimal("1999.00")
+# app/access/queue_repository.py stores one place a join; the bench's crowd of waiting
+# users is stored in one go.
+_HOLD_PLACES = text(
+    """
+    INSERT INTO queue_places (event_id, user_id, score)
+    SELECT :event_id, user_id, score
+    FROM unnest(CAST(:users AS text[]), CAST(:scores AS bigint[])) AS held(user_id, score)
+    """
+)
 
 
 async def open_sale(
@@ -25,15 +41,18 @@ async def open_sale(
     per_user_limit: int,
     campaign_id: int | None = None,
     queue: bool = False,
+    starts_in: timedelta = timedelta(minutes=-1),
+    admit_per_second: int = 1000,
 ) -> int:
-    """A live one-item sale (`queue`: entered through a waiting room, so each purchase
-    needs its pass); returns the item id."""
+    """A one-item sale, live unless `starts_in` is ahead (`queue`: entered through a
+    waiting room open since before the start, so each purchase needs its pass); returns
+    the item id."""
     now = datetime.now(UTC)
     access = (
         QueueAccess(
             mode="queue",
             opens_at=now - timedelta(minutes=2),
-            admit_per_second=1000,
+            admit_per_second=admit_per_second,
             pass_seconds=6 * 3600,
         )
         if queue
@@ -43,7 +62,7 @@ async def open_sale(
         access=access,
         campaign_id=campaign_id,
         name=f"bench {sku}",
-        starts_at=now - timedelta(minutes=1),
+        starts_at=now + starts_in,
         ends_at=now + timedelta(hours=6),
         items=[
             EventItemCreate(
@@ -60,6 +79,27 @@ async def open_sale(
         event = await events.create_event(session=session, services=services, data=data)
         await commit(session)  # and load the sale into Redis, as the admin endpoint does
     return event.items[0].id
+
+
+async def hold_places(services: Container, *, event_id: int, users: Sequence[str]) -> None:
+    """Give each of `users` a place in the event's waiting room, as joins before the start
+    would have (a secret random score each), and load the queue into Redis as the app
+    loads one. Joining each through the API would take a request per user; this is one
+    statement. Call it before any process has loaded the queue: a queue in Redis already
+    is kept as it is."""
+    scores = [secrets.randbits(RANDOM_BITS) for _ in users]
+    async with services.sessionmaker() as session:
+        await session.execute(
+            _HOLD_PLACES, {"event_id": event_id, "users": list(users), "scores": scores}
+        )
+        await commit(session)
+        event = await events.get_event_row(session=session, event_id=event_id)
+        await queues.publish_queues(session=session, services=services, queue_events=[event])
+    held = await services.redis.zcard(
+        QueueKeys(services.settings.redis_key_prefix, event_id).places
+    )
+    if held != len(users):
+        raise RuntimeError(f"queue of event {event_id}: {held} places in Redis, not {len(users)}")
 
 
 async def event_of(services: Container, item_id: int) -> int:
