@@ -21,15 +21,7 @@ from app.store.queue import ARRIVALS
 from app.store.queue_keys import QueueKeys
 from tests.support.factories import Auth, assert_problem, buy, create_event, item_spec
 from tests.support.lua import redis_now_ms
-from tests.support.queues import create_queue_event, join, sleep_past, state
-
-
-async def places(services: Container, event_id: int) -> dict[str, int]:
-    async with services.sessionmaker() as session:
-        rows = await session.execute(
-            select(QueuePlace.user_id, QueuePlace.score).where(QueuePlace.event_id == event_id)
-        )
-        return {row.user_id: row.score for row in rows}
+from tests.support.queues import create_queue_event, join, places, sleep_past, state
 
 
 async def test_join_before_the_start_waits_with_no_position_and_is_repeat_safe(

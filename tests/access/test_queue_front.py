@@ -10,14 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
 from starlette.types import Receive, Scope, Send
 
 from app.access.gate import challenge_of
 from app.access.pow import solve
 from app.access.queue_front import ThinQueueRoute
 from app.access.queue_joins import Joiner, store_joins
-from app.access.queue_models import QueuePlace
 from app.auth import User
 from app.config import Settings
 from app.container import Container
@@ -26,7 +24,7 @@ from app.processes.api import create_app
 from app.store.queue import ARRIVALS
 from app.store.queue_keys import QueueKeys
 from tests.support.factories import Auth
-from tests.support.queues import create_queue_event
+from tests.support.queues import create_queue_event, places
 
 
 @pytest.fixture
@@ -96,14 +94,6 @@ async def test_both_ways_answer_every_call_alike(
     assert statuses["an over-long proof of work"] == 422
 
 
-async def _stored(services: Container, event_id: int) -> dict[str, int]:
-    async with services.sessionmaker() as session:
-        rows = await session.execute(
-            select(QueuePlace.user_id, QueuePlace.score).where(QueuePlace.event_id == event_id)
-        )
-        return {row.user_id: row.score for row in rows}
-
-
 async def test_a_group_answers_each_joiner_alone(
     client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
@@ -127,7 +117,7 @@ async def test_a_group_answers_each_joiner_alone(
     assert ann.place is not None
     assert ann.place == ann_again.place
     assert ann.place.inserted
-    assert sorted(await _stored(app_services, event.id)) == ["ann", "cid"]
+    assert sorted(await places(app_services, event.id)) == ["ann", "cid"]
 
 
 async def test_a_crowd_of_arrivals_joins_in_groups_each_in_arrival_order(
@@ -140,7 +130,7 @@ async def test_a_crowd_of_arrivals_joins_in_groups_each_in_arrival_order(
     path = f"/api/v1/events/{event.id}/queue"
     responses = await asyncio.gather(*(client.post(path, headers=auth.headers(u)) for u in users))
     assert {r.status_code for r in responses} == {200}
-    stored = await _stored(app_services, event.id)
+    stored = await places(app_services, event.id)
     assert sorted(stored) == sorted(users)
     assert all(score >= ARRIVALS for score in stored.values())
     assert len(set(stored.values())) == len(users)
@@ -157,7 +147,7 @@ async def test_a_group_refused_as_a_whole_stores_nothing(
     users = [f"nobody-{i}" for i in range(50)]
     responses = await asyncio.gather(*(client.post(path, headers=auth.headers(u)) for u in users))
     assert {r.status_code for r in responses} == {404}
-    assert await _stored(app_services, missing) == {}
+    assert await places(app_services, missing) == {}
 
 
 async def test_well_formed_joins_and_polls_never_reach_the_framework(

@@ -5,7 +5,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
+from app.access.queue_models import QueuePlace
+from app.container import Container
 from app.events.schemas import EventRead
 from app.redis import RedisClient
 from tests.support.factories import Auth, event_spec
@@ -66,3 +69,12 @@ async def sleep_past(redis: RedisClient, moment_ms: int) -> None:
     while now <= moment_ms:
         await asyncio.sleep((moment_ms - now + 1) / 1000)
         now = await redis_now_ms(redis)
+
+
+async def places(services: Container, event_id: int) -> dict[str, int]:
+    """The queue's places in Postgres: user id -> score."""
+    async with services.sessionmaker() as session:
+        rows = await session.execute(
+            select(QueuePlace.user_id, QueuePlace.score).where(QueuePlace.event_id == event_id)
+        )
+        return {row.user_id: row.score for row in rows}
