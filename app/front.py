@@ -11,6 +11,7 @@ authenticated answer. Whatever it does not recognise as plainly well formed rais
 `Unusual` before anything is decided, and goes on untouched to the full stack.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from app.auth import bearer_token
 from app.errors import AppError, Unauthorized, app_error_response
+from app.ids import parse_id
 from app.middleware import NO_STORE, SECURITY_HEADERS
 
 JSON_CONTENT_TYPE = (b"content-type", b"application/json")
@@ -50,6 +52,28 @@ def bearer_of(headers: dict[bytes, bytes]) -> str:
         return bearer_token(headers.get(b"authorization", b"").decode("latin-1"))
     except Unauthorized:
         raise Unusual from None
+
+
+def path_id(digits: str) -> int:
+    """The id in the path; Unusual unless plainly one (a leading zero is left to the
+    route, which reads it as the framework does)."""
+    found = None if digits.startswith("0") else parse_id(digits)
+    if found is None:
+        raise Unusual
+    return found
+
+
+def header_text(
+    headers: dict[bytes, bytes], name: bytes, accepted: Callable[[str], bool]
+) -> str | None:
+    """The header's value (None if not sent); Unusual if the route would refuse it."""
+    raw = headers.get(name)
+    if raw is None:
+        return None
+    text = raw.decode("latin-1")
+    if not accepted(text):
+        raise Unusual
+    return text
 
 
 def check_length(headers: dict[bytes, bytes], max_body_bytes: int) -> None:

@@ -13,6 +13,17 @@ MAX_INT = 2**31 - 1
 EventId = Annotated[int, Path(ge=1, le=MAX_ID)]
 ItemId = Annotated[int, Path(ge=1, le=MAX_ID)]
 CampaignId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+def parse_id(text: str) -> int | None:
+    """An id written in decimal (a bigint above 0), or None."""
+    # isascii: "²".isdigit() holds, yet int() refuses it.
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    value = int(text)
+    return value if 1 <= value <= MAX_ID else None
+
+
 # Order ids are strings (app/store/order_ids.py): a ULID in Crockford base32, then, for a
 # seckill order, `-` and the item id.
 ORDER_ID_REGEX = "[0-9A-HJKMNP-TV-Z]{26}(?:-[0-9]{1,19})?"

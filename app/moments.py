@@ -4,6 +4,9 @@ represent. `to_ms` / `from_ms` are the one conversion between the two."""
 
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime
 
 UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EARLIEST_MOMENT = UNIX_EPOCH
@@ -62,3 +65,7 @@ def to_seconds(moment: datetime) -> float:
 def from_seconds(seconds: float) -> datetime:
     """The UTC moment of float Unix seconds (a chart's tick)."""
     return datetime.fromtimestamp(seconds, UTC)
+
+
+# A moment a schema takes: timezone-aware, in UTC once read, 422 outside the years above.
+Moment = Annotated[AwareDatetime, AfterValidator(representable_utc)]

@@ -12,35 +12,27 @@ else (a body, a query string, an over-long X-Seckill-Pow, no token, ...).
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.access import queue
+from app.access.pow import MAX_NONCE_LENGTH
 from app.access.queue_schemas import QueueRead
 from app.container import Container
 from app.db import request_transaction
-from app.front import Unusual, answer_error, answer_json, bearer_of, read_headers
-from app.store.order_ids import parse_item_id
+from app.front import (
+    Unusual,
+    answer_error,
+    answer_json,
+    bearer_of,
+    header_text,
+    path_id,
+    read_headers,
+)
 
 PREFIX = "/api/v1/events/"
 SUFFIX = "/queue"
-# The longest X-Seckill-Pow the route takes (its Header's max_length).
-MAX_POW_NONCE = 64
 _READ = frozenset((b"authorization", b"content-length", b"x-seckill-pow"))
 
 
-def _event_id(digits: str) -> int:
-    # A leading zero is left to the route, which reads it as the framework does.
-    event_id = None if digits.startswith("0") else parse_item_id(digits)
-    if event_id is None:
-        raise Unusual
-    return event_id
-
-
-def _pow_nonce(headers: dict[bytes, bytes]) -> str | None:
-    raw = headers.get(b"x-seckill-pow")
-    if raw is None:
-        return None
-    nonce = raw.decode("latin-1")
-    if len(nonce) > MAX_POW_NONCE:
-        raise Unusual  # the route's 422
-    return nonce
+def _pow_nonce(nonce: str) -> bool:
+    return len(nonce) <= MAX_NONCE_LENGTH  # the route's Header refuses a longer one (422)
 
 
 class ThinQueueRoute:
@@ -63,12 +55,12 @@ class ThinQueueRoute:
             return
         joining = scope["method"] == "POST"
         try:
-            event_id = _event_id(path[len(PREFIX) : -len(SUFFIX)])
+            event_id = path_id(path[len(PREFIX) : -len(SUFFIX)])
             headers = read_headers(scope, _READ)
             if headers.get(b"content-length", b"0") != b"0":
                 raise Unusual  # the route reads no body; the framework says what of one
             token = bearer_of(headers)
-            nonce = _pow_nonce(headers) if joining else None
+            nonce = header_text(headers, b"x-seckill-pow", _pow_nonce) if joining else None
         except Unusual:
             await self.app(scope, receive, send)
             return

@@ -78,9 +78,6 @@ _JOIN_MANY = text(
 _ARRIVAL_SCORES = text(
     "UPDATE queue_places SET score = :arrivals + id WHERE id = ANY(:ids) RETURNING id, score"
 )
-_ARRIVAL_SCORE = text(
-    "UPDATE queue_places SET score = :arrivals + id WHERE id = :id RETURNING score"
-)
 _PLACES_OF = text(
     """
     SELECT id, user_id, score, admitted_at FROM queue_places
@@ -136,9 +133,8 @@ async def join_many(
 
 async def score_as_arrival(session: AsyncSession, *, place_id: int, arrivals: int) -> int:
     """The place follows in arrival order (scored after the start); its new score."""
-    score: int = (
-        await session.execute(_ARRIVAL_SCORE, {"arrivals": arrivals, "id": place_id})
-    ).scalar_one()
+    rescored = await session.execute(_ARRIVAL_SCORES, {"arrivals": arrivals, "ids": [place_id]})
+    score: int = rescored.one().score
     return score
 
 

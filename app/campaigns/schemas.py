@@ -6,7 +6,6 @@ from zoneinfo import available_timezones
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -18,7 +17,7 @@ from pydantic import (
 from app.campaigns.models import CampaignStatus, Phase
 from app.ids import MAX_ID
 from app.inventory.schemas import STORABLE_TEXT, Name, Price
-from app.moments import representable_utc
+from app.moments import Moment
 
 MAX_RULES_LENGTH = 20_000
 MAX_CHANNELS = 50
@@ -52,13 +51,8 @@ Timezone = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_kn
 class Window(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
-
-    @field_validator("starts_at", "ends_at")
-    @classmethod
-    def _in_range(cls, value: datetime) -> datetime:
-        return representable_utc(value)
+    starts_at: Moment
+    ends_at: Moment
 
     @model_validator(mode="after")
     def _ordered(self) -> "Window":

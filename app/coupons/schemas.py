@@ -3,7 +3,6 @@ from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -18,7 +17,7 @@ from app.coupons.models import Audience, UserCouponStatus
 from app.coupons.pricing import CouponKind
 from app.ids import MAX_ID
 from app.inventory.schemas import MAX_UNITS, CategoryCode, Name, Price, SkuCode
-from app.moments import representable_utc
+from app.moments import Moment
 
 MAX_TIERS = 10
 MAX_SCOPE_ENTRIES = 1000
@@ -64,11 +63,11 @@ class CouponCreate(BaseModel):
     min_spend: Price | None = Field(default=None, description="Absent: no threshold.")
     scope: ScopeCreate | None = Field(default=None, description="Absent: every SKU.")
     audience: Audience
-    claim_starts_at: AwareDatetime | None = Field(
+    claim_starts_at: Moment | None = Field(
         default=None, description="Required unless `phase` gives the claim window."
     )
-    claim_ends_at: AwareDatetime | None = None
-    valid_until: AwareDatetime | None = None
+    claim_ends_at: Moment | None = None
+    valid_until: Moment | None = None
     valid_days_after_claim: StrictInt | None = Field(default=None, ge=1, le=MAX_VALID_DAYS)
     total_quantity: StrictInt = Field(ge=1, le=MAX_UNITS)
     per_user_limit: StrictInt = Field(ge=1, le=MAX_PER_USER_LIMIT)
@@ -83,7 +82,7 @@ class CouponCreate(BaseModel):
         description="The campaign phase whose window is the claim window (instead of "
         "claim_starts_at / claim_ends_at).",
     )
-    valid_from: AwareDatetime | None = Field(
+    valid_from: Moment | None = Field(
         default=None, description="Not usable on an order before this."
     )
 
@@ -104,11 +103,6 @@ class CouponCreate(BaseModel):
         if value is not None and len({t.min_spend for t in value}) != len(value):
             raise ValueError("each tier needs its own min_spend")
         return value
-
-    @field_validator("claim_starts_at", "claim_ends_at", "valid_until", "valid_from")
-    @classmethod
-    def _in_range(cls, value: datetime | None) -> datetime | None:
-        return None if value is None else representable_utc(value)
 
     @field_validator("claim_ends_at")
     @classmethod

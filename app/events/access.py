@@ -1,21 +1,18 @@
 """An event's access (docs/CONTRACT.md, "Fair access for hyped sales"): open (first come,
 first served), a waiting room (queue) or a raffle (draw)."""
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     StrictInt,
     TypeAdapter,
-    field_validator,
     model_validator,
 )
 
-from app.moments import representable_utc
+from app.moments import Moment
 
 MAX_BITS = 24  # proof-of-work difficulty ceiling (app/access/pow.py checks it)
 MAX_ADMIT_PER_SECOND = 100_000
@@ -38,15 +35,10 @@ class QueueAccess(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mode: Literal["queue"]
-    opens_at: AwareDatetime
+    opens_at: Moment
     admit_per_second: StrictInt = Field(ge=1, le=MAX_ADMIT_PER_SECOND)
     pass_seconds: StrictInt = Field(ge=1, le=MAX_PASS_SECONDS)
     pow_bits: PowBits = 0
-
-    @field_validator("opens_at")
-    @classmethod
-    def _in_range(cls, value: datetime) -> datetime:
-        return representable_utc(value)
 
 
 class DrawAccess(BaseModel):
@@ -55,18 +47,13 @@ class DrawAccess(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mode: Literal["draw"]
-    registration_starts_at: AwareDatetime
-    registration_ends_at: AwareDatetime
+    registration_starts_at: Moment
+    registration_ends_at: Moment
     winners: StrictInt | None = Field(
         default=None, ge=1, le=MAX_WINNERS, description="Default: the event's total stock."
     )
     purchase_window_seconds: StrictInt = Field(ge=1, le=MAX_PASS_SECONDS)
     pow_bits: PowBits = 0
-
-    @field_validator("registration_starts_at", "registration_ends_at")
-    @classmethod
-    def _in_range(cls, value: datetime) -> datetime:
-        return representable_utc(value)
 
     @model_validator(mode="after")
     def _window_ordered(self) -> "DrawAccess":

@@ -4,7 +4,6 @@ from enum import StrEnum
 from typing import Annotated
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -17,7 +16,7 @@ from pydantic import (
 from app.events.access import Access, DrawAccess, OpenAccess, QueueAccess
 from app.ids import MAX_ID
 from app.inventory.schemas import MAX_UNITS, Name, SkuCode
-from app.moments import representable_utc
+from app.moments import Moment
 
 Price = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2)]
 # The largest amount an order row can hold (orders.amount is numeric(12, 2)). An order's
@@ -85,8 +84,8 @@ class EventCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: Moment
+    ends_at: Moment
     member_early_access_seconds: StrictInt = Field(default=0, ge=0, le=MAX_EARLY_ACCESS_SECONDS)
     items: list[EventItemCreate] = Field(min_length=1, max_length=MAX_ITEMS_PER_EVENT)
     access: Access = Field(
@@ -99,11 +98,6 @@ class EventCreate(BaseModel):
         le=MAX_ID,
         description="A slot of this draft campaign (inside its peak); sells once it is approved.",
     )
-
-    @field_validator("starts_at", "ends_at")
-    @classmethod
-    def _representable(cls, value: datetime) -> datetime:
-        return representable_utc(value)
 
     @field_validator("ends_at")
     @classmethod
@@ -177,12 +171,7 @@ class EventUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    ends_at: AwareDatetime
-
-    @field_validator("ends_at")
-    @classmethod
-    def _representable(cls, value: datetime) -> datetime:
-        return representable_utc(value)
+    ends_at: Moment
 
 
 class ItemRead(BaseModel):

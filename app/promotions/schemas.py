@@ -3,7 +3,6 @@ from decimal import Decimal
 from typing import Annotated
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -15,7 +14,7 @@ from pydantic import (
 
 from app.ids import MAX_ID
 from app.inventory.schemas import MAX_UNITS, CategoryCode, Name, Price, SkuCode
-from app.moments import representable_utc
+from app.moments import Moment
 
 MAX_SCOPE_ENTRIES = 1000
 MAX_PER_USER_DAILY_LIMIT = 1000
@@ -52,15 +51,10 @@ class PromotionCreate(BaseModel):
     amount_off: Price
     min_spend: Threshold
     scope: ScopeCreate | None = Field(default=None, description="Absent: every SKU.")
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: Moment
+    ends_at: Moment
     daily_limit: StrictInt = Field(ge=1, le=MAX_UNITS)
     per_user_daily_limit: StrictInt = Field(default=1, ge=1, le=MAX_PER_USER_DAILY_LIMIT)
-
-    @field_validator("starts_at", "ends_at")
-    @classmethod
-    def _in_range(cls, value: datetime) -> datetime:
-        return representable_utc(value)
 
     @field_validator("ends_at")
     @classmethod

@@ -30,6 +30,8 @@ from app.front import (
     answer_json,
     bearer_of,
     check_length,
+    header_text,
+    path_id,
     read_body,
     read_headers,
     replaying,
@@ -38,7 +40,6 @@ from app.ids import IDEMPOTENCY_KEY_MAX_LENGTH, IDEMPOTENCY_KEY_PATTERN
 from app.metrics import purchase_seconds
 from app.ratelimit.service import address_bucket_of
 from app.seckill import service
-from app.store.order_ids import parse_item_id
 
 PREFIX = "/api/v1/items/"
 SUFFIX = "/purchase"
@@ -57,22 +58,8 @@ _READ = frozenset(
 )
 
 
-def _item_id(digits: str) -> int:
-    # A leading zero is left to the route, which reads it as the framework does.
-    item_id = None if digits.startswith("0") else parse_item_id(digits)
-    if item_id is None:
-        raise Unusual
-    return item_id
-
-
-def _idempotency_key(headers: dict[bytes, bytes]) -> str | None:
-    raw = headers.get(b"idempotency-key")
-    if raw is None:
-        return None
-    key = raw.decode("latin-1")
-    if len(key) > IDEMPOTENCY_KEY_MAX_LENGTH or not _IDEMPOTENCY_KEY.fullmatch(key):
-        raise Unusual
-    return key
+def _idempotency_key(key: str) -> bool:
+    return len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH and bool(_IDEMPOTENCY_KEY.fullmatch(key))
 
 
 def _quantity(headers: dict[bytes, bytes], body: bytes) -> int:
@@ -131,11 +118,11 @@ class ThinPurchaseRoute:
             await self.app(scope, receive, send)
             return
         try:
-            item_id = _item_id(path[len(self.prefix) : -len(SUFFIX)])
+            item_id = path_id(path[len(self.prefix) : -len(SUFFIX)])
             headers = read_headers(scope, _READ)
             check_length(headers, self.max_body_bytes)
             token = bearer_of(headers)
-            idempotency_key = _idempotency_key(headers)
+            idempotency_key = header_text(headers, b"idempotency-key", _idempotency_key)
         except Unusual:
             await self.app(scope, receive, send)
             return

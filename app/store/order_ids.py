@@ -9,7 +9,7 @@ import secrets
 import threading
 import time
 
-from app.ids import MAX_ID
+from app.ids import parse_id
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _RANDOM_BITS = 80
@@ -46,16 +46,7 @@ def item_of(order_id: str) -> int | None:
     ulid, sep, item = order_id.partition("-")
     if not sep or len(ulid) != 26 or any(c not in _ALPHABET for c in ulid):
         return None
-    return parse_item_id(item)
-
-
-def parse_item_id(text: str) -> int | None:
-    """An item id written in decimal (a bigint above 0), or None."""
-    # isascii: "²".isdigit() holds, yet int() refuses it.
-    if not (text.isascii() and text.isdigit()) or len(text) > 19:
-        return None
-    item_id = int(text)
-    return item_id if 1 <= item_id <= MAX_ID else None
+    return parse_id(item)
 
 
 def new_regular_order_id() -> str:

@@ -17,6 +17,7 @@ from app.events.schemas import EventRead
 from app.moments import now_ms
 from app.processes.api import create_app
 from tests.support.factories import Auth, assert_problem, event_spec, item_spec
+from tests.support.thin import started_client
 
 MINUTE_MS = 60_000
 
@@ -84,10 +85,8 @@ async def buyers(
         yield client
         return
     framework = create_app(settings.model_copy(update={"thin_purchase_route": False}))
-    async with framework.router.lifespan_context(framework):
-        transport = httpx.ASGITransport(app=framework)
-        async with httpx.AsyncClient(transport=transport, base_url="http://seckill.test") as c:
-            yield c
+    async with started_client(framework) as c:
+        yield c
 
 
 async def purchase(

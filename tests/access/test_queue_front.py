@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.types import Receive, Scope, Send
 
 from app.access.gate import challenge_of
 from app.access.pow import solve
@@ -25,16 +24,15 @@ from app.store.queue import ARRIVALS
 from app.store.queue_keys import QueueKeys
 from tests.support.factories import Auth
 from tests.support.queues import create_queue_event, places
+from tests.support.thin import started_client, thin_in_front
 
 
 @pytest.fixture
 async def framework_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The same app and database with every queue call through FastAPI's routes."""
     framework = create_app(settings.model_copy(update={"thin_queue_route": False}))
-    async with framework.router.lifespan_context(framework):
-        transport = httpx.ASGITransport(app=framework)
-        async with httpx.AsyncClient(transport=transport, base_url="http://seckill.test") as c:
-            yield c
+    async with started_client(framework) as c:
+        yield c
 
 
 async def _calls(client: httpx.AsyncClient, auth: Auth, event_id: int, who: str) -> list[Any]:
@@ -154,39 +152,25 @@ async def test_well_formed_joins_and_polls_never_reach_the_framework(
     settings: Settings, auth: Auth
 ) -> None:
     framework = create_app(settings.model_copy(update={"thin_queue_route": False}))
-    reached: list[str] = []
-
-    async def spy(scope: Scope, receive: Receive, send: Send) -> None:
-        reached.append(scope["path"])
-        await framework(scope, receive, send)
-
-    thin = ThinQueueRoute(spy)
-
-    async def with_app(scope: Scope, receive: Receive, send: Send) -> None:
-        scope["app"] = framework  # as Starlette sets it for the middleware it runs
-        await thin(scope, receive, send)
-
-    async with framework.router.lifespan_context(framework):
-        transport = httpx.ASGITransport(app=with_app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://seckill.test") as c:
-            event = await create_queue_event(c, auth)  # an admin route: the framework's
-            reached.clear()
-            path = f"/api/v1/events/{event.id}/queue"
-            well_formed: list[tuple[str, dict[str, Any]]] = [
-                ("POST", {"headers": auth.headers("a")}),
-                ("GET", {"headers": auth.headers("a")}),
-                ("GET", {"headers": auth.headers("b")}),  # 404: holds no place
-                ("POST", {"headers": {"Authorization": "Bearer nope"}}),  # 401
-            ]
-            statuses = [(await c.request(m, path, **o)).status_code for m, o in well_formed]
-            assert statuses == [200, 200, 404, 401]
-            assert reached == []
-            unusual: list[tuple[str, dict[str, Any]]] = [
-                ("POST", {"headers": {}}),
-                ("POST", {"headers": auth.headers("c"), "json": {}}),
-                ("GET", {"headers": auth.headers("a"), "params": {"x": "1"}}),
-                ("POST", {"headers": {**auth.headers("c"), "X-Seckill-Pow": "n" * 65}}),
-            ]
-            statuses = [(await c.request(m, path, **o)).status_code for m, o in unusual]
-            assert statuses == [401, 200, 200, 422]
-            assert reached == [path] * len(unusual)
+    async with thin_in_front(framework, ThinQueueRoute) as (c, reached):
+        event = await create_queue_event(c, auth)  # an admin route: the framework's
+        reached.clear()
+        path = f"/api/v1/events/{event.id}/queue"
+        well_formed: list[tuple[str, dict[str, Any]]] = [
+            ("POST", {"headers": auth.headers("a")}),
+            ("GET", {"headers": auth.headers("a")}),
+            ("GET", {"headers": auth.headers("b")}),  # 404: holds no place
+            ("POST", {"headers": {"Authorization": "Bearer nope"}}),  # 401
+        ]
+        statuses = [(await c.request(m, path, **o)).status_code for m, o in well_formed]
+        assert statuses == [200, 200, 404, 401]
+        assert reached == []
+        unusual: list[tuple[str, dict[str, Any]]] = [
+            ("POST", {"headers": {}}),
+            ("POST", {"headers": auth.headers("c"), "json": {}}),
+            ("GET", {"headers": auth.headers("a"), "params": {"x": "1"}}),
+            ("POST", {"headers": {**auth.headers("c"), "X-Seckill-Pow": "n" * 65}}),
+        ]
+        statuses = [(await c.request(m, path, **o)).status_code for m, o in unusual]
+        assert statuses == [401, 200, 200, 422]
+        assert reached == [path] * len(unusual)

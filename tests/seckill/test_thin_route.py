@@ -1,6 +1,7 @@
 """The thin purchase route (app/seckill/thin_route.py) answers exactly as the framework's
 route does, and answers the well-formed purchases itself."""
 
+import functools
 import json
 import re
 from collections.abc import AsyncIterator
@@ -8,12 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.types import Receive, Scope, Send
 
 from app.config import Settings
 from app.processes.api import create_app
 from app.seckill.thin_route import ThinPurchaseRoute
 from tests.support.factories import Auth, create_live_item
+from tests.support.thin import started_client, thin_in_front
 
 # (name, path under the item, headers beyond the buyer's token, body): each is sent to
 # both routes in this order, on an item of 4 units with a limit of 2.
@@ -119,10 +120,8 @@ async def framework_client(settings: Settings) -> AsyncIterator[httpx.AsyncClien
             }
         )
     )
-    async with framework.router.lifespan_context(framework):
-        transport = httpx.ASGITransport(app=framework)
-        async with httpx.AsyncClient(transport=transport, base_url="http://seckill.test") as c:
-            yield c
+    async with started_client(framework) as c:
+        yield c
 
 
 async def test_both_routes_answer_every_request_alike(
@@ -152,47 +151,30 @@ async def test_well_formed_purchases_never_reach_the_framework(
     settings: Settings, auth: Auth
 ) -> None:
     framework = create_app(settings.model_copy(update={"thin_purchase_route": False}))
-    reached: list[str] = []
-
-    async def spy(scope: Scope, receive: Receive, send: Send) -> None:
-        reached.append(scope["path"])
-        await framework(scope, receive, send)
-
-    thin = ThinPurchaseRoute(spy, max_body_bytes=settings.max_body_bytes)
-
-    async def with_app(scope: Scope, receive: Receive, send: Send) -> None:
-        scope["app"] = framework  # as Starlette sets it for the middleware it runs
-        await thin(scope, receive, send)
-
-    async with framework.router.lifespan_context(framework):
-        transport = httpx.ASGITransport(app=with_app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://seckill.test") as c:
-            # The item is created through the framework (an admin route): reached once.
-            item = await create_live_item(c, auth, stock=2, per_user_limit=1)
-            reached.clear()
-            path = f"/api/v1/items/{item.id}/purchase"
-            well_formed: list[dict[str, Any]] = [
-                {"json": {"quantity": 1}, "headers": auth.headers("a")},
-                {"headers": auth.headers("b")},
-                {"json": {}, "headers": {**auth.headers("c"), "Idempotency-Key": "x-1"}},
-                {"json": {"quantity": 1}, "headers": auth.headers("d")},  # sold out
-                {"headers": {"Authorization": "Bearer nope"}},  # 401
-                {
-                    "headers": {
-                        "Authorization": auth.headers("f")["Authorization"].replace(" ", "  ")
-                    }
-                },
-            ]
-            statuses = [(await c.post(path, **request)).status_code for request in well_formed]
-            assert statuses == [202, 202, 409, 409, 401, 409]
-            assert reached == []
-            unusual: list[dict[str, Any]] = [
-                {"json": {"quantity": 0}, "headers": auth.headers("e")},
-                {"json": {"coupon": "X"}, "headers": auth.headers("e")},
-                {"headers": {}},
-                {"headers": {**auth.headers("e"), "Idempotency-Key": "a b"}},
-                {"content": b'{"quantity": 1}', "headers": auth.headers("e")},  # no type
-            ]
-            statuses = [(await c.post(path, **request)).status_code for request in unusual]
-            assert statuses == [422, 422, 401, 422, 422]
-            assert reached == [path] * len(unusual)
+    layer = functools.partial(ThinPurchaseRoute, max_body_bytes=settings.max_body_bytes)
+    async with thin_in_front(framework, layer) as (c, reached):
+        # The item is created through the framework (an admin route): reached once.
+        item = await create_live_item(c, auth, stock=2, per_user_limit=1)
+        reached.clear()
+        path = f"/api/v1/items/{item.id}/purchase"
+        well_formed: list[dict[str, Any]] = [
+            {"json": {"quantity": 1}, "headers": auth.headers("a")},
+            {"headers": auth.headers("b")},
+            {"json": {}, "headers": {**auth.headers("c"), "Idempotency-Key": "x-1"}},
+            {"json": {"quantity": 1}, "headers": auth.headers("d")},  # sold out
+            {"headers": {"Authorization": "Bearer nope"}},  # 401
+            {"headers": {"Authorization": auth.headers("f")["Authorization"].replace(" ", "  ")}},
+        ]
+        statuses = [(await c.post(path, **request)).status_code for request in well_formed]
+        assert statuses == [202, 202, 409, 409, 401, 409]
+        assert reached == []
+        unusual: list[dict[str, Any]] = [
+            {"json": {"quantity": 0}, "headers": auth.headers("e")},
+            {"json": {"coupon": "X"}, "headers": auth.headers("e")},
+            {"headers": {}},
+            {"headers": {**auth.headers("e"), "Idempotency-Key": "a b"}},
+            {"content": b'{"quantity": 1}', "headers": auth.headers("e")},  # no type
+        ]
+        statuses = [(await c.post(path, **request)).status_code for request in unusual]
+        assert statuses == [422, 422, 401, 422, 422]
+        assert reached == [path] * len(unusual)
