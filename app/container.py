@@ -21,10 +21,13 @@ from app.gateways.payment import PaymentGateway, SimulatedGateway
 from app.outages import BackendWatch
 from app.redis import RedisClient
 from app.store.acks import AckPolicy
+from app.store.batches import ScriptBatches
 from app.store.generations import SeenGenerations
 from app.store.keys import GlobalKeys
-from app.store.purchase import PurchaseBatches
+from app.store.purchase import PurchaseReply, parse_purchase_reply
+from app.store.queue import QueueReply, parse_queue_reply
 from app.store.refused_tries import RefusedTries
+from app.store.sale_state import StockReads
 from app.store.scripts import Scripts
 from app.store.sold_out import SoldOutMarks
 
@@ -59,8 +62,12 @@ class Container:
     # Starts a background job (a bulk grant) by id in this process; set by whoever builds
     # the container (app/processes/services.py), since running jobs is a flow's.
     start_job: Callable[[int], None] | None = field(init=False, default=None)
-    # Purchases of one loop turn in one pipeline (single Redis, SECKILL_PURCHASE_BATCH_MAX).
-    purchase_batches: PurchaseBatches | None = field(init=False)
+    # Purchases, and a waiting room's joins and polls, of one loop turn in one pipeline per
+    # script (single Redis, SECKILL_PURCHASE_BATCH_MAX).
+    purchase_batches: ScriptBatches[PurchaseReply] | None = field(init=False)
+    queue_batches: ScriptBatches[QueueReply] | None = field(init=False)
+    # A loop turn's waiting-room polls of one event share one read of its items' stock.
+    stock_reads: StockReads = field(init=False)
 
     def __post_init__(self) -> None:
         self.tokens = TokenVerifier(self.settings)
@@ -71,11 +78,16 @@ class Container:
             if self.settings.redis_cluster
             else None
         )
-        self.purchase_batches = (
-            PurchaseBatches(self.redis, self.scripts, max_calls=self.settings.purchase_batch_max)
-            if isinstance(self.redis, Redis) and self.settings.purchase_batch_max
-            else None
-        )
+        self.stock_reads = StockReads(self.redis, self.settings.redis_key_prefix)
+        self.purchase_batches = self.queue_batches = None
+        if isinstance(self.redis, Redis) and self.settings.purchase_batch_max:
+            most = self.settings.purchase_batch_max
+            self.purchase_batches = ScriptBatches(
+                self.redis, self.scripts.purchase, parse_purchase_reply, max_calls=most
+            )
+            self.queue_batches = ScriptBatches(
+                self.redis, self.scripts.queue, parse_queue_reply, max_calls=most
+            )
 
     @property
     def keys(self) -> GlobalKeys:

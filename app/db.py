@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from sqlalchemy import MetaData
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -60,6 +61,10 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+# What a repository runs a statement on: a request's session, or a connection of its own
+# (a writer that holds one across many short transactions).
+Connectable = AsyncSession | AsyncConnection
+
 AfterCommit = Callable[[], Awaitable[object]]
 _AFTER_COMMIT = "after_commit"
 
@@ -74,25 +79,50 @@ def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
 async def commit(session: AsyncSession) -> None:
     """Commit, then run the after-commit callbacks in the order they were registered. A
     callback that raises stops the rest; the commit stands."""
-    await session.commit()
+    if session.in_transaction():  # else nothing touched Postgres (a poll): nothing to end
+        await session.commit()
     callbacks: list[AfterCommit] = session.info.pop(_AFTER_COMMIT, [])
     for callback in callbacks:
         await callback()
 
 
+# The request's session, made when first asked for (request_transaction_of).
+SessionOf = Callable[[], AsyncSession]
+
+
+@contextlib.asynccontextmanager
+async def request_transaction_of(state: Any) -> AsyncIterator[SessionOf]:
+    """The transaction of one request (`state`: the app's), its session made when first
+    asked for: committed (then the after-commit callbacks run) when the block ends, rolled
+    back when it raises. Routers never commit, services never do. A request that may not
+    touch Postgres at all (a waiting room's poll) skips making and closing a session, a
+    tenth of its CPU."""
+    sessionmaker: async_sessionmaker[AsyncSession] = state.container.sessionmaker
+    made: list[AsyncSession] = []
+
+    def session_of() -> AsyncSession:
+        if not made:
+            made.append(sessionmaker())
+        return made[0]
+
+    try:
+        yield session_of  # an error raised in the block comes out here: closing rolls back
+        if made:
+            await commit(made[0])
+    finally:
+        if made:
+            await made[0].close()
+    # The request went through Postgres: if it had been away, it is back (logged once).
+    watch = getattr(state, "watch", None)
+    if made and watch is not None and watch.postgres.down:
+        watch.postgres.succeeded()
+
+
 @contextlib.asynccontextmanager
 async def request_transaction(state: Any) -> AsyncIterator[AsyncSession]:
-    """The transaction of one request (`state`: the app's): committed (then the
-    after-commit callbacks run) when the block ends, rolled back when it raises. Routers
-    never commit, services never do."""
-    sessionmaker: async_sessionmaker[AsyncSession] = state.container.sessionmaker
-    async with sessionmaker() as session:
-        yield session  # an error raised in the block comes out here: closing rolls back
-        await commit(session)
-    # The request went through: if Postgres had been away, it is back (logged once).
-    watch = getattr(state, "watch", None)
-    if watch is not None and watch.postgres.down:
-        watch.postgres.succeeded()
+    """request_transaction_of with its session made at once."""
+    async with request_transaction_of(state) as session_of:
+        yield session_of()
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -101,9 +131,16 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def get_session_of(request: Request) -> AsyncIterator[SessionOf]:
+    """get_session's, made when first asked for (request_transaction_of)."""
+    async with request_transaction_of(request.app.state) as session_of:
+        yield session_of
+
+
 # scope="function": the commit happens when the endpoint returns, before the response is
 # sent, so a client never sees an answer for a change that did not commit.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+SessionOfDep = Annotated[SessionOf, Depends(get_session_of, scope="function")]
 
 
 def migrations_dir() -> Path:

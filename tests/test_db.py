@@ -1,12 +1,17 @@
 """The request's session owns the transaction: commit on success, then the after-commit
-callbacks; rollback on error, and no callback."""
+callbacks; rollback on error, and no callback. A session made when first asked for is
+made only then."""
+
+from types import SimpleNamespace
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.container import Container
-from app.db import SessionDep, after_commit, commit
+from app.db import SessionDep, SessionOfDep, after_commit, commit, request_transaction_of
 from app.errors import InvalidState, install_error_handlers
 
 CREATE = text("CREATE TABLE IF NOT EXISTS hook_probe (note text NOT NULL)")
@@ -86,3 +91,67 @@ async def test_the_session_dependency_commits_or_rolls_back(services: Container)
 
     assert await _notes(services) == ["kept"]
     assert ran == ["callback"]
+
+
+def _lazy_app(services: Container, made: list[int]) -> FastAPI:
+    app = FastAPI()
+    app.state.container = services
+    install_error_handlers(app)
+
+    @app.get("/notes/{note}")
+    async def look(note: str, session_of: SessionOfDep) -> dict[str, str]:
+        if note == "untouched":  # a poll answered from Redis alone
+            return {"note": note}
+        made.append(1)
+        await session_of().execute(INSERT, {"note": note})
+        assert session_of() is session_of()  # one session per request
+        if note == "refused":
+            raise InvalidState("refused after writing")
+        return {"note": note}
+
+    return app
+
+
+async def test_the_session_made_when_first_asked_for(
+    services: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request that never asks for its session makes none (no session to make, commit
+    and close); one that does gets the same transaction as SessionDep's."""
+    async with services.sessionmaker() as session:
+        await session.execute(CREATE)
+        await session.commit()
+    sessions: list[int] = []
+    real = services.sessionmaker
+
+    def counting() -> AsyncSession:
+        sessions.append(1)
+        return real()
+
+    monkeypatch.setattr(services, "sessionmaker", counting)
+    made: list[int] = []
+    transport = httpx.ASGITransport(app=_lazy_app(services, made))
+    async with httpx.AsyncClient(transport=transport, base_url="http://db.test") as client:
+        assert (await client.get("/notes/untouched")).status_code == 200
+        assert sessions == []
+        assert (await client.get("/notes/refused")).status_code == 409
+        assert (await client.get("/notes/kept")).status_code == 200
+    monkeypatch.setattr(services, "sessionmaker", real)
+    assert sessions == [1, 1]
+    assert await _notes(services) == ["kept"]
+
+
+async def test_a_session_asked_for_is_closed_and_rolled_back_on_error(
+    services: Container,
+) -> None:
+    async with services.sessionmaker() as session:
+        await session.execute(CREATE)
+        await session.commit()
+
+    async def failing_request() -> None:
+        async with request_transaction_of(SimpleNamespace(container=services)) as session_of:
+            await session_of().execute(INSERT, {"note": "never"})
+            raise RuntimeError("the request failed")
+
+    with pytest.raises(RuntimeError):
+        await failing_request()
+    assert "never" not in await _notes(services)

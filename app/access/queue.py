@@ -38,6 +38,7 @@ from app.access.queue_joins import Joiner, QueueEvent, join_groups, queue_event
 from app.access.queue_schemas import ClosedReason, QueueRead, QueueState
 from app.auth import User
 from app.container import Container
+from app.db import SessionOf
 from app.errors import Recovering
 from app.events import service as events
 from app.events.access import QueueAccess
@@ -57,7 +58,6 @@ from app.store.queue import (
 )
 from app.store.queue_keys import QueueKeys
 from app.store.queue_load import QueuePlaces, QueueTerms, load_queue
-from app.store.sale_state import remaining_stock
 from app.store.warmup import Build, Built
 
 # A queue Redis lacks is loaded by one request at a time (a lock that outlives a dead
@@ -72,7 +72,7 @@ QUEUES = "queues"  # the counter family of a waiting room's places (app/generati
 
 async def join(
     *,
-    session: AsyncSession,
+    session_of: SessionOf,
     services: Container,
     event_id: int,
     user: User,
@@ -81,23 +81,25 @@ async def join(
     """Take a place (or keep the one held: repeat-safe) and answer the caller's state.
     The place is stored with the other joins of the moment (queue_joins.py) before Redis
     is told, so an answered place is in Postgres."""
-    groups = join_groups(services.sessionmaker, services.settings)
+    groups = join_groups(services.engine, services.settings)
     joined = await groups.join(event_id, Joiner(user, pow_nonce))
     event, place = joined.event, joined.place
     if place is None:
         return ENDED
     drawn = place.inserted and place.score < ARRIVALS
-    reply = await _decide(session, services, event, user.id, place.score, drawn=drawn)
+    reply = await _decide(session_of, services, event, user.id, place.score, drawn=drawn)
     if reply.outcome is QueueOutcome.TOO_LATE_TO_DRAW:
         # This process's clock said "before the start", Redis's (admission's) says after:
         # an arrival, not shuffled in ahead of places admitted already.
-        arrival = await repository.score_as_arrival(session, place_id=place.id, arrivals=ARRIVALS)
-        reply = await _decide(session, services, event, user.id, arrival)
-    return await _answer(session, services, event_id, user.id, reply)
+        arrival = await repository.score_as_arrival(
+            session_of(), place_id=place.id, arrivals=ARRIVALS
+        )
+        reply = await _decide(session_of, services, event, user.id, arrival)
+    return await _answer(session_of, services, event_id, user.id, reply)
 
 
 async def look(
-    *, session: AsyncSession, services: Container, event_id: int, user: User
+    *, session_of: SessionOf, services: Container, event_id: int, user: User
 ) -> QueueRead:
     """The caller's state in the queue (404 if they hold no place). A poll of a place Redis
     holds is one script call, with no Postgres (but the one write of a first admission);
@@ -110,40 +112,47 @@ async def look(
             user_id=user.id,
             seen=services.queue_generations.known(event_id),
         ),
+        services.queue_batches,
     )
     # Lacking the queue or the place, Postgres has them; ended, Postgres may have a later
     # end (the sale extended).
     slow = (QueueOutcome.NO_SUCH_QUEUE, QueueOutcome.NOT_IN_QUEUE, QueueOutcome.ENDED)
     if reply.outcome not in slow:
         services.queue_generations.saw(event_id, reply.generation)
-        return await _answer(session, services, event_id, user.id, reply)
-    event = await queue_event(session=session, event_id=event_id)
+        return await _answer(session_of, services, event_id, user.id, reply)
+    event = await queue_event(db=session_of(), event_id=event_id)
     if utc_now() >= event.ends_at:
         # Closed for everyone: a pass would buy nothing now, and the queue's keys expire.
         return ENDED
-    return await _state(session=session, services=services, event=event, user=user, score=None)
+    return await _state(
+        session_of=session_of, services=services, event=event, user=user, score=None
+    )
 
 
 async def _state(
     *,
-    session: AsyncSession,
+    session_of: SessionOf,
     services: Container,
     event: QueueEvent,
     user: User,
     score: int | None,
 ) -> QueueRead:
-    reply = await _decide(session, services, event, user.id, score)
+    reply = await _decide(session_of, services, event, user.id, score)
     if reply.outcome is QueueOutcome.NOT_IN_QUEUE:
         # Redis lacks a place Postgres has (lost with Redis's data): put it back, same score.
-        stored = await repository.place_of(session, event_id=event.id, user_id=user.id)
+        stored = await repository.place_of(session_of(), event_id=event.id, user_id=user.id)
         if stored is None:
             raise NotInQueue(f"You hold no place in the queue of event {event.id}.")
-        reply = await _decide(session, services, event, user.id, stored.score)
-    return await _answer(session, services, event.id, user.id, reply)
+        reply = await _decide(session_of, services, event, user.id, stored.score)
+    return await _answer(session_of, services, event.id, user.id, reply)
 
 
 async def _answer(
-    session: AsyncSession, services: Container, event_id: int, user_id: str, reply: QueueReply
+    session_of: SessionOf,
+    services: Container,
+    event_id: int,
+    user_id: str,
+    reply: QueueReply,
 ) -> QueueRead:
     """What queue.lua decided, as the caller's state (the pass signed here)."""
     outcome = reply.outcome
@@ -161,7 +170,9 @@ async def _answer(
     if reply.admitted_ms is not None:
         admitted_ms = reply.admitted_ms
         if outcome is QueueOutcome.ADMITTED_NOW:
-            admitted_ms = await _record_admission(session, services, event_id, user_id, admitted_ms)
+            admitted_ms = await _record_admission(
+                session_of(), services, event_id, user_id, admitted_ms
+            )
         return QueueRead(
             state=QueueState.ADMITTED,
             pass_=passes.issue(
@@ -198,7 +209,7 @@ def _keys(services: Container, event_id: int) -> QueueKeys:
 
 
 async def _decide(
-    session: AsyncSession,
+    session_of: SessionOf,
     services: Container,
     event: QueueEvent,
     user_id: str,
@@ -218,11 +229,12 @@ async def _decide(
             queue_script_call(
                 keys=keys, user_id=user_id, score=score, seen=seen.known(event.id), drawn=drawn
             ),
+            services.queue_batches,
         )
         if reply.outcome is QueueOutcome.ENDED and utc_now() < event.ends_at and not refreshed:
             # The sale was extended after the queue was loaded: its end there is stale.
             await load_from_postgres(
-                session=session,
+                session=session_of(),
                 services=services,
                 event=event,
                 build=Build.TERMS_ONLY,
@@ -232,7 +244,7 @@ async def _decide(
         if reply.outcome is not QueueOutcome.NO_SUCH_QUEUE:
             seen.saw(event.id, reply.generation)
             return reply
-        await _load_missing(session, services, event)
+        await _load_missing(session_of(), services, event)
     return reply
 
 
@@ -241,11 +253,14 @@ async def _load_missing(session: AsyncSession, services: Container, event: Queue
     the others of the crowd that found it missing wait a moment (each reading every place
     of a large queue would swamp Postgres). In the request's own transaction: a second
     connection per request could starve the pool under a crowd."""
-    lock = _keys(services, event.id).loading
+    keys = _keys(services, event.id)
+    lock = keys.loading
     if not await services.redis.set(lock, "1", nx=True, px=LOAD_LOCK_MS):
         await asyncio.sleep(LOAD_WAIT_SECONDS)
         return
     try:
+        if await services.redis.hexists(keys.queue, "epoch"):
+            return  # loaded by the one before, whose "missing" this call saw as well
         built = await load_from_postgres(
             session=session,
             services=services,
@@ -277,14 +292,12 @@ async def _record_admission(
 
 async def _sold_out(services: Container, ids: Sequence[int]) -> bool:
     """Is every item of the event gone? The process's sold-out marks first (free), then
-    the items' live stock in Redis."""
+    the items' live stock in Redis (one read for the loop turn's polls of the event)."""
     if not ids:
         return False
     if all(services.sold_out.is_sold_out(i) for i in ids):
         return True
-    left = await remaining_stock(
-        redis=services.redis, prefix=services.settings.redis_key_prefix, item_ids=ids
-    )
+    left = await services.stock_reads.read(ids)
     return all(stock is not None and stock <= 0 for stock in left.values())
 
 

@@ -15,7 +15,7 @@ from app.access import queue
 from app.access.pow import MAX_NONCE_LENGTH
 from app.access.queue_schemas import QueueRead
 from app.container import Container
-from app.db import request_transaction
+from app.db import request_transaction_of
 from app.front import (
     Unusual,
     answer_error,
@@ -66,10 +66,10 @@ class ThinQueueRoute:
             return
         try:
             user = container.tokens.verify(token)
-            async with request_transaction(scope["app"].state) as session:
+            async with request_transaction_of(scope["app"].state) as session_of:
                 state: QueueRead = await (
                     queue.join(
-                        session=session,
+                        session_of=session_of,
                         services=container,
                         event_id=event_id,
                         user=user,
@@ -77,7 +77,7 @@ class ThinQueueRoute:
                     )
                     if joining
                     else queue.look(
-                        session=session, services=container, event_id=event_id, user=user
+                        session_of=session_of, services=container, event_id=event_id, user=user
                     )
                 )
         except Exception as exc:

@@ -8,6 +8,10 @@ join's Redis work, and Postgres commits them one by one. Grouped, a crowd's join
 them: the first join of a quiet moment is written at once, alone; while it is written the
 next ones gather, and go together as soon as it is done. At most one group per event is
 being written at a time, and none holds more than `queue_join_group_max` joins.
+
+The groups of a burst are written on one connection, held while joins keep coming (each
+checkout pays the pool's liveness ping, three round trips), and each group's places are
+one statement, committed on its own (no BEGIN and COMMIT round trips).
 """
 
 import asyncio
@@ -17,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.access import queue_repository as repository
 from app.access.gate import require_solution
@@ -25,7 +29,7 @@ from app.access.queue_errors import NotAQueue
 from app.access.queue_repository import StoredPlace
 from app.auth import User
 from app.config import Settings
-from app.db import commit
+from app.db import Connectable
 from app.errors import NotStarted
 from app.events import service as events
 from app.events.access import ACCESS, QueueAccess
@@ -57,9 +61,9 @@ class QueueEvent:
         )
 
 
-async def queue_event(*, session: AsyncSession, event_id: int) -> QueueEvent:
+async def queue_event(*, db: Connectable, event_id: int) -> QueueEvent:
     """The event, if shoppers see it and it has a waiting room (else 404, 409)."""
-    row = await repository.queue_event(session, event_id=event_id)
+    row = await repository.queue_event(db, event_id=event_id)
     if row is None or not events.campaign_shows(row.campaign_status):
         raise EventNotFound(f"No event {event_id}.")
     access = ACCESS.validate_python(row.access)
@@ -87,11 +91,11 @@ class Joined:
 
 
 async def store_joins(
-    session: AsyncSession, settings: Settings, event_id: int, joiners: Sequence[Joiner]
+    db: Connectable, settings: Settings, event_id: int, joiners: Sequence[Joiner]
 ) -> list[Joined | Exception]:
     """Each joiner's place (or the refusal of their join alone, e.g. a wrong proof of
     work); a refusal of them all (no such event, not open yet) is raised."""
-    event = await queue_event(session=session, event_id=event_id)
+    event = await queue_event(db=db, event_id=event_id)
     now = utc_now()
     if now < event.access.opens_at:
         raise NotStarted(f"The queue opens at {event.access.opens_at.isoformat()}.")
@@ -117,7 +121,7 @@ async def store_joins(
             joiner.user.id, secrets.randbits(RANDOM_BITS) if now < event.starts_at else None
         )
     places = (
-        await repository.join_many(session, event_id=event_id, scores=scores, arrivals=ARRIVALS)
+        await repository.join_many(db, event_id=event_id, scores=scores, arrivals=ARRIVALS)
         if scores
         else {}
     )
@@ -131,51 +135,60 @@ _Waiting = list[tuple[Joiner, "asyncio.Future[Joined]"]]
 
 
 class JoinGroups:
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
-        self._sessionmaker = sessionmaker
+    def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
+        self._engine = engine
         self._settings = settings
         self._waiting: dict[int, _Waiting] = {}
-        self._writing: set[int] = set()  # events with a group being written
+        self._writing: set[int] = set()  # events with a writer (_write_groups)
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def join(self, event_id: int, joiner: Joiner) -> Joined:
         """The joiner's place, stored (committed) with the others of its group."""
-        loop = asyncio.get_running_loop()
-        joined: asyncio.Future[Joined] = loop.create_future()
-        waiting = self._waiting.setdefault(event_id, [])
-        if not waiting and event_id not in self._writing:
-            # The others of this turn of the event loop go with it.
-            self._writing.add(event_id)
-            loop.call_soon(self._write_next, event_id)
-        waiting.append((joiner, joined))
+        joined: asyncio.Future[Joined] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(event_id, []).append((joiner, joined))
+        if event_id not in self._writing:
+            self._start_writer(event_id)  # from the next loop turn: this one's joins go too
         return await joined
 
-    def _write_next(self, event_id: int) -> None:
+    def _start_writer(self, event_id: int) -> None:
+        self._writing.add(event_id)
+        task = asyncio.create_task(self._write_groups(event_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _next_group(self, event_id: int) -> _Waiting:
         waiting = self._waiting.pop(event_id, [])
-        if not waiting:
-            self._writing.discard(event_id)
-            return
         limit = self._settings.queue_join_group_max
         group, rest = waiting[:limit], waiting[limit:]
         if rest:
             self._waiting[event_id] = rest
-        task = asyncio.create_task(self._write(event_id, group))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        task.add_done_callback(lambda _task: self._write_next(event_id))
+        return group
 
-    async def _write(self, event_id: int, group: _Waiting) -> None:
+    async def _write_groups(self, event_id: int) -> None:
+        """Write the event's joins, group after group, on one connection, until none are
+        waiting. A group that fails fails alone; the next takes a fresh connection."""
         try:
-            async with self._sessionmaker() as session:
-                decided = await store_joins(
-                    session, self._settings, event_id, [joiner for joiner, _ in group]
-                )
-                await commit(session)
+            async with self._engine.connect() as connection:
+                autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+                while group := self._next_group(event_id):
+                    if not await self._write(autocommit, event_id, group):
+                        break
+        except Exception as exc:  # no connection: the joins waiting for one fail alike
+            _fail(self._next_group(event_id), exc)
+        finally:
+            self._writing.discard(event_id)
+            if self._waiting.get(event_id):  # came while the connection was let go
+                self._start_writer(event_id)
+
+    async def _write(self, connection: AsyncConnection, event_id: int, group: _Waiting) -> bool:
+        """Store the group's places and answer each joiner; False if the group failed."""
+        try:
+            decided = await store_joins(
+                connection, self._settings, event_id, [joiner for joiner, _ in group]
+            )
         except Exception as exc:
-            for _, joined in group:
-                if not joined.done():
-                    joined.set_exception(exc)
-            return
+            _fail(group, exc)
+            return False
         for (_, joined), outcome in zip(group, decided, strict=True):
             if joined.done():  # its request was cancelled; the place stays stored
                 continue
@@ -183,16 +196,21 @@ class JoinGroups:
                 joined.set_exception(outcome)
             else:
                 joined.set_result(outcome)
+        return True
+
+
+def _fail(group: _Waiting, exc: Exception) -> None:
+    for _, joined in group:
+        if not joined.done():
+            joined.set_exception(exc)
 
 
 # One per process and database (tests run several apps in one process).
-_groups: "weakref.WeakKeyDictionary[async_sessionmaker[AsyncSession], JoinGroups]" = (
-    weakref.WeakKeyDictionary()
-)
+_groups: "weakref.WeakKeyDictionary[AsyncEngine, JoinGroups]" = weakref.WeakKeyDictionary()
 
 
-def join_groups(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> JoinGroups:
-    groups = _groups.get(sessionmaker)
+def join_groups(engine: AsyncEngine, settings: Settings) -> JoinGroups:
+    groups = _groups.get(engine)
     if groups is None:
-        groups = _groups[sessionmaker] = JoinGroups(sessionmaker, settings)
+        groups = _groups[engine] = JoinGroups(engine, settings)
     return groups

@@ -5,12 +5,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access.queue_models import QueuePlace
 from app.campaigns.models import Campaign
+from app.db import Connectable
 from app.events.models import Event, EventItem
 
 
@@ -32,27 +33,26 @@ class QueueEventRow:
     item_ids: list[int]
 
 
-async def queue_event(session: AsyncSession, *, event_id: int) -> QueueEventRow | None:
-    """The event's window, access, campaign state and item ids, in one round trip."""
-    item_ids = (
+# Built once: building the statement cost more than running it.
+_QUEUE_EVENT = (
+    select(
+        Event.id,
+        Event.starts_at,
+        Event.ends_at,
+        Event.access,
+        Campaign.status,
         select(func.array_agg(aggregate_order_by(EventItem.id, EventItem.id)))
         .where(EventItem.event_id == Event.id)
-        .scalar_subquery()
+        .scalar_subquery(),
     )
-    row = (
-        await session.execute(
-            select(
-                Event.id,
-                Event.starts_at,
-                Event.ends_at,
-                Event.access,
-                Campaign.status,
-                item_ids,
-            )
-            .outerjoin(Campaign, Campaign.id == Event.campaign_id)
-            .where(Event.id == event_id)
-        )
-    ).one_or_none()
+    .outerjoin(Campaign, Campaign.id == Event.campaign_id)
+    .where(Event.id == bindparam("event_id"))
+)
+
+
+async def queue_event(db: Connectable, *, event_id: int) -> QueueEventRow | None:
+    """The event's window, access, campaign state and item ids, in one round trip."""
+    row = (await db.execute(_QUEUE_EVENT, {"event_id": event_id})).one_or_none()
     if row is None:
         return None
     return QueueEventRow(
@@ -65,16 +65,25 @@ async def queue_event(session: AsyncSession, *, event_id: int) -> QueueEventRow 
     )
 
 
+# One statement, so it needs no transaction of its own: a place after the start (no score
+# given) follows in arrival order, its score ARRIVALS + its id, drawn here in the order given.
 _JOIN_MANY = text(
     """
-    INSERT INTO queue_places (event_id, user_id, score)
-    SELECT :event_id, joiner.user_id, joiner.score
-    FROM unnest(CAST(:user_ids AS text[]), CAST(:scores AS bigint[])) AS joiner(user_id, score)
+    INSERT INTO queue_places (id, event_id, user_id, score)
+    SELECT joiner.id, :event_id, joiner.user_id, COALESCE(joiner.score, :arrivals + joiner.id)
+    FROM (
+        SELECT given.user_id, given.score,
+               nextval(pg_get_serial_sequence('queue_places', 'id')) AS id
+        FROM (
+            SELECT * FROM unnest(CAST(:user_ids AS text[]), CAST(:scores AS bigint[]))
+            WITH ORDINALITY AS given(user_id, score, arrival)
+            ORDER BY arrival
+        ) AS given
+    ) AS joiner
     ON CONFLICT (event_id, user_id) DO NOTHING
     RETURNING id, user_id, score
     """
 )
-# A place after the start follows in arrival order: its score is ARRIVALS + its id.
 _ARRIVAL_SCORES = text(
     "UPDATE queue_places SET score = :arrivals + id WHERE id = ANY(:ids) RETURNING id, score"
 )
@@ -87,47 +96,36 @@ _PLACES_OF = text(
 
 
 async def join_many(
-    session: AsyncSession,
+    db: Connectable,
     *,
     event_id: int,
     scores: dict[str, int | None],
     arrivals: int,
 ) -> dict[str, StoredPlace]:
     """Each user's place, inserted now with their score (None: an arrival after the start,
-    scored by its arrival number) unless they hold one already (then theirs, unchanged).
-    Two joins of one user at once: the second waits for the first's commit, then reads it."""
+    scored by its arrival number, in the order of `scores`) unless they hold one already
+    (then theirs, unchanged). Two joins of one user at once: the second waits for the
+    first's commit, then reads it."""
     user_ids = list(scores)
-    inserted = (
-        await session.execute(
-            _JOIN_MANY,
-            {
-                "event_id": event_id,
-                "user_ids": user_ids,
-                "scores": [scores[u] if scores[u] is not None else 0 for u in user_ids],
-            },
-        )
-    ).all()
+    inserted = await db.execute(
+        _JOIN_MANY,
+        {
+            "event_id": event_id,
+            "user_ids": user_ids,
+            "scores": list(scores.values()),
+            "arrivals": arrivals,
+        },
+    )
     found = {
-        row.user_id: StoredPlace(id=row.id, score=row.score, admitted_at=None, inserted=True)
-        for row in inserted
+        user_id: StoredPlace(id=place_id, score=score, admitted_at=None, inserted=True)
+        for place_id, user_id, score in inserted
     }
-    arriving = {found[u].id: u for u in found if scores[u] is None}
-    if arriving:
-        rescored = await session.execute(
-            _ARRIVAL_SCORES, {"arrivals": arrivals, "ids": list(arriving)}
-        )
-        for row in rescored:
-            found[arriving[row.id]] = StoredPlace(
-                id=row.id, score=row.score, admitted_at=None, inserted=True
-            )
-    held = [u for u in user_ids if u not in found]
-    if held:
+    if len(found) < len(user_ids):
+        held = [u for u in user_ids if u not in found]
         # The conflicting rows are committed: ON CONFLICT saw them.
-        rows = await session.execute(_PLACES_OF, {"event_id": event_id, "user_ids": held})
-        for row in rows:
-            found[row.user_id] = StoredPlace(
-                id=row.id, score=row.score, admitted_at=row.admitted_at
-            )
+        rows = await db.execute(_PLACES_OF, {"event_id": event_id, "user_ids": held})
+        for place_id, user_id, score, admitted_at in rows:
+            found[user_id] = StoredPlace(id=place_id, score=score, admitted_at=admitted_at)
     return found
 
 

@@ -8,7 +8,7 @@ from app.access.queue_errors import NotAQueue, NotInQueue
 from app.access.queue_schemas import QueueRead
 from app.auth import CurrentUser
 from app.container import ContainerDep
-from app.db import SessionDep
+from app.db import SessionOfDep
 from app.errors import ChallengeRequired, NotStarted, Recovering, Unauthorized, problem_responses
 from app.events.errors import EventNotFound
 from app.ids import EventId
@@ -27,7 +27,7 @@ PowNonce = Annotated[str | None, Header(alias="X-Seckill-Pow", max_length=MAX_NO
 )
 async def join_queue(
     event_id: EventId,
-    session: SessionDep,
+    session_of: SessionOfDep,
     services: ContainerDep,
     user: CurrentUser,
     pow_nonce: PowNonce = None,
@@ -39,7 +39,11 @@ async def join_queue(
     second; an admitted user gets a `pass`. 409 `invalid_state` if the event has no waiting
     room, `not_started` before `opens_at`; `closed` once the sale sold out or ended."""
     return await queue.join(
-        session=session, services=services, event_id=event_id, user=user, pow_nonce=pow_nonce
+        session_of=session_of,
+        services=services,
+        event_id=event_id,
+        user=user,
+        pow_nonce=pow_nonce,
     )
 
 
@@ -49,9 +53,9 @@ async def join_queue(
     responses=problem_responses(Unauthorized, EventNotFound, NotAQueue, NotInQueue, Recovering),
 )
 async def queue_state(
-    event_id: EventId, session: SessionDep, services: ContainerDep, user: CurrentUser
+    event_id: EventId, session_of: SessionOfDep, services: ContainerDep, user: CurrentUser
 ) -> QueueRead:
     """Your state in the event's waiting room: waiting (position and estimated wait from
     the start), admitted (with the pass), or closed (sold out, ended). 404 if you hold no
     place."""
-    return await queue.look(session=session, services=services, event_id=event_id, user=user)
+    return await queue.look(session_of=session_of, services=services, event_id=event_id, user=user)

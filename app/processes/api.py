@@ -32,7 +32,7 @@ from app.container import Container, get_container
 from app.coupons import service as coupons
 from app.coupons.router import admin as coupons_admin
 from app.coupons.router import public as coupons_public
-from app.db import get_session
+from app.db import get_session, get_session_of
 from app.errors import (
     AppError,
     Recovering,
@@ -228,7 +228,7 @@ def _reaches_backends(dependant: Dependant) -> bool:
     """Whether the endpoint takes the request's session or the container (Redis, the
     sessionmaker): a Redis or Postgres outage then answers 503 (app/outages.py)."""
     return any(
-        sub.call in (get_session, get_container) or _reaches_backends(sub)
+        sub.call in (get_session, get_session_of, get_container) or _reaches_backends(sub)
         for sub in dependant.dependencies
     )
 

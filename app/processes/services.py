@@ -41,8 +41,9 @@ async def build_services(settings: Settings) -> AsyncIterator[Container]:
         services.start_job = partial(start_in_background, runner)
         if services.acks is not None:
             stack.push_async_callback(services.acks.aclose)
-        if services.purchase_batches is not None:
-            stack.push_async_callback(services.purchase_batches.aclose)
+        for batches in (services.purchase_batches, services.queue_batches):
+            if batches is not None:
+                stack.push_async_callback(batches.aclose)
         yield services
 
 

@@ -1,15 +1,11 @@
-"""purchase.lua's typed wrapper: its KEYS/ARGV, its reply and its outcome enum, and the
-batching of concurrent calls into one pipeline."""
+"""purchase.lua's typed wrapper: its KEYS/ARGV, its reply and its outcome enum (a loop
+turn's calls are batched by app/store/batches.py)."""
 
-import asyncio
-import contextlib
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import ClassVar
 
-from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import NoScriptError
 
 from app.auth import User
 from app.config import Rate
@@ -140,81 +136,3 @@ async def run_purchase(
     script_keys, script_args = call
     reply = await scripts.purchase(keys=script_keys, args=script_args, client=client)
     return parse_purchase_reply(reply)
-
-
-class PurchaseBatches:
-    """Sends the purchase calls made during one turn of the event loop as one pipeline.
-
-    A crowd's purchases arrive dozens per loop turn; one by one, each paid a connection
-    checkout, a write system call and a read wake-up, which cost more CPU than the
-    script. Batched, they share them. Each call is still its own EVALSHA, atomic on its
-    own; none waits longer than the turn it was made in, and a batch in flight delays no
-    other (the next one takes another connection). A NOSCRIPT reply (Redis restarted or
-    failed over since the scripts were loaded) is retried alone, which loads the script;
-    a failure of the whole pipeline is every call's failure.
-
-    Single Redis only: on a cluster, calls go one by one through the gate."""
-
-    def __init__(self, redis: Redis, scripts: Scripts, *, max_calls: int) -> None:
-        self._redis = redis
-        self._scripts = scripts
-        self._max_calls = max_calls
-        self._waiting: list[tuple[ScriptCall, asyncio.Future[PurchaseReply]]] = []
-        self._in_flight: set[asyncio.Task[None]] = set()
-
-    async def run(self, call: ScriptCall) -> PurchaseReply:
-        loop = asyncio.get_running_loop()
-        reply: asyncio.Future[PurchaseReply] = loop.create_future()
-        if not self._waiting:
-            loop.call_soon(self._send_waiting)
-        self._waiting.append((call, reply))
-        if len(self._waiting) >= self._max_calls:
-            self._send_waiting()
-        return await reply
-
-    def _send_waiting(self) -> None:
-        batch, self._waiting = self._waiting, []
-        if batch:
-            task = asyncio.create_task(self._send(batch))
-            self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
-
-    async def _send(self, batch: list[tuple[ScriptCall, asyncio.Future[PurchaseReply]]]) -> None:
-        sha = self._scripts.purchase.sha
-        try:
-            pipe = self._redis.pipeline(transaction=False)
-            for (keys, args), _ in batch:
-                pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)
-            replies = await pipe.execute(raise_on_error=False)
-        except Exception as exc:
-            for _, reply in batch:
-                if not reply.done():
-                    reply.set_exception(exc)
-            return
-        except asyncio.CancelledError:  # shutting down: the requests are cancelled too
-            for _, reply in batch:
-                reply.cancel()
-            raise
-        for (call, reply), answer in zip(batch, replies, strict=True):
-            if reply.done():  # its request was cancelled
-                continue
-            if isinstance(answer, NoScriptError):
-                try:
-                    retried = await run_purchase(self._scripts, call)
-                except Exception as exc:
-                    if not reply.done():
-                        reply.set_exception(exc)
-                else:
-                    if not reply.done():
-                        reply.set_result(retried)
-            elif isinstance(answer, Exception):
-                reply.set_exception(answer)
-            else:
-                reply.set_result(parse_purchase_reply(answer))
-
-    async def aclose(self) -> None:
-        """Let the batches in flight finish (their requests are being answered)."""
-        self._send_waiting()
-        for task in list(self._in_flight):
-            with contextlib.suppress(Exception):
-                await task

@@ -1,10 +1,13 @@
 """queue.lua's typed wrapper: its KEYS/ARGV, its reply and its outcome enum; and the two
 plain writes on a queue's hash (closing it, restoring an admission Postgres remembers)."""
 
+import functools
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 from app.redis import RedisClient
+from app.store.batches import ScriptBatches
 from app.store.generations import UNSEEN, Generation
 from app.store.queue_keys import QueueKeys
 from app.store.scripts import ScriptCall, Scripts
@@ -60,11 +63,9 @@ def queue_script_call(
     )
 
 
-def parse_queue_reply(reply: list[object]) -> QueueReply:
-    code, rank, count, admitted_ms, epoch, seq, pass_ms, rate = (
-        int(str(value)) for value in reply[:8]
-    )
-    items = str(reply[8])
+def parse_queue_reply(reply: list[Any]) -> QueueReply:
+    # Integers as Redis sends them (int, or bytes/str digits: int() takes each).
+    code, rank, count, admitted_ms, epoch, seq, pass_ms, rate = map(int, reply[:8])
     outcome = QueueOutcome(code)
     return QueueReply(
         outcome=outcome,
@@ -76,12 +77,26 @@ def parse_queue_reply(reply: list[object]) -> QueueReply:
         generation=Generation(epoch, seq),
         pass_ms=pass_ms,
         admit_per_second=rate,
-        item_ids=tuple(int(i) for i in items.split(",")) if items else (),
+        item_ids=_item_ids(reply[8]),
     )
 
 
-async def run_queue(redis: RedisClient, scripts: Scripts, call: ScriptCall) -> QueueReply:
-    """One join or look decided in Redis (`call` from queue_script_call)."""
+@functools.lru_cache(maxsize=1024)
+def _item_ids(items: str) -> tuple[int, ...]:
+    """The queue hash's `items` (every poll of an event sends the same few)."""
+    return tuple(map(int, items.split(","))) if items else ()
+
+
+async def run_queue(
+    redis: RedisClient,
+    scripts: Scripts,
+    call: ScriptCall,
+    batches: ScriptBatches[QueueReply] | None = None,
+) -> QueueReply:
+    """One join or look decided in Redis (`call` from queue_script_call), with the loop
+    turn's other calls when `batches` are given (a single Redis)."""
+    if batches is not None:
+        return await batches.run(call)
     script_keys, script_args = call
     return parse_queue_reply(await scripts.queue(keys=script_keys, args=script_args, client=redis))
 

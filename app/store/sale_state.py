@@ -1,16 +1,19 @@
 """Reads of a sale's hot state in Redis: live stock, orders still in the stream.
 (Loading it from Postgres is warmup.py.)"""
 
-from collections.abc import Iterable
+import asyncio
+from collections.abc import Iterable, Sequence
 
 from app.redis import RedisClient
 from app.store.keys import ItemKeys
 from app.store.records import NewOrder, parse_order
 
+StockByItem = dict[int, int | None]  # None: the item's sale is not in Redis
+
 
 async def remaining_stock(
     *, redis: RedisClient, prefix: str, item_ids: Iterable[int]
-) -> dict[int, int | None]:
+) -> StockByItem:
     """Live stock per item; None where the item's sale is not in Redis."""
     ids = list(item_ids)
     if not ids:
@@ -20,6 +23,49 @@ async def remaining_stock(
             pipe.hget(ItemKeys(prefix, item_id).sale, "stock")
         values = await pipe.execute()
     return {i: (int(v) if v is not None else None) for i, v in zip(ids, values, strict=True)}
+
+
+class StockReads:
+    """The live stock of the same items, asked for by many requests of one loop turn (a
+    waiting room's polls, each checking whether the event sold out), read once for all of
+    them. The read is sent at the end of the turn, after the last of them asked, so none
+    is answered with stock from before it came."""
+
+    def __init__(self, redis: RedisClient, prefix: str) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._asked: dict[tuple[int, ...], asyncio.Future[StockByItem]] = {}
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    async def read(self, item_ids: Sequence[int]) -> StockByItem:
+        ids = tuple(item_ids)
+        stock = self._asked.get(ids)
+        if stock is None:
+            loop = asyncio.get_running_loop()
+            stock = loop.create_future()
+            # Every caller may be cancelled: the error is then nobody's to see.
+            stock.add_done_callback(lambda read: read.cancelled() or read.exception())
+            self._asked[ids] = stock
+            loop.call_soon(self._send, ids, stock)
+        # Shielded: one caller cancelled (its client gone) leaves the read to the others.
+        return await asyncio.shield(stock)
+
+    def _send(self, ids: tuple[int, ...], stock: asyncio.Future[StockByItem]) -> None:
+        del self._asked[ids]  # later callers ask again: this read may predate them
+        task = asyncio.create_task(self._read(ids, stock))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    async def _read(self, ids: tuple[int, ...], stock: asyncio.Future[StockByItem]) -> None:
+        try:
+            stock.set_result(
+                await remaining_stock(redis=self._redis, prefix=self._prefix, item_ids=ids)
+            )
+        except Exception as exc:
+            stock.set_exception(exc)
+        except asyncio.CancelledError:  # shutting down: the callers are cancelled too
+            stock.cancel()
+            raise
 
 
 # Entries per XRANGE: a backlog of a million orders read in one reply would outlast any
