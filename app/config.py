@@ -214,6 +214,9 @@ class Settings(BaseSettings):
     # Signs the passes a queue or a draw hands out (app/access/passes.py) and derives the
     # proof-of-work challenges; a key of its own, so a leaked pass key forges no token.
     pass_secret: SecretStr = SecretStr(DEVELOPMENT_PASS_SECRET)
+    # A pass is valid from its admission on Redis's clock and checked on the API
+    # process's: one whose clock is behind by up to this much still takes a fresh pass.
+    pass_clock_leeway_ms: int = Field(default=500, ge=0, le=60_000)
 
     # Order writer (seckill worker).
     worker_group: str = "order-writer"

@@ -94,7 +94,13 @@ def read(secret: bytes, text: str) -> Pass | PassProblem:
 
 
 def check(
-    secret: bytes, text: str | None, *, event_id: int, user_id: str, now_ms: int
+    secret: bytes,
+    text: str | None,
+    *,
+    event_id: int,
+    user_id: str,
+    now_ms: int,
+    leeway_ms: int = 0,
 ) -> PassProblem | None:
     """None if `text` admits `user_id` to `event_id` at `now_ms`, else why not."""
     if text is None or text == "":
@@ -102,28 +108,39 @@ def check(
     found = read(secret, text)
     if isinstance(found, PassProblem):
         return found
-    return check_binding(found, event_id=event_id, user_id=user_id, now_ms=now_ms)
+    return check_binding(
+        found, event_id=event_id, user_id=user_id, now_ms=now_ms, leeway_ms=leeway_ms
+    )
 
 
-def check_binding(found: Pass, *, event_id: int, user_id: str, now_ms: int) -> PassProblem | None:
-    """None if the (signature-checked) pass admits `user_id` to `event_id` at `now_ms`."""
+def check_binding(
+    found: Pass, *, event_id: int, user_id: str, now_ms: int, leeway_ms: int = 0
+) -> PassProblem | None:
+    """None if the (signature-checked) pass admits `user_id` to `event_id` at `now_ms`.
+    `leeway_ms`: how far behind the clock the pass was issued on `now_ms` may be (a pass
+    starts at its admission on Redis's clock; SECKILL_PASS_CLOCK_LEEWAY_MS). Only the
+    start has it: a clock ahead ends a pass that much early, which harms no one."""
     if found.event_id != event_id:
         return PassProblem.OTHER_EVENT
     if found.user_id != user_id:
         return PassProblem.OTHER_USER
-    if now_ms < found.valid_from_ms:
+    if now_ms + leeway_ms < found.valid_from_ms:
         return PassProblem.NOT_YET
     if now_ms >= found.valid_until_ms:
         return PassProblem.EXPIRED
     return None
 
 
-def admitted_event(secret: bytes, text: str, *, user_id: str, now_ms: int) -> int | PassProblem:
+def admitted_event(
+    secret: bytes, text: str, *, user_id: str, now_ms: int, leeway_ms: int = 0
+) -> int | PassProblem:
     """The event `text` admits `user_id` to at `now_ms`, else why not. A purchase knows
     its item, not the item's event, before Redis: purchase.lua compares this id with the
     sale's event (a pass of another event is refused there)."""
     found = read(secret, text)
     if isinstance(found, PassProblem):
         return found
-    problem = check_binding(found, event_id=found.event_id, user_id=user_id, now_ms=now_ms)
+    problem = check_binding(
+        found, event_id=found.event_id, user_id=user_id, now_ms=now_ms, leeway_ms=leeway_ms
+    )
     return found.event_id if problem is None else problem

@@ -82,8 +82,13 @@ def _admission(services: Container, user: User, pass_text: str | None) -> int | 
     sale's when the sale is gated), else why not: one HMAC, no lookup."""
     if not pass_text:
         return PassProblem.MISSING
+    settings = services.settings
     return passes.admitted_event(
-        passes.pass_secret(services.settings), pass_text, user_id=user.id, now_ms=now_ms()
+        passes.pass_secret(settings),
+        pass_text,
+        user_id=user.id,
+        now_ms=now_ms(),
+        leeway_ms=settings.pass_clock_leeway_ms,
     )
 
 

@@ -176,6 +176,43 @@ async def test_a_valid_pass_buys_within_the_items_limit(
     assert_problem(await purchase(buyers, auth, item.id, "other", admitted), 403, "not_admitted")
 
 
+async def test_a_pass_from_a_clock_a_little_ahead_buys_at_once(
+    client: httpx.AsyncClient, buyers: httpx.AsyncClient, auth: Auth, settings: Settings
+) -> None:
+    """A pass starts at its admission on Redis's clock; this process's clock may be behind
+    by up to SECKILL_PASS_CLOCK_LEEWAY_MS and the fresh pass still buys. Beyond it, it is
+    not valid yet; its end has no leeway."""
+    event = await create_gated_event(client, auth, mode="queue", limit=5)
+    item = event.items[0]
+    leeway = settings.pass_clock_leeway_ms
+    assert leeway > 0
+    ahead = mint(settings, event_id=event.id, user_id="buyer", valid_from_ms=now_ms() + leeway // 2)
+    too_far = mint(settings, event_id=event.id, user_id="buyer", valid_from_ms=now_ms() + 5_000)
+    ended = mint(settings, event_id=event.id, user_id="buyer", valid_until_ms=now_ms() - 1)
+
+    assert (await purchase(buyers, auth, item.id, "buyer", ahead)).status_code == 202
+    for refused, why in ((too_far, "not valid yet"), (ended, "expired")):
+        body = assert_problem(
+            await purchase(buyers, auth, item.id, "buyer", refused), 403, "not_admitted"
+        )
+        assert why in body["detail"]
+    assert await remaining(client, item.id) == 9
+
+
+def test_the_leeway_applies_to_the_start_only() -> None:
+    start, end = 10_000, 20_000
+    admitted = Pass(event_id=1, user_id="u", valid_from_ms=start, valid_until_ms=end)
+
+    def problem(now: int, leeway: int) -> passes.PassProblem | None:
+        return passes.check_binding(admitted, event_id=1, user_id="u", now_ms=now, leeway_ms=leeway)
+
+    assert problem(start - 500, 500) is None
+    assert problem(start - 501, 500) is passes.PassProblem.NOT_YET
+    assert problem(start - 1, 0) is passes.PassProblem.NOT_YET
+    assert problem(end - 1, 500) is None
+    assert problem(end, 500) is passes.PassProblem.EXPIRED
+
+
 async def test_an_open_sale_ignores_the_pass_header(
     client: httpx.AsyncClient, buyers: httpx.AsyncClient, auth: Auth, settings: Settings
 ) -> None:
