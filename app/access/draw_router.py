@@ -1,10 +1,9 @@
-from typing import Annotated
-
-from fastapi import APIRouter, Header, status
+from fastapi import APIRouter, status
 
 from app.access import draw_service as service
 from app.access.draw_errors import DrawNotFound, RegistrationNotFound
 from app.access.draw_schemas import DrawRead, RegistrationRead
+from app.access.gate_router import PowNonce
 from app.auth import CurrentUser
 from app.container import ContainerDep
 from app.db import SessionDep
@@ -13,8 +12,6 @@ from app.ids import EventId
 from app.moments import utc_now
 
 router = APIRouter(prefix="/api/v1/events", tags=["draws"])
-
-POW_HEADER = "X-Seckill-Pow"
 
 
 @router.post(
@@ -27,7 +24,7 @@ async def register(
     session: SessionDep,
     services: ContainerDep,
     user: CurrentUser,
-    pow_nonce: Annotated[str | None, Header(alias=POW_HEADER)] = None,
+    pow_nonce: PowNonce = None,
 ) -> RegistrationRead:
     """Register for a draw-mode event's raffle while its registration is open (409
     `not_started` / `ended` otherwise). Repeat-safe: a second registration is the first,

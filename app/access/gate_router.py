@@ -1,9 +1,12 @@
 """The public side of the bot challenge: GET /api/v1/events/{event_id}/challenge."""
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Header
 from pydantic import BaseModel, Field
 
 from app.access.gate import challenge_of, pow_bits_of
+from app.access.pow import MAX_NONCE_LENGTH
 from app.container import ContainerDep
 from app.db import SessionDep
 from app.errors import problem_responses
@@ -13,6 +16,9 @@ from app.events.errors import EventNotFound
 from app.ids import EventId
 
 public = APIRouter(prefix="/api/v1", tags=["fair access"])
+
+# The answer a join or a registration sends; a longer one is refused unread (422).
+PowNonce = Annotated[str | None, Header(alias="X-Seckill-Pow", max_length=MAX_NONCE_LENGTH)]
 
 
 class Challenge(BaseModel):

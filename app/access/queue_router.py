@@ -1,9 +1,7 @@
-from typing import Annotated
-
-from fastapi import APIRouter, Header
+from fastapi import APIRouter
 
 from app.access import queue
-from app.access.pow import MAX_NONCE_LENGTH
+from app.access.gate_router import PowNonce
 from app.access.queue_errors import NotAQueue, NotInQueue
 from app.access.queue_schemas import QueueRead
 from app.auth import CurrentUser
@@ -14,8 +12,6 @@ from app.events.errors import EventNotFound
 from app.ids import EventId
 
 router = APIRouter(prefix="/api/v1/events", tags=["fair access"])
-
-PowNonce = Annotated[str | None, Header(alias="X-Seckill-Pow", max_length=MAX_NONCE_LENGTH)]
 
 
 @router.post(

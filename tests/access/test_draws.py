@@ -339,6 +339,11 @@ async def test_registration_needs_proof_of_work_when_the_event_asks(
         )
     assert await stored_registrations(app_services, event.id) == 0
 
+    # Longer than any answer: refused unread, as a join's (the queue route's 422).
+    too_long = "0" * (pow.MAX_NONCE_LENGTH + 1)
+    assert (await register(client, auth, event.id, "solver", too_long)).status_code == 422
+    assert await stored_registrations(app_services, event.id) == 0
+
     nonce = pow.solve(challenge=challenge, user_id="solver", bits=10)
     assert (await register(client, auth, event.id, "solver", nonce)).status_code == 201
     assert await stored_registrations(app_services, event.id) == 1
