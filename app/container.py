@@ -24,8 +24,8 @@ from app.store.acks import AckPolicy
 from app.store.batches import ScriptBatches
 from app.store.generations import SeenGenerations
 from app.store.keys import GlobalKeys
-from app.store.purchase import PurchaseReply, parse_purchase_reply
-from app.store.queue import QueueReply, parse_queue_reply
+from app.store.purchase import PurchaseReply, purchase_batches
+from app.store.queue import QueueReply, queue_batches
 from app.store.refused_tries import RefusedTries
 from app.store.sale_state import StockReads
 from app.store.scripts import Scripts
@@ -82,12 +82,8 @@ class Container:
         self.purchase_batches = self.queue_batches = None
         if isinstance(self.redis, Redis) and self.settings.purchase_batch_max:
             most = self.settings.purchase_batch_max
-            self.purchase_batches = ScriptBatches(
-                self.redis, self.scripts.purchase, parse_purchase_reply, max_calls=most
-            )
-            self.queue_batches = ScriptBatches(
-                self.redis, self.scripts.queue, parse_queue_reply, max_calls=most
-            )
+            self.purchase_batches = purchase_batches(self.redis, self.scripts, max_calls=most)
+            self.queue_batches = queue_batches(self.redis, self.scripts, max_calls=most)
 
     @property
     def keys(self) -> GlobalKeys:

@@ -439,6 +439,8 @@ async def apply_to_sale(*, services: Container, changes: Sequence[SaleAdjustment
                 prefix=services.settings.redis_key_prefix,
                 change=change,
             )
+            # This process knows at once; the others by the stock-back message.
+            services.sold_out.clear(change.item_id)
     except (RedisError, RedisClusterException):
         logger.warning(
             "stock added to items %s saved but not given to the sale yet; the worker adds it",

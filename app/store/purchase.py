@@ -5,11 +5,13 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import ClassVar
 
+from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from app.auth import User
 from app.config import Rate
 from app.redis import RedisClient
+from app.store.batches import ScriptBatches
 from app.store.generations import UNSEEN, Generation
 from app.store.keys import ItemKeys
 from app.store.rate_limit import rate_limit_args
@@ -136,3 +138,10 @@ async def run_purchase(
     script_keys, script_args = call
     reply = await scripts.purchase(keys=script_keys, args=script_args, client=client)
     return parse_purchase_reply(reply)
+
+
+def purchase_batches(
+    redis: Redis, scripts: Scripts, *, max_calls: int
+) -> ScriptBatches[PurchaseReply]:
+    """The purchases of a loop turn, sent in one round trip (app/store/batches.py)."""
+    return ScriptBatches(redis, scripts.purchase, parse_purchase_reply, max_calls=max_calls)

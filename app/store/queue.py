@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
+from redis.asyncio import Redis
+
 from app.redis import RedisClient
 from app.store.batches import ScriptBatches
 from app.store.generations import UNSEEN, Generation
@@ -99,6 +101,11 @@ async def run_queue(
         return await batches.run(call)
     script_keys, script_args = call
     return parse_queue_reply(await scripts.queue(keys=script_keys, args=script_args, client=redis))
+
+
+def queue_batches(redis: Redis, scripts: Scripts, *, max_calls: int) -> ScriptBatches[QueueReply]:
+    """The joins and polls of a loop turn, sent in one round trip (app/store/batches.py)."""
+    return ScriptBatches(redis, scripts.queue, parse_queue_reply, max_calls=max_calls)
 
 
 async def close_queue(redis: RedisClient, keys: QueueKeys) -> None:

@@ -17,8 +17,7 @@ from app.store.batches import ScriptBatches
 from app.store.order_ids import new_order_id
 from app.store.purchase import (
     Outcome,
-    PurchaseReply,
-    parse_purchase_reply,
+    purchase_batches,
     purchase_script_call,
 )
 from app.store.scripts import ScriptCall
@@ -37,10 +36,6 @@ def _call(sale: LuaSale, user_id: str, quantity: int = 1) -> ScriptCall:
         idempotency_key=None,
         idempotency_ttl_seconds=IDEMPOTENCY_TTL_SECONDS,
     )
-
-
-def _batches(redis: Redis, sale: LuaSale, max_calls: int) -> ScriptBatches[PurchaseReply]:
-    return ScriptBatches(redis, sale.scripts.purchase, parse_purchase_reply, max_calls=max_calls)
 
 
 def _counting_round_trips(redis: Redis) -> list[int]:
@@ -63,7 +58,7 @@ async def test_one_turns_purchases_are_one_pipeline_and_each_gets_its_answer(
 ) -> None:
     assert isinstance(redis, Redis)
     sale = await open_sale(redis, prefix=key_prefix, stock=300, limit=2)
-    batches = _batches(redis, sale, 1000)
+    batches = purchase_batches(redis, sale.scripts, max_calls=1000)
     made = _counting_round_trips(redis)
     # 400 buyers at once, 100 of them twice over their limit: 300 units, so sold out.
     calls = [_call(sale, f"u{n}") for n in range(300)] + [
@@ -84,7 +79,7 @@ async def test_one_turns_purchases_are_one_pipeline_and_each_gets_its_answer(
 async def test_a_batch_is_at_most_max_calls(redis: RedisClient, key_prefix: str) -> None:
     assert isinstance(redis, Redis)
     sale = await open_sale(redis, prefix=key_prefix, stock=100, limit=1)
-    batches = _batches(redis, sale, 16)
+    batches = purchase_batches(redis, sale.scripts, max_calls=16)
     made = _counting_round_trips(redis)
     replies = await asyncio.gather(*(batches.run(_call(sale, f"u{n}")) for n in range(100)))
     assert {r.outcome for r in replies} == {Outcome.ACCEPTED}
@@ -98,7 +93,7 @@ async def test_noscript_is_retried_alone_and_takes_the_stock_once(
     NOSCRIPT: nothing ran, so each is sent again alone, which loads the script."""
     assert isinstance(redis, Redis)
     sale = await open_sale(redis, prefix=key_prefix, stock=50, limit=1)
-    batches = _batches(redis, sale, 1000)
+    batches = purchase_batches(redis, sale.scripts, max_calls=1000)
     await redis.script_flush()
     replies = await asyncio.gather(*(batches.run(_call(sale, f"u{n}")) for n in range(60)))
     assert [r.outcome for r in replies].count(Outcome.ACCEPTED) == 50
@@ -112,7 +107,7 @@ async def test_a_lost_connection_is_every_callers_error(
     assert isinstance(redis, Redis)
     sale = await open_sale(redis, prefix=key_prefix, stock=10, limit=1)
     gone = Redis(host="127.0.0.1", port=1, socket_connect_timeout=1)  # nothing listens
-    batches = _batches(gone, sale, 1000)
+    batches = purchase_batches(gone, sale.scripts, max_calls=1000)
     try:
         results = await asyncio.gather(
             *(batches.run(_call(sale, f"u{n}")) for n in range(5)), return_exceptions=True
@@ -128,7 +123,7 @@ async def test_a_cancelled_caller_leaves_the_others_answered(
 ) -> None:
     assert isinstance(redis, Redis)
     sale = await open_sale(redis, prefix=key_prefix, stock=10, limit=1)
-    batches = _batches(redis, sale, 1000)
+    batches = purchase_batches(redis, sale.scripts, max_calls=1000)
     tasks = [asyncio.create_task(batches.run(_call(sale, f"u{n}"))) for n in range(5)]
     await asyncio.sleep(0)  # all five are waiting for the turn's batch
     tasks[0].cancel()
