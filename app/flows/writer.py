@@ -305,6 +305,10 @@ class OrderWriter:
             if isinstance(reply, ResponseError):
                 await self.ensure_group(stream, reply)
                 continue
+            if isinstance(reply, Exception):
+                # A node gone mid-pipeline (a cluster's failover): the loop waits for
+                # Redis, then reads this consumer's pending entries again (resume).
+                raise reply
             for _name, messages in reply or []:
                 entries += [self.entry(stream, i, f) for i, f in messages if f]
         return entries
