@@ -69,6 +69,26 @@ _SCAN: Callable[[str, int], tuple[Any, int]] = _JSON.scan_once  # type: ignore[a
 _HEADER_CACHE_SIZE = 64
 
 
+class HmacSha256:
+    """HMAC-SHA256 under one key, its keyed inner and outer hashes computed once (RFC
+    2104): each message then costs two copies and its own bytes, about half of
+    `hmac.new(key, message, sha256)`, which re-derives them every call. For the hot path's
+    checks: a token's signature (Hs256) and a pass's (app/access/passes.py)."""
+
+    def __init__(self, key: bytes) -> None:
+        block = key if len(key) <= _SHA256_BLOCK else hashlib.sha256(key).digest()
+        block = block.ljust(_SHA256_BLOCK, b"\x00")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+
+    def digest(self, message: bytes) -> bytes:
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+
 class _Refused(Exception):
     """A token refused, in PyJWT's words (the detail of the 401)."""
 
@@ -94,12 +114,7 @@ class Hs256:
         key = secret.encode()
         if not key:
             raise ValueError("The HS256 secret must not be empty.")
-        # HMAC's keyed inner and outer hashes, computed once (RFC 2104): each token then
-        # costs two copies and its own bytes.
-        block = key if len(key) <= _SHA256_BLOCK else hashlib.sha256(key).digest()
-        block = block.ljust(_SHA256_BLOCK, b"\x00")
-        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
-        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+        self._mac = HmacSha256(key)
         self._leeway = leeway
         self._headers: dict[bytes, dict[str, Any] | str] = {}
 
@@ -144,11 +159,7 @@ class Hs256:
             raise _Refused("Algorithm not specified")
         if header["alg"] != "HS256":
             raise _Refused("The specified alg value is not allowed")
-        inner = self._inner.copy()
-        inner.update(signing_input)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        expected = outer.digest()
+        expected = self._mac.digest(signing_input)
         if not hmac.compare_digest(signature, expected):
             raise _Refused("Signature verification failed")
         try:
