@@ -30,7 +30,7 @@ from app.access.queue_repository import StoredPlace
 from app.auth import User
 from app.config import Settings
 from app.db import Connectable
-from app.errors import NotStarted
+from app.errors import AppError, NotStarted
 from app.events import service as events
 from app.events.access import ACCESS, QueueAccess
 from app.events.errors import EventNotFound
@@ -181,11 +181,15 @@ class JoinGroups:
                 self._start_writer(event_id)
 
     async def _write(self, connection: AsyncConnection, event_id: int, group: _Waiting) -> bool:
-        """Store the group's places and answer each joiner; False if the group failed."""
+        """Store the group's places and answer each joiner; False if the connection may be
+        unusable now (the group failed on something other than a refusal)."""
         try:
             decided = await store_joins(
                 connection, self._settings, event_id, [joiner for joiner, _ in group]
             )
+        except AppError as refusal:  # refused as a whole (not open yet, no such event)
+            _fail(group, refusal)
+            return True
         except Exception as exc:
             _fail(group, exc)
             return False

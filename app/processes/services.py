@@ -44,6 +44,7 @@ async def build_services(settings: Settings) -> AsyncIterator[Container]:
         for batches in (services.purchase_batches, services.queue_batches):
             if batches is not None:
                 stack.push_async_callback(batches.aclose)
+        stack.push_async_callback(services.stock_reads.aclose)
         yield services
 
 

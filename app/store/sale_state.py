@@ -2,6 +2,7 @@
 (Loading it from Postgres is warmup.py.)"""
 
 import asyncio
+import contextlib
 from collections.abc import Iterable, Sequence
 
 from app.redis import RedisClient
@@ -55,6 +56,12 @@ class StockReads:
         task = asyncio.create_task(self._read(ids, stock))
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
+
+    async def aclose(self) -> None:
+        """Let the reads in flight finish (their polls are being answered)."""
+        for task in list(self._in_flight):
+            with contextlib.suppress(Exception):
+                await task
 
     async def _read(self, ids: tuple[int, ...], stock: asyncio.Future[StockByItem]) -> None:
         try:
