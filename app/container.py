@@ -62,7 +62,7 @@ class Container:
     # Starts a background job (a bulk grant) by id in this process; set by whoever builds
     # the container (app/processes/services.py), since running jobs is a flow's.
     start_job: Callable[[int], None] | None = field(init=False, default=None)
-    # Purchases, and a waiting room's joins and polls, of one loop turn in one pipeline per
+    # Purchases, and a waiting room's joins and polls, of one loop turn in one round trip per
     # script (single Redis, SECKILL_PURCHASE_BATCH_MAX).
     purchase_batches: ScriptBatches[PurchaseReply] | None = field(init=False)
     queue_batches: ScriptBatches[QueueReply] | None = field(init=False)

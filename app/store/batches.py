@@ -1,4 +1,4 @@
-"""The script calls made during one turn of the event loop, sent as one pipeline."""
+"""The script calls made during one turn of the event loop, sent in one round trip."""
 
 import asyncio
 import contextlib

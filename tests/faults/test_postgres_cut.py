@@ -10,7 +10,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import make_url
 
 from app.config import Settings
 from app.container import Container
@@ -19,7 +18,7 @@ from tests.support.factories import Auth, create_live_item
 from tests.support.orders import stored_order_ids
 from tests.support.outages import closed_port
 from tests.support.processes import start_cli, until_serving
-from tests.support.proxy import CuttableProxy
+from tests.support.proxy import postgres_proxy
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -38,12 +37,10 @@ async def test_postgres_away_for_30_seconds_mid_crowd_loses_and_repeats_nothing(
 ) -> None:
     item = await create_live_item(client, auth, stock=STOCK, per_user_limit=1)
     assert settings.database_url
-    direct = make_url(settings.database_url)
-    proxy = CuttableProxy(direct.host or "127.0.0.1", direct.port or 5432)
-    await proxy.open()
+    proxy, through_proxy = await postgres_proxy(settings.database_url)
     proxied = settings.model_copy(
         update={
-            "database_url": direct.set(port=proxy.port).render_as_string(False),
+            "database_url": through_proxy,
             "db_connect_timeout_seconds": 2.0,
             "worker_backoff_max_seconds": 1.0,
         }

@@ -10,7 +10,6 @@ from typing import cast
 
 import httpx
 import pytest
-from sqlalchemy import make_url
 
 from app.config import Settings
 from app.container import Container
@@ -18,7 +17,7 @@ from app.store.queue_keys import QueueKeys
 from tests.support.factories import Auth
 from tests.support.outages import closed_port
 from tests.support.processes import start_cli, until_serving
-from tests.support.proxy import CuttableProxy
+from tests.support.proxy import postgres_proxy
 from tests.support.queues import create_queue_event, places
 from tests.support.waiting import eventually
 
@@ -37,12 +36,10 @@ async def test_joins_meeting_a_postgres_cut_answer_503_and_store_nothing(
     event = await create_queue_event(client, auth)
     keys = QueueKeys(settings.redis_key_prefix, event.id)
     assert settings.database_url
-    direct = make_url(settings.database_url)
-    proxy = CuttableProxy(direct.host or "127.0.0.1", direct.port or 5432)
-    await proxy.open()
+    proxy, through_proxy = await postgres_proxy(settings.database_url)
     proxied = settings.model_copy(
         update={
-            "database_url": direct.set(port=proxy.port).render_as_string(False),
+            "database_url": through_proxy,
             "db_connect_timeout_seconds": 2.0,
         }
     )

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
 
 from app.container import Container
 from app.db import create_engine, create_sessionmaker
@@ -15,7 +14,7 @@ from app.store.keys import ItemKeys
 from tests.support.factories import Auth, create_live_item
 from tests.support.orders import accept_orders, sold_ledger_rows, stored_order_ids
 from tests.support.processes import start_cli
-from tests.support.proxy import CuttableProxy
+from tests.support.proxy import postgres_proxy
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -80,10 +79,8 @@ async def test_orders_wait_in_the_stream_while_postgres_is_away(
     settings = app_services.settings
     item = await create_live_item(client, auth, stock=10_000, per_user_limit=1)
     assert settings.database_url
-    url = make_url(settings.database_url)
-    proxy = CuttableProxy(url.host or "127.0.0.1", url.port or 5432)
-    await proxy.open()
-    engine = create_engine(settings, url.set(port=proxy.port).render_as_string(False))
+    proxy, through_proxy = await postgres_proxy(settings.database_url)
+    engine = create_engine(settings, through_proxy)
     writer = OrderWriter(
         redis=app_services.redis,
         sessionmaker=create_sessionmaker(engine),

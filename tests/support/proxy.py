@@ -4,6 +4,8 @@ other tests share."""
 import asyncio
 import contextlib
 
+from sqlalchemy import make_url
+
 
 class CuttableProxy:
     def __init__(self, target_host: str, target_port: int) -> None:
@@ -46,3 +48,12 @@ class CuttableProxy:
                 await writer.drain()
         writer.transport.abort()
         self._writers.discard(writer)
+
+
+async def postgres_proxy(database_url: str) -> tuple[CuttableProxy, str]:
+    """An open proxy in front of the database `database_url` names, and the same URL
+    through it."""
+    direct = make_url(database_url)
+    proxy = CuttableProxy(direct.host or "127.0.0.1", direct.port or 5432)
+    await proxy.open()
+    return proxy, direct.set(port=proxy.port).render_as_string(False)
