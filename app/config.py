@@ -136,8 +136,6 @@ class Settings(BaseSettings):
     thin_purchase_route: bool = True
     # The same for the waiting room's joins and polls (app/access/queue_front.py).
     thin_queue_route: bool = True
-    # Joins of one waiting room written in one transaction at most (app/access/queue_joins.py).
-    queue_join_group_max: PositiveInt = 500
 
     db_pool_size: PositiveInt = 10
     db_max_overflow: int = Field(default=10, ge=0)

@@ -40,6 +40,11 @@ claims_written = Counter(
     "Claimed coupons the order writer stored in Postgres (this process).",
     registry=registry,
 )
+places_written = Counter(
+    "seckill_queue_places_written_total",
+    "Waiting-room places the order writer stored in Postgres (this process).",
+    registry=registry,
+)
 orders_dead_lettered = Counter(
     "seckill_orders_dead_lettered_total",
     "Order entries moved to the dead-letter stream after repeated failures.",

@@ -22,8 +22,8 @@ from app.store.queue import RANDOM_BITS
 from app.store.queue_keys import QueueKeys
 
 UNIT_PRICE = Decimal("1999.00")
-# app/access/queue_repository.py stores one place a join; the bench's crowd of waiting
-# users is stored in one go.
+# The order writer stores one place a join (from the queue's joins stream); the bench's
+# crowd of waiting users is stored in one go.
 _HOLD_PLACES = text(
     """
     INSERT INTO queue_places (event_id, user_id, score)

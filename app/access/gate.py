@@ -5,6 +5,7 @@ A challenge is derived, not stored: HMAC(SECKILL_PASS_SECRET, "challenge:{event 
 every API process gives the same one, nobody can guess another event's ahead of its page,
 and checking an answer costs one hash, no lookup."""
 
+import functools
 import hashlib
 import hmac
 
@@ -20,8 +21,34 @@ from app.events.service import access_of
 
 def challenge_of(settings: Settings, event_id: int) -> str:
     """The event's proof-of-work challenge (hex), the same in every process."""
-    message = f"challenge:{event_id}".encode("ascii")
-    return hmac.new(pass_secret(settings), message, hashlib.sha256).hexdigest()
+    return _challenge(pass_secret(settings), event_id)
+
+
+@functools.lru_cache(maxsize=1024)
+def _challenge(secret: bytes, event_id: int) -> str:
+    # Every join of a crowd asks for one of a few events' challenges.
+    return hmac.new(secret, f"challenge:{event_id}".encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def proof_bits(*, settings: Settings, event_id: int, user: User, nonce: str | None) -> int:
+    """The leading zero bits of `nonce` as an answer to the event's challenge for this
+    user (-1: none sent): checked against the difficulty where the join is decided."""
+    if nonce is None:
+        return -1
+    challenge = challenge_of(settings, event_id)
+    return pow.zero_bits(challenge=challenge, user_id=user.id, nonce=nonce)
+
+
+def challenge_required(*, event_id: int, bits: int, nonce: str | None) -> ChallengeRequired:
+    """The refusal (403 challenge_required) of a join or registration without an answer
+    with `bits` zero bits."""
+    return ChallengeRequired(
+        f"This sale asks for a proof of work: GET /api/v1/events/{event_id}/challenge, "
+        f"then send X-Seckill-Pow: a nonce with SHA-256 of "
+        f'"{{challenge}}:{{your user id}}:{{nonce}}" starting with {bits} zero bits.'
+        if nonce is None
+        else f"X-Seckill-Pow does not solve this sale's challenge at {bits} bits."
+    )
 
 
 def pow_bits_of(event: Event) -> int:
@@ -46,10 +73,4 @@ async def require_solution(
         return
     challenge = challenge_of(settings, event_id)
     if not pow.solves(challenge=challenge, user_id=user.id, nonce=nonce, bits=bits):
-        raise ChallengeRequired(
-            f"This sale asks for a proof of work: GET /api/v1/events/{event_id}/challenge, "
-            f"then send X-Seckill-Pow: a nonce with SHA-256 of "
-            f'"{{challenge}}:{{your user id}}:{{nonce}}" starting with {bits} zero bits.'
-            if nonce is None
-            else f"X-Seckill-Pow does not solve this sale's challenge at {bits} bits."
-        )
+        raise challenge_required(event_id=event_id, bits=bits, nonce=nonce)

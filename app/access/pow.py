@@ -17,13 +17,15 @@ def leading_zero_bits(digest: bytes) -> int:
     return bits
 
 
-def solves(*, challenge: str, user_id: str, nonce: str | None, bits: int) -> bool:
-    if bits <= 0:
-        return True
+def zero_bits(*, challenge: str, user_id: str, nonce: str | None) -> int:
+    """How many leading zero bits the answer `nonce` has (-1: no answer, or not one)."""
     if nonce is None or not 0 < len(nonce) <= MAX_NONCE_LENGTH:
-        return False
-    digest = hashlib.sha256(f"{challenge}:{user_id}:{nonce}".encode()).digest()
-    return leading_zero_bits(digest) >= bits
+        return -1
+    return leading_zero_bits(hashlib.sha256(f"{challenge}:{user_id}:{nonce}".encode()).digest())
+
+
+def solves(*, challenge: str, user_id: str, nonce: str | None, bits: int) -> bool:
+    return bits <= 0 or zero_bits(challenge=challenge, user_id=user_id, nonce=nonce) >= bits
 
 
 def solve(*, challenge: str, user_id: str, bits: int) -> str:

@@ -5,50 +5,58 @@ answer is sent.
 Everyone who joins between `opens_at` and the start is given a secret random score (52
 random bits from this process's CSPRNG, never shown): at the start their order is
 uniformly random, and nothing a joiner does before it can improve their place. Later
-arrivals follow in arrival order (score 2^52 + their place's id). Redis holds the places in
-a sorted set (queue.lua): a poll is one ZRANK, and admission needs no writer, since from
-the start the first floor(seconds since the start x admit_per_second) ranks are admitted.
+arrivals follow in arrival order (score 2^52 + their arrival number, counted by Redis).
+Redis holds the places in a sorted set (queue.lua): a poll is one ZRANK, and admission
+needs no writer, since from the start the first floor(seconds since the start x
+admit_per_second) ranks are admitted.
 
-Postgres holds the truth: each place with its score is stored and committed before Redis
-is told of it (with the other joins of the moment, app/access/queue_joins.py), and each
-first admission is stored before its pass is handed out. A Redis that lost the queue is
-loaded again from Postgres (on the first poll that finds it missing, or by the hot-store
-check, app/flows/freshness.py); one that came back older than what a process saw is frozen
-and rebuilt by that check. Either way the scores are the same, so the order is, and an
-admitted place keeps its first admission time, so no place is admitted twice.
+A join is decided in Redis alone, as a purchase is: queue.lua checks the queue's terms
+(open, not hidden, the proof of work's difficulty), adds the place and appends it to the
+queue's joins stream in the same call, and the order writer stores it in Postgres
+(app/flows/writer.py); a place not stored yet is in the `queued` hash. Each first
+admission is stored before its pass is handed out (with its place, if the writer has not
+stored it yet). A Redis that lost the queue is loaded again from Postgres and the places
+still queued (on the first call that finds it missing, or by the hot-store check,
+app/flows/freshness.py); one that came back older than what a process saw, or older than
+a join Postgres stored, is frozen and rebuilt by that check, as a sale is. The scores are
+the same, so the order is, and an admitted place keeps its first admission time, so no
+place is admitted twice.
 
-A poll of a place Redis holds asks Postgres nothing: the queue's hash carries what the
-answer needs (the pass length, the rate, the item ids for the sold-out check). A join reads
-the event (its window, access and proof of work) and stores the place, once for the
-joins of the moment.
+A join or a poll of a queue Redis holds asks Postgres nothing: the queue's hash carries
+what the answer needs (the pass length, the rate, the item ids for the sold-out check).
+Postgres is read when Redis lacks the queue or the place, or refuses a join on terms it
+may hold stale (not open yet, hidden, ended).
 """
 
 import asyncio
 import math
+import secrets
 from collections.abc import Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access import passes
 from app.access import queue_repository as repository
+from app.access.gate import challenge_required, proof_bits
 from app.access.passes import pass_secret
-from app.access.queue_errors import NotInQueue
-from app.access.queue_joins import Joiner, QueueEvent, join_groups, queue_event
+from app.access.queue_errors import NotAQueue, NotInQueue
 from app.access.queue_schemas import ClosedReason, QueueRead, QueueState
 from app.auth import User
 from app.container import Container
-from app.db import SessionOf
-from app.errors import Recovering
+from app.db import Connectable, SessionOf
+from app.errors import NotStarted, Recovering
 from app.events import service as events
-from app.events.access import QueueAccess
+from app.events.access import ACCESS, QueueAccess
+from app.events.errors import EventNotFound
 from app.events.models import Event
 from app.generations import repository as generations
 from app.generations.service import remember_built
 from app.moments import from_ms, to_ms, utc_now
 from app.store.freezes import FROZEN_RETRY_AFTER_SECONDS
 from app.store.queue import (
-    ARRIVALS,
+    RANDOM_BITS,
     QueueOutcome,
     QueueReply,
     close_queue,
@@ -58,6 +66,7 @@ from app.store.queue import (
 )
 from app.store.queue_keys import QueueKeys
 from app.store.queue_load import QueuePlaces, QueueTerms, load_queue
+from app.store.records import parse_queued_place
 from app.store.warmup import Build, Built
 
 # A queue Redis lacks is loaded by one request at a time (a lock that outlives a dead
@@ -68,6 +77,55 @@ LOAD_ATTEMPTS = 20
 
 ENDED = QueueRead(state=QueueState.CLOSED, reason=ClosedReason.ENDED)
 QUEUES = "queues"  # the counter family of a waiting room's places (app/generations)
+# Answers Redis gives without Postgres, unless it lacks the queue or the place, or its
+# terms may be stale (the event opened, shown or extended since they were loaded).
+_ASK_POSTGRES = (
+    QueueOutcome.NO_SUCH_QUEUE,
+    QueueOutcome.NOT_IN_QUEUE,
+    QueueOutcome.NOT_OPEN,
+    QueueOutcome.ENDED,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueEvent:
+    """What the waiting room needs of its event, read in one light query (an event with
+    its items as ORM objects costs several times a join's own work)."""
+
+    id: int
+    starts_at: datetime
+    ends_at: datetime
+    access: QueueAccess
+    item_ids: tuple[int, ...]
+    shown: bool = True  # False: its campaign is not approved (nobody joins)
+
+    @classmethod
+    def of(cls, event: Event, access: QueueAccess) -> "QueueEvent":
+        return cls(
+            id=event.id,
+            starts_at=event.starts_at,
+            ends_at=event.ends_at,
+            access=access,
+            item_ids=tuple(item.id for item in event.items),
+            shown=events.campaign_shows(event.campaign.status if event.campaign else None),
+        )
+
+
+async def queue_event(*, db: Connectable, event_id: int) -> QueueEvent:
+    """The event, if shoppers see it and it has a waiting room (else 404, 409)."""
+    row = await repository.queue_event(db, event_id=event_id)
+    if row is None or not events.campaign_shows(row.campaign_status):
+        raise EventNotFound(f"No event {event_id}.")
+    access = ACCESS.validate_python(row.access)
+    if not isinstance(access, QueueAccess):
+        raise NotAQueue(f"Event {event_id} has no waiting room (access mode {access.mode!r}).")
+    return QueueEvent(
+        id=row.id,
+        starts_at=row.starts_at,
+        ends_at=row.ends_at,
+        access=access,
+        item_ids=tuple(row.item_ids),
+    )
 
 
 async def join(
@@ -78,24 +136,53 @@ async def join(
     user: User,
     pow_nonce: str | None,
 ) -> QueueRead:
-    """Take a place (or keep the one held: repeat-safe) and answer the caller's state.
-    The place is stored with the other joins of the moment (queue_joins.py) before Redis
-    is told, so an answered place is in Postgres."""
-    groups = join_groups(services.engine, services.settings)
-    joined = await groups.join(event_id, Joiner(user, pow_nonce))
-    event, place = joined.event, joined.place
-    if place is None:
-        return ENDED
-    drawn = place.inserted and place.score < ARRIVALS
-    reply = await _decide(session_of, services, event, user.id, place.score, drawn=drawn)
-    if reply.outcome is QueueOutcome.TOO_LATE_TO_DRAW:
-        # This process's clock said "before the start", Redis's (admission's) says after:
-        # an arrival, not shuffled in ahead of places admitted already.
-        arrival = await repository.score_as_arrival(
-            session_of(), place_id=place.id, arrivals=ARRIVALS
-        )
-        reply = await _decide(session_of, services, event, user.id, arrival)
+    """Take a place (or keep the one held: repeat-safe) and answer the caller's state,
+    decided in Redis (queue.lua; the order writer stores the place)."""
+    # Drawn here, kept secret: the order at the start is uniformly random. queue.lua uses
+    # it only for a new place before the start (by its clock, the one admission runs on).
+    score = secrets.randbits(RANDOM_BITS)
+    zero_bits = proof_bits(
+        settings=services.settings, event_id=event_id, user=user, nonce=pow_nonce
+    )
+    reply = await _ask_redis(services, event_id, user.id, score=score, pow_zero_bits=zero_bits)
+    if reply.outcome in _ASK_POSTGRES:
+        event = await queue_event(db=session_of(), event_id=event_id)
+        now = utc_now()
+        if now < event.access.opens_at:
+            raise NotStarted(f"The queue opens at {event.access.opens_at.isoformat()}.")
+        if now >= event.ends_at:
+            return ENDED  # a place now would never be admitted
+        reply = await _decide(session_of, services, event, user.id, score, pow_zero_bits=zero_bits)
+        if reply.outcome is QueueOutcome.NOT_OPEN:  # Redis's clock is behind this one's
+            raise NotStarted(f"The queue opens at {event.access.opens_at.isoformat()}.")
+    else:
+        services.queue_generations.saw(event_id, reply.generation)
+    if reply.outcome is QueueOutcome.CHALLENGE:
+        raise challenge_required(event_id=event_id, bits=reply.pow_bits, nonce=pow_nonce)
     return await _answer(session_of, services, event_id, user.id, reply)
+
+
+async def _ask_redis(
+    services: Container,
+    event_id: int,
+    user_id: str,
+    *,
+    score: int | None = None,
+    pow_zero_bits: int = -1,
+) -> QueueReply:
+    """queue.lua's first answer, with this loop turn's other calls (no Postgres)."""
+    return await run_queue(
+        services.redis,
+        services.scripts,
+        queue_script_call(
+            keys=_keys(services, event_id),
+            user_id=user_id,
+            score=score,
+            seen=services.queue_generations.known(event_id),
+            pow_zero_bits=pow_zero_bits,
+        ),
+        services.queue_batches,
+    )
 
 
 async def look(
@@ -104,20 +191,10 @@ async def look(
     """The caller's state in the queue (404 if they hold no place). A poll of a place Redis
     holds is one script call, with no Postgres (but the one write of a first admission);
     Postgres is read only when Redis lacks the queue or the place, or says it ended."""
-    reply = await run_queue(
-        services.redis,
-        services.scripts,
-        queue_script_call(
-            keys=_keys(services, event_id),
-            user_id=user.id,
-            seen=services.queue_generations.known(event_id),
-        ),
-        services.queue_batches,
-    )
+    reply = await _ask_redis(services, event_id, user.id)
     # Lacking the queue or the place, Postgres has them; ended, Postgres may have a later
     # end (the sale extended).
-    slow = (QueueOutcome.NO_SUCH_QUEUE, QueueOutcome.NOT_IN_QUEUE, QueueOutcome.ENDED)
-    if reply.outcome not in slow:
+    if reply.outcome not in _ASK_POSTGRES:
         services.queue_generations.saw(event_id, reply.generation)
         return await _answer(session_of, services, event_id, user.id, reply)
     event = await queue_event(db=session_of(), event_id=event_id)
@@ -143,7 +220,7 @@ async def _state(
         stored = await repository.place_of(session_of(), event_id=event.id, user_id=user.id)
         if stored is None:
             raise NotInQueue(f"You hold no place in the queue of event {event.id}.")
-        reply = await _decide(session_of, services, event, user.id, stored.score)
+        reply = await _decide(session_of, services, event, user.id, stored.score, restore=True)
     return await _answer(session_of, services, event.id, user.id, reply)
 
 
@@ -170,9 +247,7 @@ async def _answer(
     if reply.admitted_ms is not None:
         admitted_ms = reply.admitted_ms
         if outcome is QueueOutcome.ADMITTED_NOW:
-            admitted_ms = await _record_admission(
-                session_of(), services, event_id, user_id, admitted_ms
-            )
+            admitted_ms = await _record_admission(session_of(), services, event_id, user_id, reply)
         return QueueRead(
             state=QueueState.ADMITTED,
             pass_=passes.issue(
@@ -215,10 +290,12 @@ async def _decide(
     user_id: str,
     score: int | None,
     *,
-    drawn: bool = False,
+    pow_zero_bits: int = -1,
+    restore: bool = False,
 ) -> QueueReply:
-    """queue.lua for the user (`drawn`: queue_script_call's); a queue missing from Redis
-    is loaded from Postgres first."""
+    """queue.lua for the user (`pow_zero_bits`, `restore`: queue_script_call's); a queue
+    missing from Redis is loaded from Postgres first, terms Redis holds stale (an end or
+    an opening Postgres has moved, a campaign approved since) are loaded again."""
     keys = _keys(services, event.id)
     seen = services.queue_generations
     refreshed = False
@@ -227,12 +304,20 @@ async def _decide(
             services.redis,
             services.scripts,
             queue_script_call(
-                keys=keys, user_id=user_id, score=score, seen=seen.known(event.id), drawn=drawn
+                keys=keys,
+                user_id=user_id,
+                score=score,
+                seen=seen.known(event.id),
+                pow_zero_bits=pow_zero_bits,
+                restore=restore,
             ),
             services.queue_batches,
         )
-        if reply.outcome is QueueOutcome.ENDED and utc_now() < event.ends_at and not refreshed:
-            # The sale was extended after the queue was loaded: its end there is stale.
+        stale = (
+            reply.outcome is QueueOutcome.ENDED and utc_now() < event.ends_at
+        ) or reply.outcome is QueueOutcome.NOT_OPEN  # the caller found it open and shown
+        if stale and not refreshed:
+            # The sale was extended, reopened or approved after the queue was loaded.
             await load_from_postgres(
                 session=session_of(),
                 services=services,
@@ -249,10 +334,11 @@ async def _decide(
 
 
 async def _load_missing(session: AsyncSession, services: Container, event: QueueEvent) -> None:
-    """Load a queue Redis lacks from what Postgres has, once: one request loads it while
-    the others of the crowd that found it missing wait a moment (each reading every place
-    of a large queue would swamp Postgres). In the request's own transaction: a second
-    connection per request could starve the pool under a crowd."""
+    """Load a queue never built into Redis, once: one request loads it while the others
+    of the crowd that found it missing wait a moment. One built before and missing now
+    was lost with places that may not be stored yet: the hot-store check rebuilds it (and
+    freezes it, as a sale), so this answers `recovering`. In the request's own
+    transaction: a second connection per request could starve the pool under a crowd."""
     keys = _keys(services, event.id)
     lock = keys.loading
     if not await services.redis.set(lock, "1", nx=True, px=LOAD_LOCK_MS):
@@ -261,6 +347,11 @@ async def _load_missing(session: AsyncSession, services: Container, event: Queue
     try:
         if await services.redis.hexists(keys.queue, "epoch"):
             return  # loaded by the one before, whose "missing" this call saw as well
+        if await generations.built_epochs(session, QUEUES, [event.id]):
+            raise Recovering(
+                "The queue is being rebuilt; your place is kept.",
+                retry_after_seconds=FROZEN_RETRY_AFTER_SECONDS,
+            )
         built = await load_from_postgres(
             session=session,
             services=services,
@@ -274,14 +365,21 @@ async def _load_missing(session: AsyncSession, services: Container, event: Queue
 
 
 async def _record_admission(
-    session: AsyncSession, services: Container, event_id: int, user_id: str, admitted_ms: int
+    session: AsyncSession, services: Container, event_id: int, user_id: str, reply: QueueReply
 ) -> int:
-    """Postgres keeps the first admission; a Redis that forgot it takes Postgres's back."""
+    """Postgres keeps the first admission (and the place, if the writer has not stored it
+    yet); a Redis that forgot an earlier one takes Postgres's back."""
+    assert reply.admitted_ms is not None
+    assert reply.score is not None
+    admitted_ms = reply.admitted_ms
     stored = await repository.record_admission(
-        session, event_id=event_id, user_id=user_id, admitted_at=from_ms(admitted_ms)
+        session,
+        event_id=event_id,
+        user_id=user_id,
+        admitted_at=from_ms(admitted_ms),
+        score=reply.score,
+        joined_at=from_ms(reply.joined_ms if reply.joined_ms is not None else admitted_ms),
     )
-    if stored is None:  # no such place in Postgres (a join whose commit failed)
-        return admitted_ms
     first_ms = to_ms(stored)
     if first_ms != admitted_ms:
         await restore_admission(
@@ -312,16 +410,31 @@ async def load_from_postgres(
     build: Build,
     min_epoch: int = 0,
 ) -> Built:
-    """Load the queue's terms and, as `build` says, every place and admission `session`
-    sees (a place whose join has not committed yet is put back by that user's next poll).
-    The caller remembers the generation built (app/generations)."""
-    stored = (
-        [] if build is Build.TERMS_ONLY else await repository.places(session, event_id=event.id)
-    )
+    """Load the queue's terms and, as `build` says, every place and admission: those
+    still queued for the writer (read first), then those `session` sees, so a place the
+    writer stores meanwhile is in one or the other. The caller remembers the generation
+    built (app/generations)."""
+    keys = _keys(services, event.id)
+    places: dict[str, int] = {}
+    admitted: dict[str, int] = {}
+    newest_join = None
+    if build is not Build.TERMS_ONLY:
+        for user_id, value in (await services.redis.hgetall(keys.queued)).items():
+            if (queued := parse_queued_place(str(user_id), event.id, str(value))) is not None:
+                places[queued.id] = queued.score
+        # Postgres after the queued places (a rebuild's snapshot begins here).
+        newest_join = (await repository.newest_joins(session, [event.id])).get(event.id)
+        for user_id, score, admitted_at in await repository.places(session, event_id=event.id):
+            places[user_id] = score
+            if admitted_at is not None:
+                admitted[user_id] = to_ms(admitted_at)
+    elif not await services.redis.exists(keys.joins):
+        # A stream made now: its last id must not look older than the places stored.
+        newest_join = (await repository.newest_joins(session, [event.id])).get(event.id)
     return await load_queue(
         redis=services.redis,
         scripts=services.scripts,
-        keys=_keys(services, event.id),
+        keys=keys,
         terms=QueueTerms(
             starts_at=event.starts_at,
             ends_at=event.ends_at,
@@ -329,11 +442,12 @@ async def load_from_postgres(
             expires_at=event.ends_at + timedelta(seconds=services.settings.retire_after_seconds),
             pass_seconds=event.access.pass_seconds,
             item_ids=event.item_ids,
+            opens_at=event.access.opens_at,
+            pow_bits=event.access.pow_bits,
+            hidden=not event.shown,
         ),
-        places=QueuePlaces(
-            places={user_id: score for user_id, score, _admitted in stored},
-            admitted={user_id: to_ms(admitted) for user_id, _score, admitted in stored if admitted},
-        ),
+        group=services.settings.worker_group,
+        places=QueuePlaces(places=places, admitted=admitted, newest_join=newest_join),
         build=build,
         min_epoch=min_epoch,
     )
@@ -342,29 +456,37 @@ async def load_from_postgres(
 async def publish_queues(
     *, session: AsyncSession, services: Container, queue_events: Sequence[Event]
 ) -> None:
-    """Load queues never built; one built before and missing was lost: loaded again from
-    Postgres, which holds every place answered (nothing answered can be missing)."""
+    """Load every queue's terms (an event changed, a campaign approved), and the places of
+    those never built (read only then: the check runs every second, and a hyped queue
+    holds 100,000 places). One built before and missing is found by the hot-store check."""
     for event in queue_events:
         access = events.access_of(event)
-        if isinstance(access, QueueAccess):
+        if not isinstance(access, QueueAccess):
+            continue
+        queue = QueueEvent.of(event, access)
+        built = await load_from_postgres(
+            session=session, services=services, event=queue, build=Build.TERMS_ONLY
+        )
+        if built.loaded == -1:  # no places in Redis
             built = await load_from_postgres(
-                session=session,
-                services=services,
-                event=QueueEvent.of(event, access),
-                build=Build.IF_NEVER_BUILT,
+                session=session, services=services, event=queue, build=Build.IF_NEVER_BUILT
             )
-            if built.written:
-                await remember_built(services.sessionmaker, QUEUES, {event.id: built.epoch})
+        if built.written:
+            await remember_built(services.sessionmaker, QUEUES, {event.id: built.epoch})
 
 
 async def rebuild_queue(*, services: Container, event: Event) -> Built:
-    """Replace a frozen queue's places and admissions with Postgres's, in a new generation
-    above every one Postgres remembers."""
+    """Replace a frozen queue's places and admissions with those Postgres and the joins
+    stream hold, in a new generation above every one Postgres remembers."""
     access = events.access_of(event)
     if not isinstance(access, QueueAccess):
         return Built(loaded=-1, epoch=0)
     async with services.sessionmaker() as session:
         newest = (await generations.built_epochs(session, QUEUES, [event.id])).get(event.id, 0)
+    async with services.sessionmaker() as session:
+        # One snapshot of Postgres, begun by its first read, after the queued places are
+        # read (load_from_postgres): a place the writer commits meanwhile is in one of them.
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         built = await load_from_postgres(
             session=session,
             services=services,
@@ -380,3 +502,8 @@ async def rebuild_queue(*, services: Container, event: Event) -> Built:
 async def queue_events_not_ended(*, session: AsyncSession) -> list[Event]:
     """Every queue event whose sale has not ended (the hot-store check's)."""
     return list(await repository.queue_events_not_ended(session, now=utc_now()))
+
+
+async def newest_joins(*, session: AsyncSession, event_ids: list[int]) -> dict[int, datetime]:
+    """Each queue's newest stored join (the hot-store check's)."""
+    return await repository.newest_joins(session, event_ids)

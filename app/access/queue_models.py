@@ -7,9 +7,10 @@ from app.db import Base
 
 
 class QueuePlace(Base):
-    """A shopper's place in an event's waiting room, stored before the join is answered:
-    the truth a Redis that lost or rolled back the queue is rebuilt from, with the same
-    scores (the same order) and the same admissions (the same pass windows)."""
+    """A shopper's place in an event's waiting room, stored by the order writer from the
+    queue's joins stream (or with its admission, if that comes first): what a Redis that
+    lost or rolled back the queue is rebuilt from, with the places still queued, with the
+    same scores (the same order) and the same admissions (the same pass windows)."""
 
     __tablename__ = "queue_places"
     __table_args__ = (UniqueConstraint("event_id", "user_id"),)
@@ -20,6 +21,8 @@ class QueuePlace(Base):
     # The place's score in the queue's sorted set (app/store/queue.py): a secret random
     # 52-bit number for a join before the start, 2^52 + `id` (arrival order) after it.
     score: Mapped[int] = mapped_column(BigInteger)
+    # When queue.lua took it (Redis's clock, as the stream entry's id): the hot-store check
+    # compares the newest with the stream's last id.
     joined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     # When the queue first admitted it (Redis's clock): the pass is valid from then.
     admitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

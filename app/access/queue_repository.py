@@ -13,6 +13,7 @@ from app.access.queue_models import QueuePlace
 from app.campaigns.models import Campaign
 from app.db import Connectable
 from app.events.models import Event, EventItem
+from app.store.records import NewPlace
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +21,6 @@ class StoredPlace:
     id: int
     score: int
     admitted_at: datetime | None
-    inserted: bool = False  # by this call
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,75 +65,34 @@ async def queue_event(db: Connectable, *, event_id: int) -> QueueEventRow | None
     )
 
 
-# One statement, so it needs no transaction of its own: a place after the start (no score
-# given) follows in arrival order, its score ARRIVALS + its id, drawn here in the order given.
-_JOIN_MANY = text(
+_INSERT_PLACES = text(
     """
-    INSERT INTO queue_places (id, event_id, user_id, score)
-    SELECT joiner.id, :event_id, joiner.user_id, COALESCE(joiner.score, :arrivals + joiner.id)
-    FROM (
-        SELECT given.user_id, given.score,
-               nextval(pg_get_serial_sequence('queue_places', 'id')) AS id
-        FROM (
-            SELECT * FROM unnest(CAST(:user_ids AS text[]), CAST(:scores AS bigint[]))
-            WITH ORDINALITY AS given(user_id, score, arrival)
-            ORDER BY arrival
-        ) AS given
-    ) AS joiner
+    INSERT INTO queue_places (event_id, user_id, score, joined_at)
+    SELECT * FROM unnest(
+        CAST(:event_ids AS bigint[]), CAST(:user_ids AS text[]), CAST(:scores AS bigint[]),
+        CAST(:joined_ats AS timestamptz[])
+    )
     ON CONFLICT (event_id, user_id) DO NOTHING
-    RETURNING id, user_id, score
-    """
-)
-_ARRIVAL_SCORES = text(
-    "UPDATE queue_places SET score = :arrivals + id WHERE id = ANY(:ids) RETURNING id, score"
-)
-_PLACES_OF = text(
-    """
-    SELECT id, user_id, score, admitted_at FROM queue_places
-    WHERE event_id = :event_id AND user_id = ANY(CAST(:user_ids AS text[]))
     """
 )
 
 
-async def join_many(
-    db: Connectable,
-    *,
-    event_id: int,
-    scores: dict[str, int | None],
-    arrivals: int,
-) -> dict[str, StoredPlace]:
-    """Each user's place, inserted now with their score (None: an arrival after the start,
-    scored by its arrival number, in the order of `scores`) unless they hold one already
-    (then theirs, unchanged). Two joins of one user at once: the second waits for the
-    first's commit, then reads it."""
-    user_ids = list(scores)
-    inserted = await db.execute(
-        _JOIN_MANY,
+async def insert_places(session: AsyncSession, places: Sequence[NewPlace]) -> int:
+    """Store the places the joins streams carry (the order writer's); a place stored
+    before (a stream entry delivered again, an admission that came first) is kept as it
+    is. Returns how many were new."""
+    if not places:
+        return 0
+    result = await session.execute(
+        _INSERT_PLACES,
         {
-            "event_id": event_id,
-            "user_ids": user_ids,
-            "scores": list(scores.values()),
-            "arrivals": arrivals,
+            "event_ids": [p.event_id for p in places],
+            "user_ids": [p.id for p in places],
+            "scores": [p.score for p in places],
+            "joined_ats": [p.joined_at for p in places],
         },
     )
-    found = {
-        user_id: StoredPlace(id=place_id, score=score, admitted_at=None, inserted=True)
-        for place_id, user_id, score in inserted
-    }
-    if len(found) < len(user_ids):
-        held = [u for u in user_ids if u not in found]
-        # The conflicting rows are committed: ON CONFLICT saw them.
-        rows = await db.execute(_PLACES_OF, {"event_id": event_id, "user_ids": held})
-        for place_id, user_id, score, admitted_at in rows:
-            found[user_id] = StoredPlace(id=place_id, score=score, admitted_at=admitted_at)
-    return found
-
-
-async def score_as_arrival(session: AsyncSession, *, place_id: int, arrivals: int) -> int:
-    """The place follows in arrival order (scored after the start); its new score."""
-    rescored = await session.execute(_ARRIVAL_SCORES, {"arrivals": arrivals, "ids": [place_id]})
-    score: int = rescored.one().score
-    return score
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def place_of(session: AsyncSession, *, event_id: int, user_id: str) -> StoredPlace | None:
@@ -153,23 +112,49 @@ async def place_of(session: AsyncSession, *, event_id: int, user_id: str) -> Sto
 
 _ADMIT = text(
     """
-    UPDATE queue_places SET admitted_at = COALESCE(admitted_at, :admitted_at)
-    WHERE event_id = :event_id AND user_id = :user_id
+    INSERT INTO queue_places (event_id, user_id, score, joined_at, admitted_at)
+    VALUES (:event_id, :user_id, :score, :joined_at, :admitted_at)
+    ON CONFLICT (event_id, user_id)
+    DO UPDATE SET admitted_at = COALESCE(queue_places.admitted_at, EXCLUDED.admitted_at)
     RETURNING admitted_at
     """
 )
 
 
 async def record_admission(
-    session: AsyncSession, *, event_id: int, user_id: str, admitted_at: datetime
-) -> datetime | None:
+    session: AsyncSession,
+    *,
+    event_id: int,
+    user_id: str,
+    admitted_at: datetime,
+    score: int,
+    joined_at: datetime,
+) -> datetime:
     """The place's first admission: `admitted_at` unless one is stored already (then that
-    one); None if Postgres has no such place."""
+    one). A place the order writer has not stored yet is stored with it (`score`,
+    `joined_at`: the join's), so no admission waits for the writer."""
     result = await session.execute(
-        _ADMIT, {"event_id": event_id, "user_id": user_id, "admitted_at": admitted_at}
+        _ADMIT,
+        {
+            "event_id": event_id,
+            "user_id": user_id,
+            "admitted_at": admitted_at,
+            "score": score,
+            "joined_at": joined_at,
+        },
     )
-    found: datetime | None = result.scalar_one_or_none()
+    found: datetime = result.scalar_one()
     return found
+
+
+async def newest_joins(session: AsyncSession, event_ids: list[int]) -> dict[int, datetime]:
+    """Each event's newest stored join (Redis's clock, as queue.lua stamped it)."""
+    rows = await session.execute(
+        select(QueuePlace.event_id, func.max(QueuePlace.joined_at))
+        .where(QueuePlace.event_id.in_(event_ids))
+        .group_by(QueuePlace.event_id)
+    )
+    return {int(event_id): joined_at for event_id, joined_at in rows.all()}
 
 
 async def places(session: AsyncSession, *, event_id: int) -> list[tuple[str, int, datetime | None]]:

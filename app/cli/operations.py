@@ -71,28 +71,39 @@ def token(
 
 
 def recover(
-    ids: Annotated[list[int], typer.Argument(help="Frozen item(s) (or coupons) to resume.")],
+    ids: Annotated[
+        list[int], typer.Argument(help="Frozen item(s) (or coupons, or queues) to resume.")
+    ],
     coupon: Annotated[
         bool, typer.Option("--coupon", help="The ids are coupons' (their claims), not items'.")
     ] = False,
+    queue: Annotated[
+        bool, typer.Option("--queue", help="The ids are events' (their waiting rooms).")
+    ] = False,
 ) -> None:
-    """Resume selling items (claiming coupons) frozen after Redis lost or rolled back data.
-    They were already rebuilt exactly from Postgres and the surviving stream; this only
-    lifts the freeze, once an operator has dealt with the orders (claims) that may have
-    been lost (README: runbook 'Redis lost data'). Exit code 1 if one was not frozen."""
-    noun = "coupon" if coupon else "item"
+    """Resume selling items (claiming coupons, joining and admitting from waiting rooms)
+    frozen after Redis lost or rolled back data. They were already rebuilt exactly from
+    Postgres and the surviving stream; this only lifts the freeze, once an operator has
+    dealt with the orders (claims, places) that may have been lost (README: runbook
+    'Redis lost data'). Exit code 1 if one was not frozen, 2 for both options."""
+    if coupon and queue:
+        typer.echo("--coupon and --queue: one family at a time", err=True)
+        raise typer.Exit(2)
+    noun = "coupon" if coupon else "queue" if queue else "item"
     with servers(load_settings()) as settings:
-        missing = asyncio.run(_recover(settings, ids, coupon=coupon))
+        missing = asyncio.run(_recover(settings, ids, coupon=coupon, queue=queue))
     for entity_id in ids:
-        state = "was not frozen" if entity_id in missing else "selling again"
+        state = "was not frozen" if entity_id in missing else "resumed"
         print(f"{noun} {entity_id}: {state}")
     raise typer.Exit(1 if missing else 0)
 
 
-async def _recover(settings: Settings, ids: list[int], *, coupon: bool) -> list[int]:
-    from app.flows.freshness import CLAIMS, SALES, CounterFamily, recover
+async def _recover(
+    settings: Settings, ids: list[int], *, coupon: bool, queue: bool = False
+) -> list[int]:
+    from app.flows.freshness import CLAIMS, QUEUES, SALES, CounterFamily, recover
 
-    family: CounterFamily[Any] = CLAIMS if coupon else SALES
+    family: CounterFamily[Any] = CLAIMS if coupon else QUEUES if queue else SALES
     missing = []
     async with build_services(settings) as services:
         for entity_id in ids:

@@ -119,7 +119,9 @@ async def update_access(
     """Change a queue or draw event's proof-of-work difficulty (`pow_bits`), mid-sale
     too: joins and registrations from the answer on ask for it. Audit-logged. 409
     `invalid_state` for an open event."""
-    await service.set_pow_bits(session=session, actor=user, event_id=event_id, data=data)
+    await service.set_pow_bits(
+        session=session, services=services, actor=user, event_id=event_id, data=data
+    )
     return await service.get_event(session=session, services=services, event_id=event_id)
 
 

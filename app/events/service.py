@@ -18,7 +18,7 @@ from app.container import Container
 from app.db import after_commit
 from app.errors import InvalidState, ValidationFailed
 from app.events import repository
-from app.events.access import ACCESS, Access, AccessUpdate, OpenAccess
+from app.events.access import ACCESS, Access, AccessUpdate, OpenAccess, QueueAccess
 from app.events.controls import apply_terms
 from app.events.controls import sale_terms as _terms
 from app.events.errors import EventNotFound, ItemNotFound
@@ -34,6 +34,8 @@ from app.store.adjust_sale import SaleAdjustment, adjust_sale
 from app.store.freezes import freeze
 from app.store.idempotency import KeyedOrder, restore_records
 from app.store.keys import ItemKeys
+from app.store.queue import set_pow_bits as set_queue_pow_bits
+from app.store.queue_keys import QueueKeys
 from app.store.records import NewOrder
 from app.store.sale_state import remaining_stock, stream_orders
 from app.store.stored import forget_stored
@@ -476,12 +478,18 @@ async def set_paused(
 
 
 async def set_pow_bits(
-    *, session: AsyncSession, actor: User, event_id: int, data: AccessUpdate
+    *,
+    session: AsyncSession,
+    services: Container,
+    actor: User,
+    event_id: int,
+    data: AccessUpdate,
 ) -> Event:
     """Change a queue or draw event's proof-of-work difficulty, mid-sale too, logged (the
-    same difficulty again: 200, nothing logged). Joins and registrations read it from
-    Postgres, so it is in force once committed; 409 `invalid_state` for an open event,
-    which asks for no proof of work."""
+    same difficulty again: 200, nothing logged). Registrations read it from Postgres, a
+    waiting room's joins from its queue in Redis, which takes it after the commit: in
+    force before the answer. 409 `invalid_state` for an open event, which asks for no
+    proof of work."""
     event = await repository.lock_event(session, event_id)
     if event is None:
         raise EventNotFound(f"No event {event_id}.")
@@ -505,4 +513,7 @@ async def set_pow_bits(
         before={"pow_bits": access.pow_bits},
         after={"pow_bits": data.pow_bits},
     )
+    if isinstance(access, QueueAccess):
+        keys = QueueKeys(services.settings.redis_key_prefix, event_id)
+        after_commit(session, partial(set_queue_pow_bits, services.redis, keys, data.pow_bits))
     return event

@@ -53,6 +53,7 @@ from app.coupons import repository as coupons_repository
 from app.coupons import service as coupons
 from app.coupons.models import Coupon
 from app.events import service as events
+from app.events.access import QueueAccess
 from app.events.models import Event, EventItem
 from app.events.repository import items_not_ended
 from app.generations import repository as generations
@@ -118,6 +119,7 @@ class CounterFamily(ABC, Generic[Row]):
     # Every entry is in Postgres before anyone is told it was accepted (a promotion's place
     # commits with its order): a rebuild from Postgres loses nothing, so it resumes.
     answered_after_commit: bool = False
+    recover_option: str = ""  # what `seckill recover` is told of the family ("--coupon ")
 
     @abstractmethod
     def hash_key(self, prefix: str, entity_id: int) -> str: ...
@@ -192,6 +194,7 @@ class Sales(CounterFamily[EventItem]):
 
 class Claims(CounterFamily[Coupon]):
     name, noun, counter = coupons.CLAIMS, "coupon", "remaining"
+    recover_option = "--coupon "
 
     def hash_key(self, prefix: str, entity_id: int) -> str:
         return CouponKeys(prefix, entity_id).coupon
@@ -263,13 +266,13 @@ class Promotions(CounterFamily[Promotion]):
 
 
 class Queues(CounterFamily[Event]):
-    """An event's waiting room. Every place and admission is in Postgres before its
-    answer (the join's and the poll's transactions), so a rebuild loses nothing: the
-    places come back with the same scores, the admissions with the same times. A Redis
-    that lost or rolled back a queue is found by its generation or `behind`."""
+    """An event's waiting room: its places are appended to the joins stream as orders are
+    (queue.lua), and every admission is in Postgres before its pass is handed out. A
+    rebuild puts the places back with the same scores, the admissions with the same
+    times."""
 
     name, noun, counter = queues.QUEUES, "queue", "epoch"
-    answered_after_commit = True
+    recover_option = "--queue "
 
     def hash_key(self, prefix: str, entity_id: int) -> str:
         return QueueKeys(prefix, entity_id).queue
@@ -284,13 +287,15 @@ class Queues(CounterFamily[Event]):
         return row.id
 
     def opens_at(self, row: Event) -> datetime:
-        return row.starts_at
+        # Places are taken from the queue's opening, before the sale starts.
+        access = events.access_of(row)
+        return access.opens_at if isinstance(access, QueueAccess) else row.starts_at
 
     async def live(self, session: AsyncSession) -> Sequence[Event]:
         return await queues.queue_events_not_ended(session=session)
 
     async def newest_stored(self, session: AsyncSession, ids: list[int]) -> dict[int, datetime]:
-        return {}
+        return await queues.newest_joins(session=session, event_ids=ids)
 
     async def publish(self, services: Container, session: AsyncSession, rows: list[Event]) -> None:
         await queues.publish_queues(session=session, services=services, queue_events=rows)
@@ -477,7 +482,7 @@ async def _rebuild(
         from_ms(finding.stored_last_ms).isoformat()
         if finding.stored_last_ms is not None
         else "the start",
-        "--coupon " if family is CLAIMS else "",
+        family.recover_option,
         entity_id,
     )
     return True

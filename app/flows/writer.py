@@ -1,5 +1,5 @@
-"""The order writer: moves accepted orders from the item streams, and claimed coupons
-from the coupon streams, into Postgres.
+"""The order writer: moves accepted orders from the item streams, claimed coupons from
+the coupon streams and waiting-room places from the joins streams into Postgres.
 
 Each pass is a few small steps: find the item streams, take a batch (entries a dead
 consumer left behind first, then new ones), store it in one transaction, acknowledge
@@ -14,7 +14,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -22,15 +22,30 @@ from redis.exceptions import ResponseError
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.access.queue_repository import insert_places
 from app.config import Settings
 from app.coupons.repository import insert_claims
-from app.metrics import claims_written, orders_dead_lettered, orders_key_reused, orders_written
+from app.metrics import (
+    claims_written,
+    orders_dead_lettered,
+    orders_key_reused,
+    orders_written,
+    places_written,
+)
 from app.orders.repository import insert_orders
 from app.outages import REDIS_UNAVAILABLE, describe
 from app.redis import RedisClient
 from app.store.coupon_keys import CouponKeys, coupons_registry
 from app.store.keys import GlobalKeys, ItemKeys
-from app.store.records import NewClaim, NewOrder, parse_claim, parse_order
+from app.store.queue_keys import QueueKeys, queues_registry
+from app.store.records import (
+    NewClaim,
+    NewOrder,
+    NewPlace,
+    parse_claim,
+    parse_order,
+    parse_place,
+)
 from app.store.release import release_script_call, run_release
 from app.store.scripts import Scripts
 from app.store.stored import forget_stored
@@ -61,27 +76,32 @@ def is_data_error(error: BaseException) -> bool:
     return False
 
 
-Record = NewOrder | NewClaim
+Record = NewOrder | NewClaim | NewPlace
 
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """A stream the writer drains: an item's accepted orders or a coupon's claims, with
-    the hash of `queued` marks its entries leave behind until they are stored and the
-    hash counting Postgres's refusals of its entries (both in the stream's slot)."""
+    """A stream the writer drains: an item's accepted orders, a coupon's claims or a
+    waiting room's new places, with the hash of `queued` marks its entries leave behind
+    until they are stored and the hash counting Postgres's refusals of its entries (both
+    in the stream's slot), and the decoder of its entries."""
 
     stream: str
     queued: str
     failures: str
-    claims: bool  # False: orders
+    parse: Callable[[dict[str, str]], Record | None]
 
     @classmethod
     def of_item(cls, keys: ItemKeys) -> "Source":
-        return cls(stream=keys.orders, queued=keys.queued, failures=keys.failures, claims=False)
+        return cls(keys.orders, keys.queued, keys.failures, parse_order)
 
     @classmethod
     def of_coupon(cls, keys: CouponKeys) -> "Source":
-        return cls(stream=keys.claims, queued=keys.queued, failures=keys.failures, claims=True)
+        return cls(keys.claims, keys.queued, keys.failures, parse_claim)
+
+    @classmethod
+    def of_queue(cls, keys: QueueKeys) -> "Source":
+        return cls(keys.joins, keys.queued, keys.failures, parse_place)
 
 
 class Entry(NamedTuple):
@@ -280,9 +300,12 @@ class OrderWriter:
         prefix = self.settings.redis_key_prefix
         item_ids = sorted(int(i) for i in await self.redis.smembers(self.keys.items))
         coupon_ids = sorted(int(i) for i in await self.redis.smembers(coupons_registry(prefix)))
-        sources = [Source.of_item(ItemKeys(prefix, i)) for i in item_ids] + [
-            Source.of_coupon(CouponKeys(prefix, i)) for i in coupon_ids
-        ]
+        event_ids = sorted(int(i) for i in await self.redis.smembers(queues_registry(prefix)))
+        sources = (
+            [Source.of_item(ItemKeys(prefix, i)) for i in item_ids]
+            + [Source.of_coupon(CouponKeys(prefix, i)) for i in coupon_ids]
+            + [Source.of_queue(QueueKeys(prefix, i)) for i in event_ids]
+        )
         self.sources = {source.stream: source for source in sources}
         self._streams_read_at = now
 
@@ -421,17 +444,20 @@ class OrderWriter:
     async def commit(self, records: Sequence[Record]) -> None:
         orders = [r for r in records if isinstance(r, NewOrder)]
         claims = [r for r in records if isinstance(r, NewClaim)]
+        places = [r for r in records if isinstance(r, NewPlace)]
         async with self.sessionmaker() as session, session.begin():
             inserted = await insert_orders(
                 session, orders, payment_timeout_seconds=self.settings.payment_timeout_seconds
             )
             new_claims = await insert_claims(session, claims)
+            new_places = await insert_places(session, places)
         # Before the ack: a crash in between re-delivers them, and release.lua's
         # `released` set makes the second give-back a no-op.
         await self.give_back(inserted.key_reused)
-        self.stored += inserted.new + new_claims
+        self.stored += inserted.new + new_claims + new_places
         orders_written.inc(inserted.new)
         claims_written.inc(new_claims)
+        places_written.inc(new_places)
 
     async def give_back(self, orders: Sequence[NewOrder]) -> None:
         """Units of orders Postgres refused as a second order under one Idempotency-Key
@@ -522,9 +548,7 @@ class OrderWriter:
 
     def entry(self, stream: str, entry_id: str, fields: dict[str, str]) -> Entry:
         source = self.sources.get(stream)
-        record: Record | None = (
-            parse_claim(fields) if source is not None and source.claims else parse_order(fields)
-        )
+        record = source.parse(fields) if source is not None else parse_order(fields)
         return Entry(stream=stream, entry_id=entry_id, fields=fields, record=record)
 
     def _source_of(self, stream: str, entries: Sequence[Entry]) -> Source:
@@ -536,5 +560,7 @@ class OrderWriter:
         prefix = self.settings.redis_key_prefix
         if isinstance(first, NewClaim):
             return Source.of_coupon(CouponKeys(prefix, first.coupon_id))
+        if isinstance(first, NewPlace):
+            return Source.of_queue(QueueKeys(prefix, first.event_id))
         assert first is not None
         return Source.of_item(ItemKeys(prefix, first.item_id))

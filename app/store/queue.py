@@ -1,5 +1,6 @@
-"""queue.lua's typed wrapper: its KEYS/ARGV, its reply and its outcome enum; and the two
-plain writes on a queue's hash (closing it, restoring an admission Postgres remembers)."""
+"""queue.lua's typed wrapper: its KEYS/ARGV, its reply and its outcome enum; and the
+plain writes on a queue's hash (closing it, a new proof-of-work difficulty, restoring an
+admission Postgres remembers)."""
 
 import functools
 from dataclasses import dataclass
@@ -31,8 +32,9 @@ class QueueOutcome(IntEnum):
     ENDED = 4
     NOT_IN_QUEUE = 5
     NO_SUCH_QUEUE = 6
-    TOO_LATE_TO_DRAW = 7  # a random score reached Redis after the start
+    NOT_OPEN = 8  # a join while the event is hidden or its queue not open yet
     RECOVERING = 9
+    CHALLENGE = 10  # a join without the proof of work the queue asks for
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +44,15 @@ class QueueReply:
     admitted_count: int  # places admitted so far (the rate times the time since the start)
     admitted_ms: int | None  # the first admission (Redis's clock)
     generation: Generation = UNSEEN
-    # The queue's terms as Redis holds them (0, 0, () when there is no queue or it is frozen).
+    # The queue's terms as Redis holds them (0, 0, (), 0 when there is no queue or it is
+    # frozen).
     pass_ms: int = 0
     admit_per_second: int = 0
     item_ids: tuple[int, ...] = ()
+    pow_bits: int = 0
+    # ADMITTED_NOW: the place's score, and its join time while it waits for the writer.
+    score: int | None = None
+    joined_ms: int | None = None
 
 
 def queue_script_call(
@@ -54,14 +61,24 @@ def queue_script_call(
     user_id: str,
     score: int | None = None,
     seen: Generation = UNSEEN,
-    drawn: bool = False,
+    pow_zero_bits: int = -1,
+    restore: bool = False,
 ) -> ScriptCall:
-    """queue.lua's KEYS and ARGV: join with `score` (None: only look at the state);
-    `drawn`: a random score just drawn for a new place before the start (by the API's
-    clock), refused if Redis's clock has passed the start."""
+    """queue.lua's KEYS and ARGV: join with `score`, a secret random score below 2^52
+    (used if the start has not come by Redis's clock; None: only look at the state);
+    `pow_zero_bits`: the leading zero bits of the join's proof of work (-1: none sent);
+    `restore`: `score` is the one Postgres stored for a place Redis lost, put back."""
     return (
-        [keys.queue, keys.places, keys.admitted],
-        [user_id, "" if score is None else score, seen.epoch, seen.seq, "1" if drawn else "0"],
+        [keys.queue, keys.places, keys.admitted, keys.joins, keys.queued],
+        [
+            user_id,
+            "" if score is None else score,
+            seen.epoch,
+            seen.seq,
+            pow_zero_bits,
+            keys.event_id,
+            "1" if restore else "0",
+        ],
     )
 
 
@@ -69,6 +86,7 @@ def parse_queue_reply(reply: list[Any]) -> QueueReply:
     # Integers as Redis sends them (int, or bytes/str digits: int() takes each).
     code, rank, count, admitted_ms, epoch, seq, pass_ms, rate = map(int, reply[:8])
     outcome = QueueOutcome(code)
+    score, joined_ms = reply[10], reply[11]
     return QueueReply(
         outcome=outcome,
         rank=rank if rank >= 0 else None,
@@ -80,6 +98,9 @@ def parse_queue_reply(reply: list[Any]) -> QueueReply:
         pass_ms=pass_ms,
         admit_per_second=rate,
         item_ids=_item_ids(reply[8]),
+        pow_bits=int(reply[9]),
+        score=int(score) if score else None,
+        joined_ms=int(joined_ms) if joined_ms else None,
     )
 
 
@@ -111,6 +132,13 @@ def queue_batches(redis: Redis, scripts: Scripts, *, max_calls: int) -> ScriptBa
 async def close_queue(redis: RedisClient, keys: QueueKeys) -> None:
     """Every item sold out: nobody still waiting is admitted from now on."""
     await redis.hset(keys.queue, "closed", "1")
+
+
+async def set_pow_bits(redis: RedisClient, keys: QueueKeys, bits: int) -> None:
+    """The operator changed the proof of work a join needs: in force from the next join
+    (a queue Redis does not hold takes it when loaded)."""
+    if await redis.exists(keys.queue):
+        await redis.hset(keys.queue, "pow_bits", bits)
 
 
 async def restore_admission(

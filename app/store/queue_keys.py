@@ -30,9 +30,18 @@ class QueueKeys:
 
     @property
     def joins(self) -> str:
-        """Never written: the hot-store check looks for a stream per entity, and a queue
-        has none (every place is in Postgres before its join is answered)."""
+        """Stream of new places, consumed by the order writer."""
         return f"{self.tag}:joins"
+
+    @property
+    def queued(self) -> str:
+        """Hash: user id -> "score|joined ms", until the place is stored."""
+        return f"{self.tag}:queued"
+
+    @property
+    def failures(self) -> str:
+        """Hash: stream entry id -> times Postgres refused its data (as an item's)."""
+        return f"{self.joins}:failures"
 
     @property
     def loading(self) -> str:
@@ -40,4 +49,10 @@ class QueueKeys:
         return f"{self.tag}:loading"
 
     def all(self) -> list[str]:
-        return [self.queue, self.places, self.admitted]
+        return [self.queue, self.places, self.admitted, self.joins, self.queued, self.failures]
+
+
+def queues_registry(prefix: str) -> str:
+    """Set of event ids whose waiting room has a joins stream (the order writer reads
+    these)."""
+    return f"{prefix}:queues"

@@ -17,6 +17,11 @@ claim.lua's (a coupon claim, decoded into a NewClaim):
 - The stream entry (KEYS[4], the order writer's input): a hash of `claim_id, coupon_id,
   user_id, claimed_ms, valid_until_ms` and `idempotency_key` (empty for none).
 - The queued record (KEYS[5]): claim id -> "valid until ms|claimed ms|user id".
+
+queue.lua's (a waiting room's new place, decoded into a NewPlace):
+- The stream entry (KEYS[4], the order writer's input): a hash of `event_id, user_id,
+  score, joined_ms`.
+- The queued record (KEYS[5]): user id -> "score|joined ms".
 """
 
 from dataclasses import dataclass
@@ -154,5 +159,37 @@ def parse_queued_claim(claim_id: str, coupon_id: int, value: str) -> NewClaim | 
             valid_until=from_ms(int(valid_until_ms)),
             idempotency_key=None,
         )
+    except (ValueError, OverflowError):
+        return None
+
+
+class NewPlace(NamedTuple):
+    """A waiting room's place not yet (or just) stored in Postgres. Its id, for the
+    writer's bookkeeping (the `queued` mark it clears), is the user's: one place each."""
+
+    id: str  # the user id
+    event_id: int
+    score: int
+    joined_at: datetime
+
+
+def parse_place(fields: dict[str, str]) -> NewPlace | None:
+    """A joins stream entry, or None if it is not readable."""
+    try:
+        return NewPlace(
+            fields["user_id"],
+            int(fields["event_id"]),
+            int(fields["score"]),
+            from_ms(int(fields["joined_ms"])),
+        )
+    except (KeyError, ValueError, OverflowError):
+        return None
+
+
+def parse_queued_place(user_id: str, event_id: int, value: str) -> NewPlace | None:
+    """A place's queued record, or None if it is not readable."""
+    try:
+        score, joined_ms = value.split("|", 1)
+        return NewPlace(user_id, event_id, int(score), from_ms(int(joined_ms)))
     except (ValueError, OverflowError):
         return None

@@ -1,6 +1,6 @@
 """The waiting room's join and poll below the framework (app/access/queue_front.py)
-answer every request as the framework's routes do, and the joins of one moment are
-stored together (app/access/queue_joins.py) with each joiner's own answer."""
+answer every request as the framework's routes do, and the joins of one moment, sent to
+Redis together, are each decided alone."""
 
 import asyncio
 import json
@@ -14,11 +14,8 @@ import pytest
 from app.access.gate import challenge_of
 from app.access.pow import solve
 from app.access.queue_front import ThinQueueRoute
-from app.access.queue_joins import Joiner, store_joins
-from app.auth import User
 from app.config import Settings
 from app.container import Container
-from app.errors import ChallengeRequired
 from app.processes.api import create_app
 from app.store.queue import ARRIVALS
 from app.store.queue_keys import QueueKeys
@@ -92,37 +89,37 @@ async def test_both_ways_answer_every_call_alike(
     assert statuses["an over-long proof of work"] == 422
 
 
-async def test_a_group_answers_each_joiner_alone(
+async def test_the_joins_of_one_moment_are_each_decided_alone(
     client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
-    """One group: a wrong proof of work is refused alone, a user twice holds one place,
-    the others are stored; nothing is stored for the refused one."""
+    """Joins sent at once (one round trip to Redis): a wrong proof of work is refused
+    alone, a user twice holds one place, the others are stored; nothing is stored for the
+    refused one."""
     event = await create_queue_event(client, auth, pow_bits=4)
     challenge = challenge_of(auth.settings, event.id)
+    path = f"/api/v1/events/{event.id}/queue"
 
-    def solved(user_id: str) -> Joiner:
-        return Joiner(User(id=user_id), solve(challenge=challenge, user_id=user_id, bits=4))
+    def solved(user_id: str) -> dict[str, str]:
+        nonce = solve(challenge=challenge, user_id=user_id, bits=4)
+        return {**auth.headers(user_id), "X-Seckill-Pow": nonce}
 
-    joiners = [solved("ann"), Joiner(User(id="bob"), "wrong"), solved("cid"), solved("ann")]
-    async with app_services.sessionmaker() as session:
-        decided = await store_joins(session, app_services.settings, event.id, joiners)
-        await session.commit()
-    ann, bob, cid, ann_again = decided
-    assert isinstance(bob, ChallengeRequired)
-    assert not isinstance(ann, Exception)
-    assert not isinstance(ann_again, Exception)
-    assert not isinstance(cid, Exception)
-    assert ann.place is not None
-    assert ann.place == ann_again.place
-    assert ann.place.inserted
+    joins = [
+        solved("ann"),
+        {**auth.headers("bob"), "X-Seckill-Pow": "wrong"},
+        solved("cid"),
+        solved("ann"),
+    ]
+    responses = await asyncio.gather(*(client.post(path, headers=h) for h in joins))
+    assert [r.status_code for r in responses] == [200, 403, 200, 200]
+    assert responses[1].json()["code"] == "challenge_required"
     assert sorted(await places(app_services, event.id)) == ["ann", "cid"]
 
 
-async def test_a_crowd_of_arrivals_joins_in_groups_each_in_arrival_order(
+async def test_a_crowd_of_arrivals_each_takes_the_next_arrival_number(
     client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
-    """300 joins at once after the start (so in groups): every place stored once, an
-    arrival's score (ARRIVALS + its place's id) in Postgres and Redis alike."""
+    """300 joins at once after the start: every place stored once, the arrival numbers
+    1 to 300 each given once (score ARRIVALS + the number), in Postgres and Redis alike."""
     event = await create_queue_event(client, auth, starts_in=timedelta(seconds=-1))
     users = [f"arrival-{i}" for i in range(300)]
     path = f"/api/v1/events/{event.id}/queue"
@@ -130,14 +127,13 @@ async def test_a_crowd_of_arrivals_joins_in_groups_each_in_arrival_order(
     assert {r.status_code for r in responses} == {200}
     stored = await places(app_services, event.id)
     assert sorted(stored) == sorted(users)
-    assert all(score >= ARRIVALS for score in stored.values())
-    assert len(set(stored.values())) == len(users)
+    assert sorted(stored.values()) == [ARRIVALS + n for n in range(1, len(users) + 1)]
     keys = QueueKeys(app_services.settings.redis_key_prefix, event.id)
     for user in users:
         assert await app_services.redis.zscore(keys.places, user) == stored[user]
 
 
-async def test_a_group_refused_as_a_whole_stores_nothing(
+async def test_joins_refused_as_a_whole_store_nothing(
     client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
     missing = 987_654

@@ -1,8 +1,9 @@
 """Rebuilds driven against what they race: the order writer committing while a rebuild
 reads Postgres, a second API process starting on an empty Redis while the first sells,
 the worker's check meeting an event that is committed but not loaded yet, several faulty
-items in one pass, coupons restored from an older snapshot or empty, and a failover to a
-Redis whose clock is behind the generation an API process saw (app/flows/freshness.py)."""
+items in one pass, coupons restored from an older snapshot or empty, a waiting room
+rebuilt while the writer stores its places, and a failover to a Redis whose clock is
+behind the generation an API process saw (app/flows/freshness.py)."""
 
 import asyncio
 import signal
@@ -10,7 +11,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -26,6 +27,7 @@ from app.flows.audit_report import Check
 from app.flows.coupon_audit import audit_coupons
 from app.flows.freshness import (
     CLAIMS,
+    QUEUES,
     SALES,
     Finding,
     Verdict,
@@ -40,6 +42,7 @@ from app.orders.models import Order
 from app.store.coupon_keys import CouponKeys
 from app.store.generations import Generation
 from app.store.keys import ItemKeys
+from app.store.queue_keys import QueueKeys
 from tests.faults.books import assert_books_balance, retry_until_answered, until_redis_answers
 from tests.support.coupons import claim, create_coupon
 from tests.support.factories import (
@@ -53,6 +56,7 @@ from tests.support.factories import (
 from tests.support.lifecycle import store_orders
 from tests.support.outages import closed_port
 from tests.support.processes import start_cli, until_serving
+from tests.support.queues import create_queue_event, join, places
 from tests.support.redis_servers import RedisServer
 
 pytestmark = [pytest.mark.faults]
@@ -396,6 +400,39 @@ async def test_a_coupon_rebuild_counts_a_claim_the_writer_commits_while_it_reads
     assert stored == [2]
     assert await app_services.redis.hget(keys.coupon, "remaining") == "2"
     assert await app_services.redis.hgetall(keys.claimers) == {"a": "1", "b": "1"}
+
+
+async def test_a_queue_rebuild_keeps_each_place_the_writer_stores_while_it_reads_once(
+    client: httpx.AsyncClient,
+    auth: Auth,
+    app_services: Container,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The places still queued are read first, then Postgres: the writer storing them
+    right after that read (they left the queued hash, and the snapshot is older than the
+    commit) loses none and doubles none."""
+    event = await create_queue_event(client, auth)
+    users = [f"joiner-{n}" for n in range(20)]
+    for user in users:
+        assert (await join(client, auth, event.id, user)).status_code == 200
+    keys = QueueKeys(app_services.settings.redis_key_prefix, event.id)
+    scores = {u: int(await app_services.redis.zscore(keys.places, u) or -1) for u in users}
+    # Redis rolled back: the sorted set lost places the stream still holds.
+    await app_services.redis.zrem(keys.places, *users[:10])
+    await app_services.redis.hset(keys.queue, "behind", 1)
+    stored = after_first_call(
+        monkeypatch, "app.access.queue_repository.places", lambda: store_orders(app_services)
+    )
+
+    found = [f for f in await check_once(app_services) if f.family == QUEUES.name]
+
+    assert stored == [20], "the writer stored every place in the middle of the rebuild"
+    assert [f.verdict for f in found] == [Verdict.ROLLED_BACK]
+    assert await app_services.redis.hget(keys.queue, "frozen") == "1"
+    rebuilt = await app_services.redis.zrange(keys.places, 0, -1, withscores=True)
+    assert {str(u): int(s) for u, s in cast(list[tuple[str, float]], rebuilt)} == scores
+    assert await recover(app_services.redis, keys.prefix, QUEUES, event.id)
+    assert await places(app_services, event.id) == scores
 
 
 async def test_a_failover_to_a_redis_whose_clock_is_behind_the_generation_sells_again(

@@ -27,6 +27,8 @@ from app.store.scripts import Scripts, lua_dir
 from app.store.warmup import Build, Built
 from tests.support.lua import HOUR_MS, redis_now_ms, sleep_past
 
+GROUP = "writers"
+
 
 async def open_queue(
     redis: Redis,
@@ -37,6 +39,9 @@ async def open_queue(
     rate: int = 5,
     ends_ms: int | None = None,
     places: QueuePlaces | None = None,
+    opens_ms: int = 0,
+    pow_bits: int = 0,
+    hidden: bool = False,
 ) -> Built:
     ends_ms = ends_ms if ends_ms is not None else starts_ms + HOUR_MS
     built = await load_queue(
@@ -50,7 +55,11 @@ async def open_queue(
             expires_at=from_ms(ends_ms + HOUR_MS),
             pass_seconds=60,
             item_ids=(11, 12),
+            opens_at=from_ms(opens_ms),
+            pow_bits=pow_bits,
+            hidden=hidden,
         ),
+        group=GROUP,
         places=places or QueuePlaces(),
     )
     assert built.written
@@ -65,12 +74,20 @@ async def poll(
     *,
     score: int | None = None,
     seen: Generation = UNSEEN,
-    drawn: bool = False,
+    pow_zero_bits: int = -1,
+    restore: bool = False,
 ) -> QueueReply:
     return await run_queue(
         redis,
         scripts,
-        queue_script_call(keys=keys, user_id=user, score=score, seen=seen, drawn=drawn),
+        queue_script_call(
+            keys=keys,
+            user_id=user,
+            score=score,
+            seen=seen,
+            pow_zero_bits=pow_zero_bits,
+            restore=restore,
+        ),
     )
 
 
@@ -141,34 +158,83 @@ async def test_admits_the_rate_in_queue_order_and_records_the_first_admission(
 async def test_arrivals_after_the_start_follow_in_arrival_order(
     any_redis: Redis, key_prefix: str
 ) -> None:
+    """After the start (by Redis's clock) the score a join brings is not used: the place
+    takes the next arrival number, behind everyone shuffled at the start, exactly (16
+    digits: Lua's tostring would keep 14)."""
     scripts = await Scripts.load(any_redis)
     keys = QueueKeys(key_prefix, 4)
-    await open_queue(any_redis, scripts, keys, starts_ms=await redis_now_ms(any_redis), rate=1)
-    for i in range(3):
-        await poll(any_redis, scripts, keys, f"e{i}", score=secrets.randbits(RANDOM_BITS))
-    late = [await poll(any_redis, scripts, keys, f"l{i}", score=ARRIVALS + i) for i in range(3)]
+    await open_queue(any_redis, scripts, keys, starts_ms=await redis_now_ms(any_redis), rate=1,
+                     places=QueuePlaces(places={f"e{i}": i for i in range(3)}))  # fmt: skip
+    late = [
+        await poll(any_redis, scripts, keys, f"l{i}", score=secrets.randbits(RANDOM_BITS))
+        for i in range(3)
+    ]
     assert [r.rank for r in late] == [3, 4, 5]
+    scores = [await any_redis.zscore(keys.places, f"l{i}") for i in range(3)]
+    assert scores == [ARRIVALS + 1, ARRIVALS + 2, ARRIVALS + 3]
+    queued = {str(u): str(v) for u, v in (await any_redis.hgetall(keys.queued)).items()}
+    assert {u: v.split("|")[0] for u, v in queued.items()} == {
+        f"l{i}": str(ARRIVALS + i + 1) for i in range(3)
+    }
     early = [await poll(any_redis, scripts, keys, f"e{i}") for i in range(3)]
     assert sorted(r.rank for r in early if r.rank is not None) == [0, 1, 2]
 
 
-async def test_a_score_drawn_before_the_start_that_arrives_after_it_is_refused(
+async def test_a_new_place_is_appended_to_the_joins_stream_once(
     any_redis: Redis, key_prefix: str
 ) -> None:
-    """The API's clock said "before the start", Redis's says after: the new place is not
-    shuffled in ahead of places already admitted (the caller joins it as an arrival)."""
+    """The same call that adds a place appends it for the order writer and marks it
+    queued; a repeat join appends nothing."""
     scripts = await Scripts.load(any_redis)
     keys = QueueKeys(key_prefix, 11)
+    await open_queue(any_redis, scripts, keys, starts_ms=await redis_now_ms(any_redis) + HOUR_MS)
+    joined = await poll(any_redis, scripts, keys, "ann", score=42)
+    await poll(any_redis, scripts, keys, "ann", score=43)
+    entries = await any_redis.xrange(keys.joins) or []
+    assert len(entries) == 1
+    fields = {str(k): str(v) for k, v in (entries[0][1] or {}).items()}
+    assert (fields["event_id"], fields["user_id"], fields["score"]) == ("11", "ann", "42")
+    assert await any_redis.hget(keys.queued, "ann") == f"42|{fields['joined_ms']}"
+    assert joined.generation.seq == 1
+    groups = await any_redis.xinfo_groups(keys.joins)
+    assert [g["name"] for g in groups] == [GROUP]  # the writer's group, made by the load
+
+
+async def test_a_join_is_refused_before_the_opening_while_hidden_or_without_the_work(
+    any_redis: Redis, key_prefix: str
+) -> None:
+    scripts = await Scripts.load(any_redis)
+    now = await redis_now_ms(any_redis)
+    later = QueueKeys(key_prefix, 12)
+    await open_queue(any_redis, scripts, later, starts_ms=now + HOUR_MS, opens_ms=now + 60_000)
+    assert (await poll(any_redis, scripts, later, "ann", score=1)).outcome is QueueOutcome.NOT_OPEN
+    hidden = QueueKeys(key_prefix, 13)
+    await open_queue(any_redis, scripts, hidden, starts_ms=now + HOUR_MS, hidden=True)
+    assert (await poll(any_redis, scripts, hidden, "ann", score=1)).outcome is QueueOutcome.NOT_OPEN
+    work = QueueKeys(key_prefix, 14)
+    await open_queue(any_redis, scripts, work, starts_ms=now + HOUR_MS, pow_bits=8)
+    for bits in (-1, 7):
+        refused = await poll(any_redis, scripts, work, "ann", score=1, pow_zero_bits=bits)
+        assert (refused.outcome, refused.pow_bits) == (QueueOutcome.CHALLENGE, 8)
+    for keys in (later, hidden, work):
+        assert await any_redis.zcard(keys.places) == 0
+        assert await any_redis.xlen(keys.joins) == 0
+    solved = await poll(any_redis, scripts, work, "ann", score=1, pow_zero_bits=9)
+    assert solved.outcome is QueueOutcome.WAITING
+    assert (await poll(any_redis, scripts, work, "ann")).outcome is QueueOutcome.WAITING  # a look
+
+
+async def test_a_restore_puts_back_the_stored_score_and_appends_nothing(
+    any_redis: Redis, key_prefix: str
+) -> None:
+    scripts = await Scripts.load(any_redis)
+    keys = QueueKeys(key_prefix, 15)
     await open_queue(any_redis, scripts, keys, starts_ms=await redis_now_ms(any_redis) - 10,
-                     places=QueuePlaces(places={"early": 3}))  # fmt: skip
-    late = await poll(any_redis, scripts, keys, "late", score=1, drawn=True)
-    assert late.outcome is QueueOutcome.TOO_LATE_TO_DRAW
-    assert await any_redis.zscore(keys.places, "late") is None
-    # A place it holds already is kept (a repeat, or one put back from Postgres).
-    again = await poll(any_redis, scripts, keys, "early", score=3, drawn=True)
-    assert (again.outcome, again.rank) == (QueueOutcome.WAITING, 0)
-    arrival = await poll(any_redis, scripts, keys, "late", score=ARRIVALS + 1)
-    assert (arrival.outcome, arrival.rank) == (QueueOutcome.WAITING, 1)
+                     rate=1, places=QueuePlaces(places={"early": 3}))  # fmt: skip
+    back = await poll(any_redis, scripts, keys, "lost", score=2, restore=True)
+    assert (back.outcome, back.rank) == (QueueOutcome.WAITING, 0)
+    assert await any_redis.zscore(keys.places, "lost") == 2  # not an arrival number
+    assert await any_redis.xlen(keys.joins) == 0
 
 
 async def test_closed_refuses_everyone_still_waiting_but_not_the_admitted(
@@ -187,7 +253,7 @@ async def test_closed_refuses_everyone_still_waiting_but_not_the_admitted(
     assert (await poll(any_redis, scripts, keys, "first")).outcome is QueueOutcome.ADMITTED_NOW
     await close_queue(any_redis, keys)
     assert (await poll(any_redis, scripts, keys, "second")).outcome is QueueOutcome.CLOSED
-    joined = await poll(any_redis, scripts, keys, "late", score=ARRIVALS + 1)
+    joined = await poll(any_redis, scripts, keys, "late", score=1)
     assert joined.outcome is QueueOutcome.CLOSED
     assert await any_redis.zscore(keys.places, "late") is None  # a closed queue takes nobody
     assert (await poll(any_redis, scripts, keys, "first")).outcome is QueueOutcome.ADMITTED
@@ -209,7 +275,7 @@ async def test_ended_closes_for_everyone_still_waiting(any_redis: Redis, key_pre
     assert (await poll(any_redis, scripts, keys, "first")).outcome is QueueOutcome.ADMITTED_NOW
     await sleep_past(any_redis, now + 300)
     assert (await poll(any_redis, scripts, keys, "third")).outcome is QueueOutcome.ENDED
-    assert (await poll(any_redis, scripts, keys, "x", score=ARRIVALS)).outcome is QueueOutcome.ENDED
+    assert (await poll(any_redis, scripts, keys, "x", score=1)).outcome is QueueOutcome.ENDED
     assert await any_redis.zscore(keys.places, "x") is None
     assert (await poll(any_redis, scripts, keys, "first")).outcome is QueueOutcome.ADMITTED
 
@@ -239,12 +305,19 @@ async def test_load_builds_once_and_rebuilds_only_while_frozen(
     now = await redis_now_ms(any_redis)
     terms = QueueTerms(starts_at=from_ms(now - 1000), ends_at=from_ms(now + HOUR_MS),
                        admit_per_second=1, expires_at=from_ms(now + 2 * HOUR_MS),
-                       pass_seconds=60, item_ids=(11,))  # fmt: skip
+                       pass_seconds=60, item_ids=(11,), opens_at=from_ms(0), pow_bits=0,
+                       hidden=False)  # fmt: skip
     stored = QueuePlaces(places={"ann": 5, "bob": 9}, admitted={"ann": now - 500})
 
     async def load(build: Build, places: QueuePlaces = stored) -> Built:
         return await load_queue(
-            redis=any_redis, scripts=scripts, keys=keys, terms=terms, places=places, build=build
+            redis=any_redis,
+            scripts=scripts,
+            keys=keys,
+            terms=terms,
+            group=GROUP,
+            places=places,
+            build=build,
         )
 
     assert (await load(Build.TERMS_ONLY)).loaded == -1
@@ -265,6 +338,15 @@ async def test_load_builds_once_and_rebuilds_only_while_frozen(
     await any_redis.hdel(keys.queue, "frozen")
     admitted = await poll(any_redis, scripts, keys, "ann")
     assert (admitted.outcome, admitted.admitted_ms) == (QueueOutcome.ADMITTED, now - 500)
+    assert await any_redis.hget(keys.queue, "arrivals") == "0"
+
+    # Arrivals loaded back: the next one continues after the highest.
+    await any_redis.hset(keys.queue, "frozen", "1")
+    arrived = QueuePlaces(places={"ann": 5, "a1": ARRIVALS + 1, "a7": ARRIVALS + 7})
+    assert (await load(Build.REBUILD, arrived)).loaded == 1
+    await any_redis.hdel(keys.queue, "frozen")
+    await poll(any_redis, scripts, keys, "next", score=1)
+    assert await any_redis.zscore(keys.places, "next") == ARRIVALS + 8
 
 
 async def test_restore_admission_puts_back_postgres_first_admission(
@@ -279,14 +361,17 @@ async def test_restore_admission_puts_back_postgres_first_admission(
 
 
 async def test_the_keys_expire_a_while_after_the_end(any_redis: Redis, key_prefix: str) -> None:
-    """Loaded with an expiry, and the places and admissions a script creates keep to it."""
+    """Loaded with an expiry, and the places and admissions a script creates keep to it;
+    the joins stream and its marks stay until the order writer has stored them."""
     scripts = await Scripts.load(any_redis)
     keys = QueueKeys(key_prefix, 10)
     now = await redis_now_ms(any_redis)
     await open_queue(any_redis, scripts, keys, starts_ms=now - 1000, ends_ms=now + HOUR_MS)
     assert await poll(any_redis, scripts, keys, "ann", score=0)  # creates the places, admits
-    for key in keys.all():  # PTTL: Redis 6.2 has no PEXPIRETIME
+    for key in (keys.queue, keys.places, keys.admitted):  # PTTL: 6.2 has no PEXPIRETIME
         assert abs(await any_redis.pttl(key) - 2 * HOUR_MS) < 5_000, key
+    for key in (keys.joins, keys.queued):
+        assert await any_redis.pttl(key) == -1, key
 
 
 def test_a_poll_is_one_zrank() -> None:

@@ -12,6 +12,7 @@ from app.container import Container
 from app.events.schemas import EventRead
 from app.redis import RedisClient
 from tests.support.factories import Auth, event_spec
+from tests.support.lifecycle import store_orders
 from tests.support.lua import redis_now_ms
 
 
@@ -72,7 +73,9 @@ async def sleep_past(redis: RedisClient, moment_ms: int) -> None:
 
 
 async def places(services: Container, event_id: int) -> dict[str, int]:
-    """The queue's places in Postgres: user id -> score."""
+    """The queue's places in Postgres, once the order writer has stored the joins so far:
+    user id -> score."""
+    await store_orders(services)
     async with services.sessionmaker() as session:
         rows = await session.execute(
             select(QueuePlace.user_id, QueuePlace.score).where(QueuePlace.event_id == event_id)
