@@ -99,7 +99,7 @@ async def load_queue(
     )
     # The order writer discovers joins streams through this set.
     await redis.sadd(queues_registry(keys.prefix), keys.event_id)
-    if places.newest_join is not None:
+    if places.newest_join is not None and built.loaded >= 0:  # else the script made no stream
         await _raise_last_id(redis, keys.joins, to_ms(places.newest_join))
     return built
 
