@@ -169,8 +169,10 @@ async def _ask_redis(
     *,
     score: int | None = None,
     pow_zero_bits: int = -1,
+    restore: bool = False,
 ) -> QueueReply:
-    """queue.lua's first answer, with this loop turn's other calls (no Postgres)."""
+    """queue.lua's answer (queue_script_call's arguments), sent with this loop turn's
+    other calls."""
     return await run_queue(
         services.redis,
         services.scripts,
@@ -180,6 +182,7 @@ async def _ask_redis(
             score=score,
             seen=services.queue_generations.known(event_id),
             pow_zero_bits=pow_zero_bits,
+            restore=restore,
         ),
         services.queue_batches,
     )
@@ -201,9 +204,7 @@ async def look(
     if utc_now() >= event.ends_at:
         # Closed for everyone: a pass would buy nothing now, and the queue's keys expire.
         return ENDED
-    return await _state(
-        session_of=session_of, services=services, event=event, user=user, score=None
-    )
+    return await _state(session_of=session_of, services=services, event=event, user=user)
 
 
 async def _state(
@@ -212,9 +213,8 @@ async def _state(
     services: Container,
     event: QueueEvent,
     user: User,
-    score: int | None,
 ) -> QueueRead:
-    reply = await _decide(session_of, services, event, user.id, score)
+    reply = await _decide(session_of, services, event, user.id, None)
     if reply.outcome is QueueOutcome.NOT_IN_QUEUE:
         # Redis lacks a place Postgres has (lost with Redis's data): put it back, same score.
         stored = await repository.place_of(session_of(), event_id=event.id, user_id=user.id)
@@ -234,10 +234,7 @@ async def _answer(
     """What queue.lua decided, as the caller's state (the pass signed here)."""
     outcome = reply.outcome
     if outcome in (QueueOutcome.RECOVERING, QueueOutcome.NO_SUCH_QUEUE):
-        raise Recovering(
-            "The queue is being rebuilt; your place is kept.",
-            retry_after_seconds=FROZEN_RETRY_AFTER_SECONDS,
-        )
+        raise _recovering()
     if outcome is QueueOutcome.NOT_IN_QUEUE:
         raise NotInQueue(f"You hold no place in the queue of event {event_id}.")
     if outcome is QueueOutcome.ENDED:
@@ -279,6 +276,13 @@ def estimated_wait_seconds(*, rank: int, admitted_count: int, rate: int) -> int:
     return math.ceil(max(0, rank + 1 - admitted_count) / rate)
 
 
+def _recovering() -> Recovering:
+    return Recovering(
+        "The queue is being rebuilt; your place is kept.",
+        retry_after_seconds=FROZEN_RETRY_AFTER_SECONDS,
+    )
+
+
 def _keys(services: Container, event_id: int) -> QueueKeys:
     return QueueKeys(services.settings.redis_key_prefix, event_id)
 
@@ -296,22 +300,15 @@ async def _decide(
     """queue.lua for the user (`pow_zero_bits`, `restore`: queue_script_call's); a queue
     missing from Redis is loaded from Postgres first, terms Redis holds stale (an end or
     an opening Postgres has moved, a campaign approved since) are loaded again."""
-    keys = _keys(services, event.id)
-    seen = services.queue_generations
     refreshed = False
     for _attempt in range(LOAD_ATTEMPTS):
-        reply = await run_queue(
-            services.redis,
-            services.scripts,
-            queue_script_call(
-                keys=keys,
-                user_id=user_id,
-                score=score,
-                seen=seen.known(event.id),
-                pow_zero_bits=pow_zero_bits,
-                restore=restore,
-            ),
-            services.queue_batches,
+        reply = await _ask_redis(
+            services,
+            event.id,
+            user_id,
+            score=score,
+            pow_zero_bits=pow_zero_bits,
+            restore=restore,
         )
         stale = (
             reply.outcome is QueueOutcome.ENDED and utc_now() < event.ends_at
@@ -327,7 +324,7 @@ async def _decide(
             refreshed = True
             continue
         if reply.outcome is not QueueOutcome.NO_SUCH_QUEUE:
-            seen.saw(event.id, reply.generation)
+            services.queue_generations.saw(event.id, reply.generation)
             return reply
         await _load_missing(session_of(), services, event)
     return reply
@@ -348,10 +345,7 @@ async def _load_missing(session: AsyncSession, services: Container, event: Queue
         if await services.redis.hexists(keys.queue, "epoch"):
             return  # loaded by the one before, whose "missing" this call saw as well
         if await generations.built_epochs(session, QUEUES, [event.id]):
-            raise Recovering(
-                "The queue is being rebuilt; your place is kept.",
-                retry_after_seconds=FROZEN_RETRY_AFTER_SECONDS,
-            )
+            raise _recovering()
         built = await load_from_postgres(
             session=session,
             services=services,
@@ -456,23 +450,19 @@ async def load_from_postgres(
 async def publish_queues(
     *, session: AsyncSession, services: Container, queue_events: Sequence[Event]
 ) -> None:
-    """Load every queue's terms (an event changed, a campaign approved), and the places of
-    those never built (read only then: the check runs every second, and a hyped queue
-    holds 100,000 places). One built before and missing is found by the hot-store check."""
+    """Load queues never built (the hot-store check's new ones); one built before and
+    missing is the check's to rebuild."""
     for event in queue_events:
         access = events.access_of(event)
-        if not isinstance(access, QueueAccess):
-            continue
-        queue = QueueEvent.of(event, access)
-        built = await load_from_postgres(
-            session=session, services=services, event=queue, build=Build.TERMS_ONLY
-        )
-        if built.loaded == -1:  # no places in Redis
+        if isinstance(access, QueueAccess):
             built = await load_from_postgres(
-                session=session, services=services, event=queue, build=Build.IF_NEVER_BUILT
+                session=session,
+                services=services,
+                event=QueueEvent.of(event, access),
+                build=Build.IF_NEVER_BUILT,
             )
-        if built.written:
-            await remember_built(services.sessionmaker, QUEUES, {event.id: built.epoch})
+            if built.written:
+                await remember_built(services.sessionmaker, QUEUES, {event.id: built.epoch})
 
 
 async def rebuild_queue(*, services: Container, event: Event) -> Built:

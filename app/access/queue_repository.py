@@ -73,6 +73,7 @@ _INSERT_PLACES = text(
         CAST(:joined_ats AS timestamptz[])
     )
     ON CONFLICT (event_id, user_id) DO NOTHING
+    RETURNING id
     """
 )
 
@@ -83,7 +84,7 @@ async def insert_places(session: AsyncSession, places: Sequence[NewPlace]) -> in
     is. Returns how many were new."""
     if not places:
         return 0
-    result = await session.execute(
+    result = await session.scalars(
         _INSERT_PLACES,
         {
             "event_ids": [p.event_id for p in places],
@@ -92,7 +93,7 @@ async def insert_places(session: AsyncSession, places: Sequence[NewPlace]) -> in
             "joined_ats": [p.joined_at for p in places],
         },
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return len(result.all())
 
 
 async def place_of(session: AsyncSession, *, event_id: int, user_id: str) -> StoredPlace | None:
