@@ -264,6 +264,14 @@ class Settings(BaseSettings):
     grant_batch_size: PositiveInt = 5000
     job_lease_seconds: float = Field(default=30.0, gt=0)
 
+    # Points (app/members): one per whole currency unit paid, members' orders this many
+    # times as many.
+    member_points_multiplier: PositiveInt = 2
+    # The coupon template an accepted invite rewards inviter and invitee with, once the
+    # invitee's first order is paid; unset, invites are recorded and rewarded with nothing
+    # (their reward shows `failed`).
+    invite_reward_coupon_id: PositiveInt | None = None
+
     @property
     def serves_docs(self) -> bool:
         if self.docs_enabled is None:

@@ -10,6 +10,8 @@ from app.events.models import Event, EventItem
 from app.generations.models import CounterGeneration
 from app.inventory.models import Sku, StockMovement
 from app.jobs.models import Job
+from app.members.invites_models import Invite, InviteCode
+from app.members.points_models import PointBalance, PointEntry
 from app.orders.models import Order, OrderLine, OrderTransition
 from app.promotions.models import Promotion
 
@@ -25,11 +27,15 @@ __all__ = [
     "DrawRegistration",
     "Event",
     "EventItem",
+    "Invite",
+    "InviteCode",
     "Job",
     "OperatorAction",
     "Order",
     "OrderLine",
     "OrderTransition",
+    "PointBalance",
+    "PointEntry",
     "Promotion",
     "QueuePlace",
     "Sku",

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit_log import service as audit_log
 from app.auth import User
 from app.container import Container
+from app.members import settlement as members
 from app.orders import service as orders
 from app.orders.errors import WrongOrderState
 from app.orders.models import Order, OrderStatus, TransitionCause
@@ -120,6 +121,8 @@ async def refund(*, session: AsyncSession, services: Container, user: User, orde
     refunded = await orders.move_or_refuse(
         session=session, order=order, to_status=OrderStatus.REFUNDED, cause=TransitionCause.REFUND
     )
+    # The points go back in the refund's transaction: two refunds racing take them once.
+    await members.order_refunded(session=session, order=refunded)
     await audit_log.record(
         session=session,
         actor=user,
@@ -150,7 +153,11 @@ async def _settle(
         cause=cause,
         payment_reference=reference,
     ):
-        return await orders.reload_order(session=session, order_id=order.id)
+        paid = await orders.reload_order(session=session, order_id=order.id)
+        # In the transaction that marks it paid: whoever settles it (the shopper, the
+        # webhook), points and an invite reward come with the status, once.
+        await members.order_paid(session=session, services=services, order=paid)
+        return paid
     current = await orders.reload_order(session=session, order_id=order.id)
     if current.payment_reference == reference:
         return None

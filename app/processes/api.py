@@ -51,6 +51,8 @@ from app.jobs.router import admin as jobs_admin
 from app.live.dashboard import router as dashboard_router
 from app.live.router import admin as live_admin
 from app.live.router import public as live_public
+from app.members.invites_router import router as invites_router
+from app.members.points_router import router as points_router
 from app.middleware import ADMIN_PREFIX, Protection
 from app.orders.router import admin as orders_admin
 from app.orders.router import router as orders_router
@@ -155,6 +157,8 @@ ROUTERS = (
     coupons_admin,
     promotions_public,
     promotions_admin,
+    points_router,
+    invites_router,
     jobs_admin,
     campaigns_admin,
     campaigns_public,

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from app.config import Settings
 from app.container import Container
 from app.flows.grants import GrantRunner, wait_for_background
-from tests.support.coupons import create_coupon
+from tests.support.coupons import coupons_per_user, create_coupon
 from tests.support.factories import Auth, assert_problem, create_live_item
 from tests.support.lifecycle import store_orders
 from tests.support.processes import settings_environment
@@ -41,17 +41,6 @@ async def job(client: httpx.AsyncClient, auth: Auth, job_id: int) -> dict[str, A
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
-
-
-async def coupons_per_user(services: Container, coupon_id: int) -> dict[str, int]:
-    async with services.sessionmaker() as session:
-        rows = await session.execute(
-            text(
-                "SELECT user_id, count(*) FROM user_coupons WHERE coupon_id = :c GROUP BY user_id"
-            ),
-            {"c": coupon_id},
-        )
-    return {u: int(n) for u, n in rows}
 
 
 async def test_grant_to_a_list(

@@ -4,7 +4,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy import text
 
+from app.container import Container
 from app.coupons.schemas import CouponRead
 from tests.support.factories import Auth
 
@@ -74,3 +76,15 @@ async def create_sku(
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
     return created
+
+
+async def coupons_per_user(services: Container, coupon_id: int) -> dict[str, int]:
+    """How many coupons of the template each user holds (claimed or granted)."""
+    async with services.sessionmaker() as session:
+        rows = await session.execute(
+            text(
+                "SELECT user_id, count(*) FROM user_coupons WHERE coupon_id = :c GROUP BY user_id"
+            ),
+            {"c": coupon_id},
+        )
+    return {u: int(n) for u, n in rows}

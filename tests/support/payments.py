@@ -25,3 +25,15 @@ def notify(
         SIGNATURE_HEADER: signature if signature is not None else sign(secret, body),
     }
     return client.post(CALLBACK, content=body, headers=headers)
+
+
+async def pay(client: httpx.AsyncClient, headers: dict[str, str], order_id: str) -> httpx.Response:
+    """The owner (`headers`) pays the order through the API."""
+    return await client.post(f"/api/v1/orders/{order_id}/pay", headers=headers)
+
+
+async def refund(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], order_id: str
+) -> httpx.Response:
+    """An operator (`admin_headers`) refunds the order through the API."""
+    return await client.post(f"/api/v1/admin/orders/{order_id}/refund", headers=admin_headers)

@@ -1,0 +1,1 @@
+"""Members' engagement: the points ledger and invitations (issue 21)."""
