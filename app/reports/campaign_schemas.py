@@ -5,6 +5,7 @@ from pydantic import BaseModel, Field
 
 from app.campaigns.models import CampaignStatus, Phase
 from app.campaigns.schemas import PhasesRead
+from app.members.stats import MembersReport
 
 
 class Figures(BaseModel):
@@ -112,3 +113,8 @@ class CampaignReport(BaseModel):
     targets: TargetsProgress
     baseline: Baseline | None = None
     series: GmvSeries
+    members: MembersReport | None = Field(
+        default=None,
+        description="Points the campaign's orders issued and took back; invites accepted "
+        "from its first phase's start to its last phase's end and rewarded on its orders.",
+    )

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.campaigns import service as campaigns
 from app.campaigns.models import Campaign, CampaignStatus, Phase
+from app.members.stats import members_report
 from app.reports import campaign_repository as repository
 from app.reports import chart
 from app.reports.campaign_repository import OUTSIDE, PhaseWindow, SegmentRow
@@ -52,6 +53,14 @@ def _windows(campaign: Campaign) -> list[PhaseWindow]:
         if window is not None:
             windows.append(PhaseWindow(phase=phase.value, starts_at=window[0], ends_at=window[1]))
     return windows
+
+
+def _span(campaign: Campaign) -> tuple[datetime, datetime] | None:
+    """From the first phase's start to the last one's end."""
+    windows = _windows(campaign)
+    if not windows:
+        return None
+    return min(w.starts_at for w in windows), max(w.ends_at for w in windows)
 
 
 def _figures(rows: Sequence[SegmentRow]) -> Figures:
@@ -209,6 +218,12 @@ async def build_campaign_report(*, session: AsyncSession, campaign_id: int) -> C
         targets=_targets(campaign, summary),
         baseline=baseline,
         series=await _series(session, campaign, now),
+        members=await members_report(
+            session=session,
+            scope="campaign_id",
+            scope_id=campaign.id,
+            window=_span(campaign),
+        ),
     )
 
 

@@ -5,6 +5,7 @@ from decimal import Decimal
 from pydantic import BaseModel, Field
 
 from app.access.stats import AccessStats
+from app.members.stats import MembersReport
 
 
 class ReportTotals(BaseModel):
@@ -79,6 +80,11 @@ class EventReport(BaseModel):
     compared_with: Comparison | None = None
     access: AccessStats | None = Field(
         default=None, description="A queue or draw sale's places, admissions, draw, passes used."
+    )
+    members: MembersReport | None = Field(
+        default=None,
+        description="Points the sale's orders issued and took back; invites accepted during "
+        "the sale and rewarded on its orders.",
     )
 
 

@@ -14,6 +14,7 @@ from app.access.stats import access_stats
 from app.container import Container
 from app.events import service as events
 from app.live import service as live
+from app.members.stats import members_report
 from app.reports import chart, repository
 from app.reports.schemas import (
     Comparison,
@@ -145,6 +146,12 @@ async def build_report(
         items=items,
         series=series,
         access=await access_stats(session=session, event=event),
+        members=await members_report(
+            session=session,
+            scope="event_id",
+            scope_id=event.id,
+            window=(event.starts_at, event.ends_at),
+        ),
     )
     if compare_with is not None:
         other = await build_report(session=session, services=services, event_id=compare_with)
