@@ -17,20 +17,11 @@ from tests.support.coupons import coupons_per_user, create_coupon
 from tests.support.factories import Auth, assert_problem, create_live_item, problem_fields
 from tests.support.lifecycle import stored_order
 from tests.support.members import accept, invite_code, invite_rows
-from tests.support.payments import notification, notify, pay
+from tests.support.payments import notification, notify, paid_order, pay
 
 # Each test has a database of its own: its first coupon template is number 1.
 REWARD_COUPON = 1
 REWARDED = {"invite_reward_coupon_id": REWARD_COUPON}
-
-
-async def paid_order(
-    client: httpx.AsyncClient, auth: Auth, services: Container, item_id: int, user_id: str
-) -> str:
-    order_id = await stored_order(client, auth, services, item_id, user_id=user_id)
-    response = await pay(client, auth.headers(user_id), order_id)
-    assert response.status_code == 200, response.text
-    return order_id
 
 
 async def test_a_user_gets_the_same_code_each_time(client: httpx.AsyncClient, auth: Auth) -> None:
@@ -71,7 +62,7 @@ async def test_accepting_and_every_refusal(
 
     # A user who has paid an order is no new user.
     item = await create_live_item(client, auth, stock=10)
-    await paid_order(client, auth, app_services, item.id, "dave")
+    await paid_order(client, auth, app_services, item.id, user_id="dave")
     assert_problem(await accept(client, auth, alice, "dave"), 403, "audience_mismatch")
     assert (await invite_rows(app_services)).keys() == {"carol"}
 
@@ -87,8 +78,8 @@ async def test_both_are_rewarded_once_even_when_the_invitee_pays_again(
     for invitee in ("carol", "erin"):
         assert (await accept(client, auth, code, invitee)).status_code == 200
 
-    await paid_order(client, auth, app_services, item.id, "carol")
-    await paid_order(client, auth, app_services, item.id, "carol")
+    await paid_order(client, auth, app_services, item.id, user_id="carol")
+    await paid_order(client, auth, app_services, item.id, user_id="carol")
     await wait_for_background()
 
     # Alice invited two; only carol has paid. A template whose claims ran out still
@@ -98,7 +89,7 @@ async def test_both_are_rewarded_once_even_when_the_invitee_pays_again(
     mine = (await client.get("/api/v1/me/coupons", headers=auth.headers("carol"))).json()
     assert [(c["coupon_id"], c["status"]) for c in mine] == [(coupon.id, "available")]
 
-    await paid_order(client, auth, app_services, item.id, "erin")
+    await paid_order(client, auth, app_services, item.id, user_id="erin")
     await wait_for_background()
     assert await coupons_per_user(app_services, coupon.id) == {"alice": 2, "carol": 1, "erin": 1}
 
@@ -145,7 +136,7 @@ async def test_without_a_reward_coupon_the_invite_is_recorded_as_unrewarded(
     code = await invite_code(client, auth, "alice")
     assert (await accept(client, auth, code, "carol")).status_code == 200
 
-    await paid_order(client, auth, app_services, item.id, "carol")
+    await paid_order(client, auth, app_services, item.id, user_id="carol")
 
     [(status, error)] = (await invite_rows(app_services)).values()
     assert status == "failed"
@@ -161,7 +152,7 @@ async def test_a_missing_reward_coupon_fails_the_reward_not_the_payment(
     code = await invite_code(client, auth, "alice")
     assert (await accept(client, auth, code, "carol")).status_code == 200
 
-    await paid_order(client, auth, app_services, item.id, "carol")  # 200: paid
+    await paid_order(client, auth, app_services, item.id, user_id="carol")  # 200: paid
 
     [(status, error)] = (await invite_rows(app_services)).values()
     assert status == "failed"

@@ -11,9 +11,8 @@ from app.flows.grants import wait_for_background
 from tests.support.campaigns import approve_campaign, create_campaign
 from tests.support.coupons import create_coupon
 from tests.support.factories import Auth, create_event, item_spec
-from tests.support.lifecycle import stored_order
 from tests.support.members import accept, invite_code
-from tests.support.payments import pay, refund
+from tests.support.payments import paid_order, refund
 
 
 @pytest.mark.parametrize("settings_overrides", [{"invite_reward_coupon_id": 1}])
@@ -33,11 +32,11 @@ async def test_reports_count_points_and_invites(
     code = await invite_code(client, auth, "alice")
     for invitee in ("carol", "dan"):
         assert (await accept(client, auth, code, invitee)).status_code == 200
-    paid = []
-    for user in ("carol", "carol", "bob"):  # dan accepted but has not paid
-        order_id = await stored_order(client, auth, app_services, item_id, user_id=user)
-        assert (await pay(client, auth.headers(user), order_id)).status_code == 200
-        paid.append(order_id)
+    # Dan accepted but has not paid.
+    paid = [
+        await paid_order(client, auth, app_services, item_id, user_id=user)
+        for user in ("carol", "carol", "bob")
+    ]
     assert (await refund(client, auth.admin(), paid[1])).status_code == 200
     await wait_for_background()
 

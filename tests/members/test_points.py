@@ -15,30 +15,13 @@ from app.members import points_service
 from tests.support.factories import Auth, assert_problem, create_live_item
 from tests.support.lifecycle import stored_order
 from tests.support.members import my_points, point_books
-from tests.support.payments import notification, notify, pay, refund
+from tests.support.payments import notification, notify, paid_order, pay, refund
 
 
 def ledger(body: dict[str, object]) -> list[tuple[object, ...]]:
     entries = body["entries"]
     assert isinstance(entries, list)
     return [(e["reason"], e["points"], e["shortfall"]) for e in entries]
-
-
-async def paid_order(
-    client: httpx.AsyncClient,
-    auth: Auth,
-    services: Container,
-    item_id: int,
-    *,
-    user_id: str = "shopper-1",
-    quantity: int = 1,
-) -> str:
-    order_id = await stored_order(
-        client, auth, services, item_id, user_id=user_id, quantity=quantity
-    )
-    response = await pay(client, auth.headers(user_id), order_id)
-    assert response.status_code == 200, response.text
-    return order_id
 
 
 async def test_a_paid_order_earns_its_whole_units_and_a_refund_takes_them_back(

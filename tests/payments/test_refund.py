@@ -21,21 +21,13 @@ from tests.support.lifecycle import (
     transitions,
     wait_past,
 )
+from tests.support.payments import paid_order
 
 
 def refund(client: httpx.AsyncClient, auth: Auth, order_id: str) -> "asyncio.Task[httpx.Response]":
     return asyncio.create_task(
         client.post(f"/api/v1/admin/orders/{order_id}/refund", headers=auth.admin())
     )
-
-
-async def paid_order(
-    client: httpx.AsyncClient, auth: Auth, services: Container, item_id: int, quantity: int = 1
-) -> str:
-    order_id = await stored_order(client, auth, services, item_id, quantity=quantity)
-    paid = await client.post(f"/api/v1/orders/{order_id}/pay", headers=auth.headers())
-    assert paid.status_code == 200, paid.text
-    return order_id
 
 
 def simulated(services: Container) -> SimulatedGateway:

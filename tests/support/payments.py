@@ -7,6 +7,8 @@ import httpx
 
 from app.container import Container
 from app.payments.signatures import SIGNATURE_HEADER, sign
+from tests.support.factories import Auth
+from tests.support.lifecycle import stored_order
 
 CALLBACK = "/api/v1/payments/callback"
 
@@ -37,3 +39,21 @@ async def refund(
 ) -> httpx.Response:
     """An operator (`admin_headers`) refunds the order through the API."""
     return await client.post(f"/api/v1/admin/orders/{order_id}/refund", headers=admin_headers)
+
+
+async def paid_order(
+    client: httpx.AsyncClient,
+    auth: Auth,
+    services: Container,
+    item_id: int,
+    *,
+    user_id: str = "shopper-1",
+    quantity: int = 1,
+) -> str:
+    """Buy through the API, store the order and pay it as its owner: it is `paid`."""
+    order_id = await stored_order(
+        client, auth, services, item_id, user_id=user_id, quantity=quantity
+    )
+    response = await pay(client, auth.headers(user_id), order_id)
+    assert response.status_code == 200, response.text
+    return order_id
