@@ -5,12 +5,12 @@ invitee with a paid order (ever: a refunded order was paid too) 403 `audience_mi
 one who accepted another code 409 `invalid_state`; the same code again answers the invite
 as it stands (repeat-safe).
 
-Rewarding: when the invitee's first order is paid (app/members/orders.py, in the
+Rewarding: when the invitee's first order is paid (app/members/settlement.py, in the
 transaction that marks it paid), inviter and invitee each get one coupon of
 SECKILL_INVITE_REWARD_COUPON_ID through the coupon grant machinery
-(app/coupons/grants.py): one grant job per invitee, idempotency key
-`invite-reward:<invitee>`, run after the commit and resumed by the worker if this
-process dies; a grant job gives each user one coupon however often it is retried. A
+(app/coupons/grants.py). The invite's conditional UPDATE decides it once; its grant job
+(idempotency key `invite-reward:<invite id>`) runs after the commit, is resumed by the
+worker if this process dies, and gives each user one coupon however often it runs. A
 reward that cannot be granted (no coupon configured, or it is missing, expired or held
 by an unapproved campaign) never fails the payment: the invite records `failed` and why.
 Grants do not take from a template's `total_quantity`, so an exhausted template still
@@ -90,7 +90,7 @@ async def reward_first_payment(
             session=session,
             coupon_id=coupon_id,
             data=GrantCreate(user_ids=[invite.inviter_id, invite.invitee_id]),
-            idempotency_key=f"invite-reward:{invite.invitee_id}",
+            idempotency_key=f"invite-reward:{invite.id}",
         )
     except AppError as refused:  # checked before anything is written: the payment stands
         logger.warning("invite %s: reward coupon %s refused: %s", invite.id, coupon_id, refused)

@@ -22,6 +22,7 @@ from tests.support.payments import notification, notify, paid_order, pay
 # Each test has a database of its own: its first coupon template is number 1.
 REWARD_COUPON = 1
 REWARDED = {"invite_reward_coupon_id": REWARD_COUPON}
+LONGEST_ID = "e" * 128  # the longest user id a token may carry
 
 
 async def test_a_user_gets_the_same_code_each_time(client: httpx.AsyncClient, auth: Auth) -> None:
@@ -75,7 +76,7 @@ async def test_both_are_rewarded_once_even_when_the_invitee_pays_again(
     assert coupon.id == REWARD_COUPON
     item = await create_live_item(client, auth, stock=20, per_user_limit=5)
     code = await invite_code(client, auth, "alice")
-    for invitee in ("carol", "erin"):
+    for invitee in ("carol", LONGEST_ID):
         assert (await accept(client, auth, code, invitee)).status_code == 200
 
     await paid_order(client, auth, app_services, item.id, user_id="carol")
@@ -89,9 +90,13 @@ async def test_both_are_rewarded_once_even_when_the_invitee_pays_again(
     mine = (await client.get("/api/v1/me/coupons", headers=auth.headers("carol"))).json()
     assert [(c["coupon_id"], c["status"]) for c in mine] == [(coupon.id, "available")]
 
-    await paid_order(client, auth, app_services, item.id, user_id="erin")
+    await paid_order(client, auth, app_services, item.id, user_id=LONGEST_ID)
     await wait_for_background()
-    assert await coupons_per_user(app_services, coupon.id) == {"alice": 2, "carol": 1, "erin": 1}
+    assert await coupons_per_user(app_services, coupon.id) == {
+        "alice": 2,
+        "carol": 1,
+        LONGEST_ID: 1,
+    }
 
 
 @pytest.mark.parametrize("settings_overrides", [REWARDED])
