@@ -11,19 +11,15 @@ from app.members import invites_service, points_service
 from app.orders.models import Order
 
 
-def _member(order: Order) -> bool:
-    # The buyer's membership when the order was placed (a snapshot on the order: the
-    # webhook that settles it carries no shopper token).
-    return bool(getattr(order, "member", False))
-
-
 async def order_paid(*, session: AsyncSession, services: Container, order: Order) -> None:
     await points_service.earn_for_order(
         session=session,
         user_id=order.user_id,
         order_id=order.id,
         amount=order.amount,
-        member=_member(order),
+        # The buyer's membership when the order was placed (a snapshot on the order: the
+        # webhook that settles it carries no shopper token).
+        member=order.member,
         multiplier=services.settings.member_points_multiplier,
     )
     await invites_service.reward_first_payment(

@@ -3,6 +3,7 @@ multiplier), a refund takes them back; once per order however the order is paid 
 refunded, and the balance never goes below zero."""
 
 import asyncio
+from typing import Any
 
 import httpx
 import pytest
@@ -42,6 +43,26 @@ async def test_a_paid_order_earns_its_whole_units_and_a_refund_takes_them_back(
     assert after["balance"] == 0
     assert ledger(after) == [("order_refunded", -39, 0), ("order_paid", 39, 0)]
     assert await point_books(app_services) == {"shopper-1": (0, 0)}
+
+
+@pytest.mark.parametrize("settings_overrides", [{}, {"member_points_multiplier": 3}])
+async def test_a_members_order_earns_times_the_multiplier_whoever_settles_it(
+    client: httpx.AsyncClient, auth: Auth, app_services: Container, settings_overrides: Any
+) -> None:
+    multiplier = settings_overrides.get("member_points_multiplier", 2)
+    item = await create_live_item(client, auth, stock=10, seckill_price="19.90", per_user_limit=5)
+    # Paid by the shopper with a member's token, and by the gateway's webhook (no token):
+    # the order's snapshot decides, not who settles it.
+    await paid_order(client, auth, app_services, item.id, user_id="vip", member=True)
+    notified = await stored_order(client, auth, app_services, item.id, user_id="vip", member=True)
+    body = notification(notified, "19.90", "gw_vip")
+    assert (await notify(client, app_services, body)).json() == {"outcome": "recorded"}
+    # An order the same shopper placed without a member's token earns once.
+    await paid_order(client, auth, app_services, item.id, user_id="vip")
+
+    points = await my_points(client, auth, "vip")
+    assert [e["points"] for e in points["entries"]] == [19, 19 * multiplier, 19 * multiplier]
+    assert points["balance"] == 19 + 2 * 19 * multiplier
 
 
 async def test_under_one_unit_paid_earns_nothing(

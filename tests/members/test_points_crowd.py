@@ -1,6 +1,7 @@
-"""Points under a crowd of payments and refunds: hundreds of orders of a few users paid
-(twice, and notified by the gateway at once) and refunded (twice) concurrently through the
-API; each user's balance equals the sum of their entries and what their orders earned."""
+"""Points under a crowd of payments and refunds: hundreds of orders of a few users (half of
+them members) paid (twice, and notified by the gateway at once) and refunded (twice)
+concurrently through the API; each user's balance equals the sum of their entries and
+what their orders earned."""
 
 import asyncio
 from collections import Counter
@@ -34,8 +35,10 @@ async def test_points_under_concurrent_pay_and_refund(
         seckill_price=PRICE,
     )
     users = [f"crowd{n}" for n in range(USERS)]
+    members = set(users[::2])  # their orders earn times the multiplier
+    multiplier = app_services.settings.member_points_multiplier
     owners = {
-        await bought(client, auth, item.id, user_id=user): user
+        await bought(client, auth, item.id, user_id=user, member=user in members): user
         for user in users
         for _ in range(ORDERS_PER_USER)
     }
@@ -47,7 +50,7 @@ async def test_points_under_concurrent_pay_and_refund(
 
     async def keep(order_id: str, user: str) -> None:
         """Paid twice by the shopper and notified by the gateway, all at once."""
-        charge = await gateway.charge(order_id=order_id, amount=charge_amount, payment_token="t")
+        charge = await gateway.charge(order_id=order_id, amount=Decimal(PRICE), payment_token="t")
         answers.extend(
             await asyncio.gather(
                 pay(client, auth.headers(user), order_id),
@@ -55,7 +58,7 @@ async def test_points_under_concurrent_pay_and_refund(
                 notify(client, app_services, notification(order_id, PRICE, charge.reference)),
             )
         )
-        kept[user] += POINTS
+        kept[user] += POINTS * (multiplier if user in members else 1)
 
     async def give_back(order_id: str, user: str) -> None:
         """Paid, then refunded twice at once (one refund wins)."""
@@ -63,7 +66,6 @@ async def test_points_under_concurrent_pay_and_refund(
         refunds = await asyncio.gather(*(refund(client, auth.admin(), order_id) for _ in range(2)))
         assert sorted(r.status_code for r in refunds) == [200, 409], [r.text for r in refunds]
 
-    charge_amount = Decimal(PRICE)
     await asyncio.gather(
         *(
             (keep if n % 2 else give_back)(order_id, user)

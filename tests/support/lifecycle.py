@@ -52,9 +52,11 @@ async def bought(
     *,
     user_id: str = "shopper-1",
     quantity: int = 1,
+    member: bool = False,
 ) -> str:
-    """Buy through the API; the accepted order's id (still queued)."""
-    response = await buy(client, auth, item_id, user_id=user_id, quantity=quantity)
+    """Buy through the API (`member`: with a member's token); the accepted order's id
+    (still queued)."""
+    response = await buy(client, auth, item_id, user_id=user_id, quantity=quantity, member=member)
     assert response.status_code == 202, response.text
     order_id: str = response.json()["order_id"]
     return order_id
@@ -68,9 +70,12 @@ async def stored_order(
     *,
     user_id: str = "shopper-1",
     quantity: int = 1,
+    member: bool = False,
 ) -> str:
     """Buy through the API and store the order: it is `pending_payment`."""
-    order_id = await bought(client, auth, item_id, user_id=user_id, quantity=quantity)
+    order_id = await bought(
+        client, auth, item_id, user_id=user_id, quantity=quantity, member=member
+    )
     await store_orders(services)
     return order_id
 

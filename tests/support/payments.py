@@ -49,11 +49,13 @@ async def paid_order(
     *,
     user_id: str = "shopper-1",
     quantity: int = 1,
+    member: bool = False,
 ) -> str:
-    """Buy through the API, store the order and pay it as its owner: it is `paid`."""
+    """Buy through the API (`member`: as a member), store the order and pay it as its
+    owner: it is `paid`."""
     order_id = await stored_order(
-        client, auth, services, item_id, user_id=user_id, quantity=quantity
+        client, auth, services, item_id, user_id=user_id, quantity=quantity, member=member
     )
-    response = await pay(client, auth.headers(user_id), order_id)
+    response = await pay(client, auth.headers(user_id, member=member), order_id)
     assert response.status_code == 200, response.text
     return order_id
