@@ -163,3 +163,43 @@ async def test_a_missing_reward_coupon_fails_the_reward_not_the_payment(
     assert status == "failed"
     assert error is not None
     assert "999" in error
+
+
+@pytest.mark.parametrize("settings_overrides", [REWARDED])
+async def test_accepting_while_paying_the_first_order_never_leaves_an_unrewarded_invite(
+    client: httpx.AsyncClient, auth: Auth, app_services: Container, settings_overrides: Any
+) -> None:
+    """Accept and the first payment at once: either the accept sees the payment (403) or
+    the payment sees the invite (rewarded); never an accepted invite of a paying user
+    left waiting."""
+    coupon = await create_coupon(client, auth)
+    assert coupon.id == REWARD_COUPON
+    item = await create_live_item(client, auth, stock=100)
+    code = await invite_code(client, auth, "alice")
+    newcomers = [f"new{n}" for n in range(40)]
+    orders = {
+        user: await stored_order(client, auth, app_services, item.id, user_id=user)
+        for user in newcomers
+    }
+
+    answers = await asyncio.gather(
+        *(
+            call
+            for user in newcomers
+            for call in (
+                accept(client, auth, code, user),
+                pay(client, auth.headers(user), orders[user]),
+            )
+        )
+    )
+    await wait_for_background()
+
+    accepted = {
+        user for user, a in zip(newcomers, answers[::2], strict=True) if a.status_code == 200
+    }
+    for answer in answers[::2]:
+        assert answer.status_code in (200, 403), answer.text
+    assert {r.status_code for r in answers[1::2]} == {200}
+    assert await invite_rows(app_services) == dict.fromkeys(accepted, ("granted", None))
+    rewarded = await coupons_per_user(app_services, coupon.id)
+    assert rewarded == ({"alice": len(accepted)} if accepted else {}) | dict.fromkeys(accepted, 1)
