@@ -3,11 +3,12 @@ entry (or nothing, if its (reason, reference) is there) and moves the balance by
 inserted, so the balance always equals the sum of the entries."""
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.members.points_models import OrderReason, PointBalance, PointEntry
+from app.members.points_models import OrderReason
 
 # Concurrent additions for one user queue on the balance row (ON CONFLICT DO UPDATE
 # locks it), each adding to the committed balance: none is lost.
@@ -95,21 +96,36 @@ async def reverse_order(session: AsyncSession, *, user_id: str, order_id: str) -
     return None if row is None else Reversal(points=-int(row.points), shortfall=int(row.shortfall))
 
 
-async def balance_of(session: AsyncSession, user_id: str) -> int:
-    balance = await session.scalar(
-        select(PointBalance.balance).where(PointBalance.user_id == user_id)
-    )
-    return int(balance or 0)
+# The balance and a page of entries in one statement, so one snapshot: a payment
+# committing between two reads would show a balance its entries do not add up to.
+_MINE = text(
+    """
+    SELECT coalesce(b.balance, 0) AS balance, e.id, e.points, e.reason, e.reference,
+           e.order_id, e.shortfall, e.created_at
+    FROM (SELECT 1) AS one
+    LEFT JOIN point_balances AS b ON b.user_id = :user_id
+    LEFT JOIN LATERAL (
+        SELECT * FROM point_entries WHERE user_id = :user_id
+        ORDER BY id DESC LIMIT :limit OFFSET :offset
+    ) AS e ON true
+    ORDER BY e.id DESC
+    """
+)
 
 
-async def entries_of(
+@dataclass(frozen=True, slots=True)
+class Statement:
+    balance: int
+    entries: list[Row[Any]]  # id, points, reason, reference, order_id, shortfall, created_at
+
+
+async def statement_of(
     session: AsyncSession, user_id: str, *, limit: int, offset: int
-) -> list[PointEntry]:
-    rows = await session.scalars(
-        select(PointEntry)
-        .where(PointEntry.user_id == user_id)
-        .order_by(PointEntry.id.desc())
-        .limit(limit)
-        .offset(offset)
+) -> Statement:
+    """The user's balance and a page of their entries, newest first."""
+    rows = list(
+        await session.execute(_MINE, {"user_id": user_id, "limit": limit, "offset": offset})
     )
-    return list(rows.all())
+    return Statement(
+        balance=int(rows[0].balance), entries=[row for row in rows if row.id is not None]
+    )

@@ -78,8 +78,8 @@ async def add_points(
 
 
 async def my_points(*, session: AsyncSession, user_id: str, limit: int, offset: int) -> PointsRead:
-    entries = await repository.entries_of(session, user_id, limit=limit, offset=offset)
+    statement = await repository.statement_of(session, user_id, limit=limit, offset=offset)
     return PointsRead(
-        balance=await repository.balance_of(session, user_id),
-        entries=[PointEntryRead.model_validate(e) for e in entries],
+        balance=statement.balance,
+        entries=[PointEntryRead.model_validate(e) for e in statement.entries],
     )
