@@ -12,6 +12,7 @@ from app.inventory.models import Sku, StockMovement
 from app.jobs.models import Job
 from app.orders.models import Order, OrderLine, OrderTransition
 from app.promotions.models import Promotion
+from app.reminders.models import ReminderBatch, ReminderSubscription
 
 __all__ = [
     "Base",
@@ -32,6 +33,8 @@ __all__ = [
     "OrderTransition",
     "Promotion",
     "QueuePlace",
+    "ReminderBatch",
+    "ReminderSubscription",
     "Sku",
     "StockMovement",
     "UserCoupon",
