@@ -17,7 +17,10 @@ from sqlalchemy import text
 from app.container import Container
 from app.flows.reminders import BATCH_HEADER, ReminderDelivery
 from app.payments.signatures import SIGNATURE_HEADER, is_valid
+from app.reminders import service as reminders
+from app.reminders.schemas import ReminderCounts
 from tests.support.serving import serving
+from tests.support.waiting import eventually
 
 
 @dataclass(frozen=True)
@@ -69,25 +72,28 @@ class Receiver:
             await self.release.wait()
         return Response(status_code=503 if fails else 200)
 
-    def notified(self) -> Counter[str]:
-        """How many times each user was notified, a batch the receiver acted on counted
-        once (it remembers the batch ids it has done)."""
+    def notified(self, event_id: int | None = None) -> Counter[str]:
+        """How many times each user was notified (of the event's sale, if given), a batch
+        the receiver acted on counted once (it remembers the batch ids it has done)."""
         done: dict[str, list[str]] = {}
         for post in self.posts:
-            if post.acted:
+            if post.acted and event_id in (None, post.event_id):
                 done.setdefault(post.batch_id, post.user_ids)
         return Counter(user for users in done.values() for user in users)
 
     def assert_consistent(self) -> None:
         """Every post signed and named its batch in the header; a batch's posts all carry
-        the same users; no user is in two batches."""
-        users_of: dict[str, list[str]] = {}
+        the same event and users; no user is in two batches of one event."""
+        batches: dict[str, Post] = {}
         for post in self.posts:
             assert post.signed, post
             assert post.header_batch == post.batch_id, post
-            assert users_of.setdefault(post.batch_id, post.user_ids) == post.user_ids, post
-        batches_of = Counter(user for users in users_of.values() for user in users)
-        assert [user for user, n in batches_of.items() if n > 1] == []
+            first = batches.setdefault(post.batch_id, post)
+            assert (first.event_id, first.user_ids) == (post.event_id, post.user_ids), post
+        batches_of = Counter(
+            (post.event_id, user) for post in batches.values() for user in post.user_ids
+        )
+        assert [key for key, n in batches_of.items() if n > 1] == []
 
 
 @contextlib.asynccontextmanager
@@ -117,12 +123,24 @@ async def subscribe_many(services: Container, event_id: int, user_ids: list[str]
         )
 
 
-async def deliver_all(services: Container) -> ReminderDelivery:
-    """Passes of the delivery until one finds nothing to do."""
+async def counts(services: Container, event_id: int) -> ReminderCounts:
+    async with services.sessionmaker() as session:
+        return await reminders.counts_of(session=session, event_id=event_id)
+
+
+async def deliver_all(services: Container, event_id: int | None = None) -> ReminderDelivery:
+    """Passes of the delivery until one finds nothing to do and, given the event, until
+    none of its reminders is pending (a batch waiting out its backoff)."""
     delivery = ReminderDelivery(services=services)
+
+    async def settled() -> bool:
+        busy = (await delivery.deliver_once()).busy
+        if event_id is None:
+            return not busy
+        return not busy and (await counts(services, event_id)).pending == 0
+
     try:
-        while (await delivery.deliver_once()).busy:
-            pass
+        await eventually(settled)
     finally:
         await delivery.aclose()
     return delivery
