@@ -21,7 +21,6 @@ from typing import Any
 import httpx
 import uvicorn
 from pydantic import SecretStr
-from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -31,6 +30,7 @@ from app.container import Container
 from app.flows.reminders import BATCH_HEADER, ReminderDelivery, batch_body
 from app.payments.signatures import SIGNATURE_HEADER, is_valid, sign
 from app.processes.services import build_services
+from app.reminders import repository
 from app.reminders import service as reminders
 from bench.environment import BenchEnvironment
 from bench.sales import event_of, open_sale
@@ -125,14 +125,9 @@ async def serving(receiver: BenchReceiver) -> AsyncIterator[str]:
 
 async def subscribe(services: Container, event_id: int, subscribers: int) -> None:
     """N subscriptions in one statement (the API takes them one request each)."""
+    users = [f"bench-user-{n}" for n in range(subscribers)]
     async with services.sessionmaker() as session, session.begin():
-        await session.execute(
-            text(
-                "INSERT INTO reminder_subscriptions (event_id, user_id) "
-                "SELECT :event_id, 'bench-user-' || n FROM generate_series(1, :n) AS n"
-            ),
-            {"event_id": event_id, "n": subscribers},
-        )
+        await repository.insert_subscriptions(session, event_id=event_id, user_ids=users)
 
 
 async def post_directly(services: Container, *, event_id: int, subscribers: int) -> None:

@@ -107,7 +107,7 @@ class ReminderDelivery:
         try:
             while not stop.is_set():
                 try:
-                    result = await self.deliver_once()
+                    result = await self.deliver_once(stop)
                 except Exception as exc:
                     # Postgres away: the outbox keeps everything; the next pass goes on.
                     if retry_in == FIRST_RETRY_SECONDS:  # one line per outage
@@ -128,10 +128,11 @@ class ReminderDelivery:
             self.failed_users,
         )
 
-    async def deliver_once(self) -> PassResult:
-        """One pass: batches formed for every due event, then every due batch posted."""
+    async def deliver_once(self, stop: asyncio.Event | None = None) -> PassResult:
+        """One pass: batches formed for every due event, then every due batch posted (or,
+        once `stop` is set, the batches in hand)."""
         formed = await self.form_batches()
-        lanes = [self.post_lane() for _ in range(self.settings.reminder_concurrency)]
+        lanes = [self.post_lane(stop) for _ in range(self.settings.reminder_concurrency)]
         outcomes = await asyncio.gather(*lanes)
         return PassResult(
             formed=formed,
@@ -168,10 +169,11 @@ class ReminderDelivery:
             logger.info("formed %d reminder batch(es) for %d event(s)", formed, len(due))
         return formed
 
-    async def post_lane(self) -> tuple[int, int]:
-        """Claim and post batches, one at a time, until none is due: (sent, failed)."""
+    async def post_lane(self, stop: asyncio.Event | None) -> tuple[int, int]:
+        """Claim and post batches, one at a time, until none is due or the worker stops:
+        (sent, failed)."""
         sent = failed = 0
-        while (outgoing := await self.claim()) is not None:
+        while not (stop and stop.is_set()) and (outgoing := await self.claim()) is not None:
             if await self.post(outgoing):
                 sent += 1
             else:
@@ -199,10 +201,13 @@ class ReminderDelivery:
             BATCH_HEADER: str(outgoing.batch.id),
         }
         try:
-            response = await self.client().post(
-                self.settings.notify_webhook_url, content=outgoing.body, headers=headers
-            )
-        except httpx.HTTPError as exc:
+            # httpx's timeout bounds each read and write; this bounds the whole post, so
+            # it ends well within the lease.
+            async with asyncio.timeout(self.settings.notify_webhook_timeout_seconds):
+                response = await self.client().post(
+                    self.settings.notify_webhook_url, content=outgoing.body, headers=headers
+                )
+        except (httpx.HTTPError, TimeoutError) as exc:
             reminder_posts.labels("error").inc()
             await self.settle_failed(outgoing, f"{type(exc).__name__}: {exc}")
             return False

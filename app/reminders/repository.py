@@ -44,6 +44,23 @@ async def insert_subscription(session: AsyncSession, *, event_id: int, user_id: 
     )
 
 
+async def insert_subscriptions(
+    session: AsyncSession, *, event_id: int, user_ids: list[str]
+) -> None:
+    """Many subscriptions in one statement (an import of reservations taken elsewhere,
+    the bench, tests); the existing ones are kept as they are."""
+    await session.execute(
+        text(
+            """
+            INSERT INTO reminder_subscriptions (event_id, user_id)
+            SELECT :event_id, unnest(CAST(:users AS text[]))
+            ON CONFLICT DO NOTHING
+            """
+        ),
+        {"event_id": event_id, "users": user_ids},
+    )
+
+
 async def get_subscription(
     session: AsyncSession, *, event_id: int, user_id: str
 ) -> Subscription | None:

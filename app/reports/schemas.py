@@ -5,6 +5,7 @@ from decimal import Decimal
 from pydantic import BaseModel, Field
 
 from app.access.stats import AccessStats
+from app.reminders.schemas import ReminderCounts
 
 
 class ReportTotals(BaseModel):
@@ -86,6 +87,10 @@ class EventReport(BaseModel):
     compared_with: Comparison | None = None
     access: AccessStats | None = Field(
         default=None, description="A queue or draw sale's places, admissions, draw, passes used."
+    )
+    reminders: ReminderCounts = Field(
+        description="Reminders (预约): subscribers, and how many were notified (sent), are "
+        "still pending and were given up (failed)."
     )
 
 

@@ -14,6 +14,7 @@ from app.access.stats import access_stats
 from app.container import Container
 from app.events import service as events
 from app.live import service as live
+from app.reminders import service as reminders
 from app.reports import chart, repository
 from app.reports.schemas import (
     Comparison,
@@ -152,6 +153,7 @@ async def build_report(
         items=items,
         series=series,
         access=await access_stats(session=session, event=event),
+        reminders=await reminders.counts_of(session=session, event_id=event_id),
     )
     if compare_with is not None:
         other = await build_report(session=session, services=services, event_id=compare_with)

@@ -167,6 +167,22 @@ async def test_a_delivery_stopped_between_post_and_mark_posts_the_same_batch_aga
     assert (found.sent, found.pending, found.failed) == (300, 0, 0)
 
 
+async def test_a_receiver_too_slow_to_answer_is_posted_again_after_the_timeout(
+    client: httpx.AsyncClient, auth: Auth, services: Container
+) -> None:
+    """It holds the first post past SECKILL_NOTIFY_WEBHOOK_TIMEOUT_SECONDS (it may well
+    have acted on it): the batch is posted again, same id, and done once."""
+    event_id = await upcoming_event(client, auth)
+    await subscribe_many(services, event_id, users(50))
+    receiver = Receiver(secret=SECRET, hold_first=True)
+    async with receiving(services, receiver) as aimed:
+        await deliver_all(aimed, event_id)
+        receiver.release.set()
+    assert [post.batch_id for post in receiver.posts] == [receiver.posts[0].batch_id] * 2
+    receiver.assert_consistent()
+    assert receiver.notified() == dict.fromkeys(users(50), 1)
+
+
 async def test_two_workers_delivering_at_once_never_share_a_subscriber(
     client: httpx.AsyncClient, auth: Auth, services: Container
 ) -> None:

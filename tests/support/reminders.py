@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 
 from fastapi import FastAPI, Request, Response
 from pydantic import SecretStr
-from sqlalchemy import text
 
 from app.container import Container
 from app.flows.reminders import BATCH_HEADER, ReminderDelivery
 from app.payments.signatures import SIGNATURE_HEADER, is_valid
+from app.reminders import repository
 from app.reminders import service as reminders
 from app.reminders.schemas import ReminderCounts
 from tests.support.serving import serving
@@ -111,16 +111,10 @@ async def receiving(services: Container, receiver: Receiver) -> AsyncIterator[Co
 
 
 async def subscribe_many(services: Container, event_id: int, user_ids: list[str]) -> None:
-    """Subscriptions written straight to Postgres (thousands at once: the API's rules are
-    tested one by one in tests/reminders/test_reminders_api.py)."""
+    """Subscriptions in one statement (thousands at once: the API's rules are tested one
+    by one in tests/reminders/test_reminders_api.py)."""
     async with services.sessionmaker() as session, session.begin():
-        await session.execute(
-            text(
-                "INSERT INTO reminder_subscriptions (event_id, user_id) "
-                "SELECT :event_id, unnest(CAST(:users AS text[]))"
-            ),
-            {"event_id": event_id, "users": user_ids},
-        )
+        await repository.insert_subscriptions(session, event_id=event_id, user_ids=user_ids)
 
 
 async def counts(services: Container, event_id: int) -> ReminderCounts:
