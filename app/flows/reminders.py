@@ -26,7 +26,12 @@ mark: the lease runs out and the batch is posted again, with the same batch id a
 same users. The receiver makes that one notification by remembering the batch ids it has
 acted on (at least once from here, exactly once at the receiver: the transactional
 outbox's contract). `reminder_concurrency` lanes each claim and post one batch at a
-time; a full pass means more may be waiting, so the next starts at once.
+time; a busy pass means more may be waiting, so the next starts at once.
+
+A receiver that is down must not use up every batch's attempts: a lane whose post fails
+stops for the pass, and after a pass whose every post failed the next waits the same
+backoff (growing with each such pass), so an outage of hours costs a few probes, not
+`reminder_max_attempts` posts of every batch.
 """
 
 import asyncio
@@ -44,7 +49,7 @@ from app.outages import describe
 from app.payments.signatures import SIGNATURE_HEADER, sign
 from app.reminders import repository
 from app.reminders.repository import ClaimedBatch
-from app.reminders.service import retry_delay
+from app.reminders.service import backoff_seconds, retry_delay
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +77,10 @@ class PassResult:
     @property
     def busy(self) -> bool:
         return bool(self.formed or self.sent or self.failed_posts)
+
+    @property
+    def receiver_down(self) -> bool:
+        return self.failed_posts > 0 and self.sent == 0
 
 
 def batch_body(*, event_id: int, batch_id: str, user_ids: list[str]) -> bytes:
@@ -104,6 +113,7 @@ class ReminderDelivery:
             self.settings.reminder_batch_size,
         )
         retry_in = FIRST_RETRY_SECONDS
+        down = 0  # passes in a row whose every post failed
         try:
             while not stop.is_set():
                 try:
@@ -118,6 +128,13 @@ class ReminderDelivery:
                 if retry_in != FIRST_RETRY_SECONDS:
                     logger.info("reminder delivery: working again")
                 retry_in = FIRST_RETRY_SECONDS
+                if result.receiver_down:
+                    # Every post failed: the receiver is likely down. Probing it at a
+                    # growing interval spends a few batches' attempts, not every batch's.
+                    down += 1
+                    await self.pause(stop, backoff_seconds(self.settings, attempt=down))
+                    continue
+                down = 0
                 if not result.busy:
                     await self.pause(stop, self.settings.reminder_check_seconds)
         finally:
@@ -172,13 +189,14 @@ class ReminderDelivery:
     async def post_lane(self, stop: asyncio.Event | None) -> tuple[int, int]:
         """Claim and post batches, one at a time, until none is due or the worker stops:
         (sent, failed)."""
-        sent = failed = 0
+        sent = 0
         while not (stop and stop.is_set()) and (outgoing := await self.claim()) is not None:
-            if await self.post(outgoing):
-                sent += 1
-            else:
-                failed += 1
-        return sent, failed
+            if not await self.post(outgoing):
+                # The receiver may be down: the lane stops for this pass, rather than
+                # spend an attempt of every due batch on it.
+                return sent, 1
+            sent += 1
+        return sent, 0
 
     async def claim(self) -> Outgoing | None:
         async with self.services.sessionmaker() as session, session.begin():

@@ -86,14 +86,20 @@ async def counts(*, session: AsyncSession, event_id: int) -> ReminderCounts:
     return await counts_of(session=session, event_id=event_id)
 
 
-def retry_delay(settings: Settings, *, attempt: int) -> float | None:
-    """Seconds before a batch whose post number `attempt` failed is posted again
-    (exponential: base, 2 base, 4 base, ... capped), or None: give it up."""
-    if attempt >= settings.reminder_max_attempts:
-        return None
+def backoff_seconds(settings: Settings, *, attempt: int) -> float:
+    """Exponential: base, 2 base, 4 base, ... for attempts 1, 2, 3, ..., capped at max."""
+    exponent = min(attempt - 1, 60)  # 2**60 base is past any cap; no float overflow
     return float(
         min(
-            settings.reminder_backoff_base_seconds * 2 ** (attempt - 1),
+            settings.reminder_backoff_base_seconds * 2**exponent,
             settings.reminder_backoff_max_seconds,
         )
     )
+
+
+def retry_delay(settings: Settings, *, attempt: int) -> float | None:
+    """Seconds before a batch whose post number `attempt` failed is posted again, or
+    None: it has had its SECKILL_REMINDER_MAX_ATTEMPTS posts, give it up."""
+    if attempt >= settings.reminder_max_attempts:
+        return None
+    return backoff_seconds(settings, attempt=attempt)

@@ -13,6 +13,7 @@ from pydantic import SecretStr
 
 from app.container import Container
 from app.flows.reminders import ReminderDelivery
+from app.metrics import registry
 from tests.support.factories import Auth, create_event, item_spec
 from tests.support.outages import closed_port
 from tests.support.reminders import Receiver, counts, deliver_all, receiving, subscribe_many
@@ -34,6 +35,11 @@ def settings_overrides() -> dict[str, Any]:
     return FAST
 
 
+def metric(name: str) -> float:
+    """This process's counter (tests run the flow in it)."""
+    return registry.get_sample_value(name) or 0.0
+
+
 def users(n: int, prefix: str = "user") -> list[str]:
     return [f"{prefix}-{i:05d}" for i in range(n)]
 
@@ -51,9 +57,11 @@ async def test_subscribers_are_posted_signed_in_batches_each_once(
     event_id = await upcoming_event(client, auth)
     await subscribe_many(services, event_id, users(250))
     receiver = Receiver(secret=SECRET)
+    sent_before = metric("seckill_reminders_sent_total")
     async with receiving(services, receiver) as aimed:
         delivery = await deliver_all(aimed)
 
+    assert metric("seckill_reminders_sent_total") - sent_before == 250
     assert len(receiver.posts) == 3  # 100 + 100 + 50
     assert sorted(len(post.user_ids) for post in receiver.posts) == [50, 100, 100]
     assert {post.event_id for post in receiver.posts} == {event_id}
@@ -99,8 +107,10 @@ async def test_a_receiver_that_never_recovers_leaves_the_batches_failed(
     event_id = await upcoming_event(client, auth)
     await subscribe_many(services, event_id, users(150))
     receiver = Receiver(secret=SECRET, fail_always=True)
+    failed_before = metric("seckill_reminders_failed_total")
     async with receiving(services, receiver) as aimed:
         delivery = await deliver_all(aimed, event_id)
+    assert metric("seckill_reminders_failed_total") - failed_before == 150
 
     assert len(receiver.posts) == 2 * 3  # two batches, three attempts each
     receiver.assert_consistent()
@@ -108,6 +118,26 @@ async def test_a_receiver_that_never_recovers_leaves_the_batches_failed(
     assert delivery.failed_users == 150
     found = await counts(services, event_id)
     assert (found.subscribed, found.sent, found.pending, found.failed) == (150, 0, 0, 150)
+
+
+async def test_a_receiver_down_costs_a_probe_per_lane_not_an_attempt_of_every_batch(
+    client: httpx.AsyncClient, auth: Auth, services: Container
+) -> None:
+    event_id = await upcoming_event(client, auth)
+    await subscribe_many(services, event_id, users(2_000))  # 20 batches
+    receiver = Receiver(secret=SECRET, fail_always=True)
+    async with receiving(services, receiver) as aimed:
+        delivery = ReminderDelivery(services=aimed)
+        try:
+            result = await delivery.deliver_once()
+        finally:
+            await delivery.aclose()
+    lanes = aimed.settings.reminder_concurrency
+    assert result.receiver_down
+    assert (result.formed, result.failed_posts) == (20, lanes)
+    assert len(receiver.posts) == lanes, "each lane stopped at its first failure"
+    found = await counts(services, event_id)
+    assert (found.sent, found.pending, found.failed) == (0, 2_000, 0)
 
 
 async def test_an_unreachable_receiver_is_retried_like_a_failing_one(
