@@ -149,8 +149,14 @@ class ReminderDelivery:
         """One pass: batches formed for every due event, then every due batch posted (or,
         once `stop` is set, the batches in hand)."""
         formed = await self.form_batches()
-        lanes = [self.post_lane(stop) for _ in range(self.settings.reminder_concurrency)]
-        outcomes = await asyncio.gather(*lanes)
+        # A lane that fails (Postgres away) stops the others: their batches in hand are
+        # posted again once their leases run out, as after a crash.
+        async with asyncio.TaskGroup() as lanes:
+            running = [
+                lanes.create_task(self.post_lane(stop))
+                for _ in range(self.settings.reminder_concurrency)
+            ]
+        outcomes = [lane.result() for lane in running]
         return PassResult(
             formed=formed,
             sent=sum(sent for sent, _ in outcomes),

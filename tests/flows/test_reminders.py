@@ -12,6 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 from app.container import Container
+from app.db import create_engine, create_sessionmaker
 from app.flows.reminders import ReminderDelivery
 from app.metrics import registry
 from tests.support.factories import Auth, create_event, item_spec
@@ -211,6 +212,43 @@ async def test_a_receiver_too_slow_to_answer_is_posted_again_after_the_timeout(
     assert [post.batch_id for post in receiver.posts] == [receiver.posts[0].batch_id] * 2
     receiver.assert_consistent()
     assert receiver.notified() == dict.fromkeys(users(50), 1)
+
+
+async def test_postgres_lost_between_the_receivers_answer_and_the_mark(
+    client: httpx.AsyncClient, auth: Auth, services: Container
+) -> None:
+    """The receiver answers 2xx, then the worker cannot reach Postgres to mark the batch
+    sent: the pass fails, and once Postgres is back the batch is posted again after its
+    lease, same id and users, and done once."""
+    event_id = await upcoming_event(client, auth)
+    await subscribe_many(services, event_id, users(100))
+    dead = create_engine(
+        services.settings, f"postgresql://postgres@127.0.0.1:{closed_port()}/postgres"
+    )
+    receiver = Receiver(secret=SECRET)
+    async with receiving(services, receiver) as aimed:
+        alive = aimed.sessionmaker
+
+        def cut(number: int) -> None:
+            if number == 1:
+                aimed.sessionmaker = create_sessionmaker(dead)
+
+        receiver.on_post = cut
+        delivery = ReminderDelivery(services=aimed)
+        try:
+            with pytest.raises(ExceptionGroup):
+                await delivery.deliver_once()
+        finally:
+            await delivery.aclose()
+            aimed.sessionmaker = alive
+            await dead.dispose()
+        assert (await counts(services, event_id)).sent == 0
+        await deliver_all(aimed, event_id)
+
+    assert [post.batch_id for post in receiver.posts] == [receiver.posts[0].batch_id] * 2
+    receiver.assert_consistent()
+    assert receiver.notified() == dict.fromkeys(users(100), 1)
+    assert (await counts(services, event_id)).sent == 100
 
 
 async def test_two_workers_delivering_at_once_never_share_a_subscriber(

@@ -7,7 +7,7 @@ import contextlib
 import dataclasses
 import json
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI, Request, Response
@@ -37,12 +37,15 @@ class Post:
 class Receiver:
     """The messaging provider's end: records every post; answers 503 to the first
     `fail_first` posts (or to all with `fail_always`); with `hold_first`, takes the first
-    post, then keeps the sender waiting until `release` is set."""
+    post, then keeps the sender waiting until `release` is set; with `on_post`, calls it
+    with each post's number before answering."""
 
     secret: str
     fail_first: int = 0
     fail_always: bool = False
     hold_first: bool = False
+    # Called with each post's number before it is answered (a test's fault goes here).
+    on_post: Callable[[int], None] | None = None
     posts: list[Post] = field(default_factory=list)
     held: asyncio.Event = field(default_factory=asyncio.Event)
     release: asyncio.Event = field(default_factory=asyncio.Event)
@@ -67,6 +70,8 @@ class Receiver:
                 acted=not fails,
             )
         )
+        if self.on_post is not None:
+            self.on_post(number)
         if self.hold_first and number == 1:
             self.held.set()
             await self.release.wait()
