@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 DEVELOPMENT_JWT_SECRET = "development-only-secret-do-not-use-in-production"
 DEVELOPMENT_WEBHOOK_SECRET = "development-only-webhook-secret"
 DEVELOPMENT_PASS_SECRET = "development-only-pass-secret-do-not-use-in-production"
+DEVELOPMENT_NOTIFY_SECRET = "development-only-notify-secret-do-not-use-in-production"
 
 
 # HS256 keys shorter than the hash output weaken the signature (RFC 7518, section 3.2).
@@ -26,6 +27,7 @@ PUBLIC_SECRETS = frozenset(
         DEVELOPMENT_JWT_SECRET,
         DEVELOPMENT_WEBHOOK_SECRET,
         DEVELOPMENT_PASS_SECRET,
+        DEVELOPMENT_NOTIFY_SECRET,
         "change-me-to-a-long-random-secret-of-32-chars-or-more",
         "change-me-webhook-secret",
         "test-secret-that-is-long-enough-for-hs256-0123456789",
@@ -264,6 +266,29 @@ class Settings(BaseSettings):
     grant_batch_size: PositiveInt = 5000
     job_lease_seconds: float = Field(default=30.0, gt=0)
 
+    # Reminders (预约, app/flows/reminders.py): this long before a sale starts, its
+    # subscribers are posted to the notification webhook in batches, signed like the
+    # payment webhook with notify_webhook_secret. No URL: delivery is off (said once in
+    # the worker's log) and subscriptions wait.
+    reminder_lead_seconds: PositiveInt = 300
+    notify_webhook_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    notify_webhook_secret: SecretStr = SecretStr(DEVELOPMENT_NOTIFY_SECRET)
+    # A post the receiver has not answered in this long failed (it is retried).
+    notify_webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    reminder_batch_size: int = Field(default=1000, ge=1, le=10_000)
+    # Batches posted at once (one connection each).
+    reminder_concurrency: int = Field(default=4, ge=1, le=64)
+    # A failed post is retried after base, 2 base, 4 base, ... seconds (at most max);
+    # after max_attempts posts the batch is given up (`failed`).
+    reminder_backoff_base_seconds: float = Field(default=1.0, gt=0)
+    reminder_backoff_max_seconds: float = Field(default=300.0, gt=0)
+    reminder_max_attempts: int = Field(default=8, ge=1, le=1000)
+    # A worker holds a batch this long per post; one that dies (or hangs) past it leaves
+    # the batch to the next worker, which posts it again (same batch id, same users).
+    # Longer than the webhook's timeout, so a post in flight is not posted twice at once.
+    reminder_lease_seconds: float = Field(default=60.0, gt=0)
+    reminder_check_seconds: float = Field(default=1.0, gt=0)
+
     # Points (app/members): one per whole currency unit paid, members' orders this many
     # times as many.
     member_points_multiplier: PositiveInt = 2
@@ -279,6 +304,16 @@ class Settings(BaseSettings):
         return self.docs_enabled
 
     @model_validator(mode="after")
+    def _lease_outlasts_post(self) -> "Settings":
+        if self.reminder_lease_seconds <= self.notify_webhook_timeout_seconds:
+            raise ValueError(
+                "SECKILL_REMINDER_LEASE_SECONDS must be longer than "
+                "SECKILL_NOTIFY_WEBHOOK_TIMEOUT_SECONDS: a post still in flight would be "
+                "posted again by another worker"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> "Settings":
         if self.env is not Environment.PRODUCTION:
             return self
@@ -290,6 +325,12 @@ class Settings(BaseSettings):
                 ("SECKILL_JWT_SECRET", self.jwt_secret),
                 ("SECKILL_PAYMENT_WEBHOOK_SECRET", self.payment_webhook_secret),
                 ("SECKILL_PASS_SECRET", self.pass_secret),
+                # Only when reminders are delivered: a receiver checks what it signs.
+                *(
+                    [("SECKILL_NOTIFY_WEBHOOK_SECRET", self.notify_webhook_secret)]
+                    if self.notify_webhook_url
+                    else []
+                ),
                 # Unset, /metrics would answer anyone (README "Security": production refuses).
                 ("SECKILL_METRICS_TOKEN", self.metrics_token or SecretStr("")),
             )

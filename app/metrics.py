@@ -86,6 +86,22 @@ coupons_granted = Counter(
     "Coupons handed out by bulk grant jobs (this process).",
     registry=registry,
 )
+reminders_sent = Counter(
+    "seckill_reminders_sent_total",
+    "Subscribers whose reminder batch the notification webhook acknowledged (this process).",
+    registry=registry,
+)
+reminders_failed = Counter(
+    "seckill_reminders_failed_total",
+    "Subscribers whose reminder batch was given up after every attempt failed.",
+    registry=registry,
+)
+reminder_posts = Counter(
+    "seckill_reminder_posts_total",
+    "Reminder batches posted to the notification webhook, by outcome (ok, refused, error).",
+    ["outcome"],
+    registry=registry,
+)
 backend_state_changes = Counter(
     "seckill_backend_state_changes_total",
     "A backing service (Redis, Postgres) seen going down or coming back by this process.",

@@ -14,6 +14,7 @@ from app.members.invites_models import Invite, InviteCode
 from app.members.points_models import PointBalance, PointEntry
 from app.orders.models import Order, OrderLine, OrderTransition
 from app.promotions.models import Promotion
+from app.reminders.models import ReminderBatch, ReminderSubscription
 
 __all__ = [
     "Base",
@@ -38,6 +39,8 @@ __all__ = [
     "PointEntry",
     "Promotion",
     "QueuePlace",
+    "ReminderBatch",
+    "ReminderSubscription",
     "Sku",
     "StockMovement",
     "UserCoupon",

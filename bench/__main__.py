@@ -17,12 +17,14 @@ from bench.environment import bench_environment, machine_info
 from bench.fairness import FairnessResult, measure_fairness, print_fairness
 from bench.load import require_wrk
 from bench.purchase import HttpOptions, HttpPhase, measure_http
+from bench.reminders import ReminderResult, measure_reminders
 from bench.report import (
     goals,
     print_crowd,
     print_drain,
     print_goals,
     print_http,
+    print_reminders,
     results_document,
     write_results,
 )
@@ -95,6 +97,12 @@ def parse_args() -> argparse.Namespace:
         help="the crowd phase's distinct buyers, one purchase each (0: no crowd phase)",
     )
     parser.add_argument("--crowd-stock", type=int, default=10_000, help="the crowd's units")
+    parser.add_argument(
+        "--reminder-subscribers",
+        type=int,
+        default=100_000,
+        help="the reminders phase's subscribers, delivered to a local receiver (0: none)",
+    )
     parser.add_argument("--skip-http", action="store_true", help="no HTTP phase")
     parser.add_argument("--skip-drain", action="store_true", help="no drain phase")
     parser.add_argument(
@@ -113,6 +121,7 @@ async def run(args: argparse.Namespace) -> None:
     drain: DrainResult | None = None
     crowd: CrowdResult | None = None
     fairness: FairnessResult | None = None
+    reminders: ReminderResult | None = None
     options = HttpOptions(
         connections=args.connections,
         threads=args.threads,
@@ -149,6 +158,10 @@ async def run(args: argparse.Namespace) -> None:
             print(f"\ndraining {args.drain_orders:,} orders...", flush=True)
             drain = await measure_drain(env, orders=args.drain_orders)
             print_drain(drain)
+        if args.reminder_subscribers:
+            print(f"\ndelivering {args.reminder_subscribers:,} reminders...", flush=True)
+            reminders = await measure_reminders(env, subscribers=args.reminder_subscribers)
+            print_reminders(reminders)
         if args.crowd_buyers:
             print(flush=True)
             with tempfile.TemporaryDirectory(prefix="seckill-crowd-") as workdir:
@@ -168,7 +181,7 @@ async def run(args: argparse.Namespace) -> None:
         # Other work on the machine skews every figure: the load before and after says how much.
         machine["load_average_after"] = list(os.getloadavg())
 
-    found = goals(http, drain, args.connections, crowd, fairness)
+    found = goals(http, drain, args.connections, crowd, fairness, reminders)
     print_goals(found)
 
     document = results_document(
@@ -179,12 +192,14 @@ async def run(args: argparse.Namespace) -> None:
             "drain_orders": args.drain_orders,
             "crowd_buyers": args.crowd_buyers,
             "crowd_stock": args.crowd_stock,
+            "reminder_subscribers": args.reminder_subscribers,
             "quick": args.quick,
         },
         http=http,
         drain=drain,
         crowd=crowd,
         fairness=fairness,
+        reminders=reminders,
         found=found,
     )
     path = write_results(started_at=started_at, document=document)

@@ -12,6 +12,7 @@ from bench.drain import DrainResult
 from bench.fairness import FairnessResult
 from bench.load import LoadResult
 from bench.purchase import HttpPhase, TargetRuns
+from bench.reminders import ReminderResult
 
 RESULTS_DIR = Path(__file__).with_name("results")
 
@@ -76,8 +77,20 @@ def goals(
     connections: int,
     crowd: CrowdResult | None = None,
     fairness: FairnessResult | None = None,
+    reminders: ReminderResult | None = None,
 ) -> list[Goal]:
     found: list[Goal] = []
+    if reminders is not None:
+        per_100k = reminders.seconds_per_100k
+        found.append(
+            Goal(
+                "reminders: 100k subscribers delivered",
+                per_100k,
+                f"{per_100k:.1f} s{'' if reminders.complete else ' (INCOMPLETE)'}",
+                "< 60 s",
+                per_100k < 60 and reminders.complete,
+            )
+        )
     queue = fairness.mode("queue") if fairness is not None else None
     if queue is not None:
         # Like for like: the humans there before the start, as the bots were.
@@ -278,6 +291,24 @@ def print_drain(drain: DrainResult) -> None:
     print(f"  (backlog made by purchase.lua in pipelines: {drain.fill_per_second:,.0f} orders/s)")
 
 
+def print_reminders(result: ReminderResult) -> None:
+    print(
+        f"\nReminders: {result.subscribers:,} subscribers delivered in "
+        f"{result.delivery_seconds:.2f} s = {result.per_second:,.0f} subscribers/s (batches "
+        f"of {result.batch_size:,}, {result.concurrency} at once)"
+    )
+    print(
+        f"  vs the same batches posted with no outbox: {result.baseline_per_second:,.0f}/s "
+        f"({result.per_second / result.baseline_per_second:.0%} of it)"
+    )
+    print(
+        f"  receiver: {result.received_users:,} distinct users, {result.repeated_users} in two "
+        f"batches, {result.unsigned_posts} unsigned posts; outbox: {result.sent:,} sent "
+        f"({'complete' if result.complete else 'INCOMPLETE'})"
+    )
+    print(f"  (subscriptions written in one statement: {result.fill_seconds:.2f} s)")
+
+
 def print_crowd(crowd: CrowdResult) -> None:
     def seconds(value: float | None) -> str:
         return f"{value:.2f} s" if value is not None else "never"
@@ -321,6 +352,7 @@ def results_document(
     found: list[Goal],
     crowd: CrowdResult | None = None,
     fairness: FairnessResult | None = None,
+    reminders: ReminderResult | None = None,
 ) -> dict[str, Any]:
     return {
         "started_at": started_at.isoformat(),
@@ -337,6 +369,7 @@ def results_document(
         "drain": None if drain is None else drain.as_dict(),
         "crowd": None if crowd is None else crowd.as_dict(),
         "fairness": None if fairness is None else fairness.as_dict(),
+        "reminders": None if reminders is None else reminders.as_dict(),
         "goals": [g.as_dict() for g in found],
     }
 

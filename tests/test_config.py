@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from app.cli.main import cli
 from app.config import (
     DEVELOPMENT_JWT_SECRET,
+    DEVELOPMENT_NOTIFY_SECRET,
     DEVELOPMENT_PASS_SECRET,
     DEVELOPMENT_WEBHOOK_SECRET,
     MIN_PRODUCTION_SECRET_LENGTH,
@@ -177,6 +178,34 @@ def test_production_refuses_a_weak_pass_secret(
     production_env(clean_env, SECKILL_PASS_SECRET=pass_secret)
     with pytest.raises(ConfigurationError, match="SECKILL_PASS_SECRET"):
         Settings()
+
+
+@pytest.mark.parametrize(
+    "notify_secret",
+    [None, "", DEVELOPMENT_NOTIFY_SECRET, "s" * (MIN_PRODUCTION_SECRET_LENGTH - 1)],
+)
+def test_production_delivering_reminders_refuses_a_weak_notify_secret(
+    clean_env: pytest.MonkeyPatch, notify_secret: str | None
+) -> None:
+    """A receiver trusts what the secret signs: a known one lets anyone send reminders in
+    the shop's name. Without a webhook URL nothing is signed, and nothing is asked."""
+    production_env(clean_env, SECKILL_NOTIFY_WEBHOOK_SECRET=notify_secret)
+    assert Settings().notify_webhook_url is None
+    clean_env.setenv("SECKILL_NOTIFY_WEBHOOK_URL", "https://push.internal/reminders")
+    with pytest.raises(ConfigurationError, match="SECKILL_NOTIFY_WEBHOOK_SECRET"):
+        Settings()
+    clean_env.setenv("SECKILL_NOTIFY_WEBHOOK_SECRET", "notify-" + STRONG_SECRET)
+    assert Settings().notify_webhook_url == "https://push.internal/reminders"
+
+
+def test_a_reminder_lease_must_outlast_a_post(clean_env: pytest.MonkeyPatch) -> None:
+    """Else a post still in flight would be taken over and posted again by another worker."""
+    clean_env.setenv("SECKILL_NOTIFY_WEBHOOK_TIMEOUT_SECONDS", "30")
+    clean_env.setenv("SECKILL_REMINDER_LEASE_SECONDS", "30")
+    with pytest.raises(ValidationError, match="SECKILL_REMINDER_LEASE_SECONDS"):
+        Settings()
+    clean_env.setenv("SECKILL_REMINDER_LEASE_SECONDS", "31")
+    assert Settings().reminder_lease_seconds == 31
 
 
 @pytest.mark.parametrize("metrics_token", [None, ""])

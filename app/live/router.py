@@ -138,7 +138,8 @@ async def stats_stream(
     "/{event_id}/live", response_model=LiveBoard, responses=problem_responses(EventNotFound)
 )
 async def live(event_id: EventId, feed: LiveFeedDep) -> Response:
-    """The public live board: participants so far and each item's remaining stock and
+    """The public live board: participants so far, shoppers waiting for the start with a
+    reminder (预约: "12,345 waiting for 10:00"), and each item's remaining stock and
     state, at most a second behind (computed once per interval for all readers)."""
     board = (await feed.snapshot(event_id)).board_json
     if board is None:

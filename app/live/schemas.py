@@ -5,6 +5,7 @@ from pydantic import BaseModel, Field
 
 from app.access.stats import AccessStats
 from app.events.schemas import EventState, ItemState
+from app.reminders.schemas import ReminderCounts
 
 
 class ItemStats(BaseModel):
@@ -51,6 +52,10 @@ class EventStats(BaseModel):
     access: AccessStats | None = Field(
         default=None, description="A queue or draw sale's places, admissions, draw, passes used."
     )
+    reminders: ReminderCounts = Field(
+        description="Reminders (预约): subscribers, and how many were notified, are pending, "
+        "were given up."
+    )
 
 
 class LiveItem(BaseModel):
@@ -63,5 +68,10 @@ class LiveBoard(BaseModel):
     """The public live board of a sale (实时播报)."""
 
     event_id: int
+    starts_at: datetime
     participants: int
+    waiting: int = Field(
+        description="Shoppers who reserved a reminder (预约) of this sale: "
+        '"12,345 waiting for 10:00".'
+    )
     items: list[LiveItem]

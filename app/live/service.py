@@ -23,6 +23,8 @@ from app.live import repository
 from app.live.schemas import EventStats, ItemStats, LiveBoard, LiveItem
 from app.moments import from_ms
 from app.redis import RedisClient
+from app.reminders import service as reminders
+from app.reminders.schemas import ReminderCounts
 from app.store.keys import EventKeys, ItemKeys
 
 # A union's copies outlive one read by a little; each read rewrites them.
@@ -97,6 +99,7 @@ class _Stored:
     orders: dict[int, repository.ItemOrders]
     from_ledger: dict[int, int]
     access: AccessStats | None  # a queue or draw sale's numbers
+    reminders: ReminderCounts
 
 
 async def _distinct_users(
@@ -184,7 +187,8 @@ async def _read_stored(session: AsyncSession, event: Event, counters: _Counters)
     # Items not in Redis (an ended sale after a flush, say): the ledger has their stock.
     from_ledger = await events.remaining_from_ledger(session=session, items=missing)
     access = await access_stats(session=session, event=event)
-    return _Stored(orders=orders, from_ledger=from_ledger, access=access)
+    subscribed = await reminders.counts_of(session=session, event_id=event.id)
+    return _Stored(orders=orders, from_ledger=from_ledger, access=access, reminders=subscribed)
 
 
 async def compute_stats(*, session: AsyncSession, services: Container, event_id: int) -> EventStats:
@@ -243,6 +247,7 @@ def _assemble(event: Event, counters: _Counters, stored: _Stored) -> EventStats:
         conversion=round(converted / participants, 4) if participants else 0.0,
         items=items,
         access=stored.access,
+        reminders=stored.reminders,
     )
 
 
@@ -250,7 +255,9 @@ def board_of(stats: EventStats) -> LiveBoard:
     """The public part of the numbers."""
     return LiveBoard(
         event_id=stats.event_id,
+        starts_at=stats.starts_at,
         participants=stats.participants,
+        waiting=stats.reminders.subscribed,
         items=[LiveItem(id=i.id, remaining=i.remaining, state=i.state) for i in stats.items],
     )
 

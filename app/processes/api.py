@@ -66,6 +66,8 @@ from app.processes.ops import router as ops_router
 from app.processes.services import build_services, tune_garbage_collector
 from app.promotions.router import admin as promotions_admin
 from app.promotions.router import public as promotions_public
+from app.reminders.router import admin as reminders_admin
+from app.reminders.router import router as reminders_router
 from app.reports.router import campaigns as campaign_reports_router
 from app.reports.router import router as reports_router
 from app.seckill.router import router as seckill_router
@@ -163,6 +165,8 @@ ROUTERS = (
     campaigns_admin,
     campaigns_public,
     draws_router,
+    reminders_router,
+    reminders_admin,
     queue_router,
     shop_router,
 )

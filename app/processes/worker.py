@@ -1,6 +1,6 @@
 """The `seckill worker` process: the order writer, the payment-timeout sweep, the hot-store
-check, the sale terms check, the retirement of ended sales, the draws and the grant
-runner, started once Redis can take the scripts, until SIGTERM."""
+check, the sale terms check, the retirement of ended sales, the draws, the reminders'
+delivery and the grant runner, started once Redis can take the scripts, until SIGTERM."""
 
 import asyncio
 import contextlib
@@ -16,6 +16,7 @@ async def run_worker(settings: Settings, metrics_host: str = "", metrics_port: i
     from app.flows.draws import DrawRunner
     from app.flows.freshness import FreshnessWatch
     from app.flows.grants import GrantRunner
+    from app.flows.reminders import ReminderDelivery
     from app.flows.retirement import Retirement
     from app.flows.sale_terms import SaleTermsWatch
     from app.flows.timeouts import TimeoutSweeper
@@ -59,6 +60,7 @@ async def run_worker(settings: Settings, metrics_host: str = "", metrics_port: i
             tasks.create_task(SaleTermsWatch(services=services).run(stop))
             tasks.create_task(Retirement(services=services).run(stop))
             tasks.create_task(DrawRunner(services=services).run(stop))
+            tasks.create_task(ReminderDelivery(services=services).run(stop))
             # Background jobs (bulk grants) whose runner died are resumed here.
             runner = GrantRunner(sessionmaker=services.sessionmaker, settings=settings)
             tasks.create_task(runner.loop(stop))

@@ -6,6 +6,7 @@ from pydantic import BaseModel, Field
 
 from app.access.stats import AccessStats
 from app.members.stats import MembersReport
+from app.reminders.schemas import ReminderCounts
 
 
 class ReportTotals(BaseModel):
@@ -87,6 +88,10 @@ class EventReport(BaseModel):
     compared_with: Comparison | None = None
     access: AccessStats | None = Field(
         default=None, description="A queue or draw sale's places, admissions, draw, passes used."
+    )
+    reminders: ReminderCounts = Field(
+        description="Reminders (预约): subscribers, and how many were notified (sent), are "
+        "still pending and were given up (failed)."
     )
     members: MembersReport | None = Field(
         default=None,

@@ -15,6 +15,7 @@ from app.container import Container
 from app.events import service as events
 from app.live import service as live
 from app.members.stats import members_report
+from app.reminders import service as reminders
 from app.reports import chart, repository
 from app.reports.schemas import (
     Comparison,
@@ -153,6 +154,7 @@ async def build_report(
         items=items,
         series=series,
         access=await access_stats(session=session, event=event),
+        reminders=await reminders.counts_of(session=session, event_id=event_id),
         members=await members_report(
             session=session,
             scope="event_id",

@@ -1,7 +1,7 @@
 """points and invites: the points ledger and balances, invite codes and accepted invites
 
 Revision ID: i21_points_invites
-Revises: i21_1
+Revises: i21_2
 Create Date: 2026-12-06 17:00:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "i21_points_invites"
-down_revision: str | None = "i21_1"
+down_revision: str | None = "i21_2"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -276,3 +276,30 @@ async def test_a_waiting_room_from_the_random_start_to_a_sold_out_close(
             await shows(pages[user], "closed", "^Sold out.$")
             assert await text(pages[user], "queue-position") == "–"
     assert errors == []
+
+
+async def test_a_reminder_reserved_before_the_start_shows_in_the_waiting_count(
+    browser: Browser, http_base_url: str, client: httpx.AsyncClient, auth: Auth
+) -> None:
+    event = await create_event(
+        client,
+        auth,
+        name="Evening drop",
+        starts_in=timedelta(hours=1),
+        items=[item_spec(sku="CAP", name="Cap", stock=5, per_user_limit=1)],
+    )
+    for user in ("early-1", "early-2"):
+        reserved = await client.post(
+            f"/api/v1/events/{event.id}/reminders", headers=auth.headers(user)
+        )
+        assert reserved.status_code == 201, reserved.text
+    errors: list[str] = []
+    page = await open_shop(browser, http_base_url, event.id, auth, "rita", errors)
+    await shows(page, "waiting", "^2 waiting for ")
+    remind = page.get_by_test_id("remind")
+    await eventually(remind.is_enabled, within=STEP_SECONDS)
+    await remind.click()
+    await shows(page, "message", "remind you")
+    await shows(page, "waiting", "^3 waiting for ")
+    assert await remind.is_disabled()
+    assert errors == []

@@ -77,6 +77,11 @@ async def test_dashboard_shows_a_live_sale_and_its_controls_work(
 
     await eventually(lambda: page_shows("participants", 0))
     assert await number(page, "accepted-units") == 0
+    # The reminders' tile: nobody reserved one for this live sale.
+    waiting = await page.get_by_test_id("reminders-waiting").text_content() or ""
+    assert waiting.startswith("0 waiting for "), waiting
+    delivery = await page.get_by_test_id("reminders-delivery").text_content()
+    assert delivery == "0 sent · 0 pending · 0 failed"
 
     stop = asyncio.Event()
     async with httpx.AsyncClient(base_url=http_base_url, timeout=60) as shoppers:

@@ -13,6 +13,9 @@
 //     Joining and registering may ask for a proof of work: solved here, in the page.
 //  3. Buy with the pass (X-Seckill-Pass), follow the order from `queued` to
 //     `pending_payment` (GET /api/v1/orders/{id}), pay (POST .../pay).
+// Before the start, "Remind me" reserves a reminder (预约, POST .../reminders: the
+// shop's messaging provider tells the shopper a few minutes ahead), and the live board
+// (GET .../live) says how many are waiting.
 // Every refusal is an RFC 9457 problem: its `detail` is written for the shopper, so it
 // is shown as it is (sold out, over the limit, not admitted, ...).
 "use strict";
@@ -38,6 +41,7 @@ const shop = {
   queueTimer: null,
   drawTimer: null,
   orderTimers: new Set(), // orders followed until they leave `queued`
+  reminded: false, // this shopper asked for a reminder on this page
 };
 
 // -- talking to the API -----------------------------------------------------------------
@@ -145,7 +149,13 @@ function forgetShopper() {
   clearInterval(shop.queueTimer);
   shop.orderTimers.forEach(clearInterval);
   shop.orderTimers.clear();
-  Object.assign(shop, { pass: null, queueState: null, queueClosed: null, queueTimer: null });
+  Object.assign(shop, {
+    pass: null,
+    queueState: null,
+    queueClosed: null,
+    queueTimer: null,
+    reminded: false,
+  });
   $("queue-state").textContent = "not joined";
   $("queue-position").textContent = $("queue-wait").textContent = "–";
   $("draw-status").textContent = "not registered";
@@ -221,6 +231,29 @@ function renderEvent() {
   tick();
 }
 
+// "12,345 waiting for 10:00": shoppers who reserved a reminder of this sale.
+async function loadBoard() {
+  const board = await api("GET", `/api/v1/events/${shop.eventId}/live`);
+  const start = new Date(board.starts_at).toLocaleTimeString([], {
+    hour: "2-digit",
+    minute: "2-digit",
+  });
+  $("waiting").textContent = `${board.waiting.toLocaleString()} waiting for ${start}`;
+}
+
+// Repeat-safe on the server: a second click would change nothing, the button just says so.
+async function remind() {
+  try {
+    await api("POST", `/api/v1/events/${shop.eventId}/reminders`);
+    shop.reminded = true;
+    say("We will remind you a few minutes before the start.");
+    await loadBoard();
+  } catch (error) {
+    sayProblem(error);
+  }
+  updateButtons();
+}
+
 // Buy is offered when the sale is open for this shopper and, on a queue or draw event,
 // when they hold a pass. The server decides anyway: this only spares useless clicks.
 function updateButtons() {
@@ -240,6 +273,8 @@ function updateButtons() {
   $("join").disabled =
     !shop.token || closed !== null || shop.queueState !== null || serverNow() < queueOpens;
   $("register").disabled = !shop.token || !registrationOpen() || drawStatus() !== null;
+  $("remind").disabled =
+    !shop.token || shop.reminded || serverNow() >= Date.parse(event.starts_at);
 }
 
 // -- proof of work ----------------------------------------------------------------------
@@ -496,6 +531,7 @@ async function pay(orderId) {
 async function start() {
   $("join").addEventListener("click", joinQueue);
   $("register").addEventListener("click", register);
+  $("remind").addEventListener("click", remind);
   $("sign-in").addEventListener("submit", (submitted) => {
     submitted.preventDefault();
     signIn($("token").value.trim());
@@ -510,6 +546,10 @@ async function start() {
   $("sign-in-button").disabled = false; // signing in reads the event's access mode
   setInterval(tick, TICK_MS);
   setInterval(() => loadEvent().catch(sayProblem), EVENT_POLL_MS);
+  // The waiting count is a nicety: a board that fails to load leaves the last one shown.
+  const board = () => loadBoard().catch(() => {});
+  board();
+  setInterval(board, EVENT_POLL_MS);
   if (shop.event.access.mode === "draw") {
     await refreshDraw();
     shop.drawTimer = setInterval(refreshDraw, DRAW_POLL_MS);

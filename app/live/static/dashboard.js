@@ -70,6 +70,7 @@ function render(stats) {
   $("gmv").textContent = money(stats.gmv);
   $("conversion").textContent = `${(stats.conversion * 100).toFixed(1)}%`;
   $("ends").textContent = when(stats.ends_at);
+  renderReminders(stats.reminders, stats.starts_at);
 
   const warnings = $("warnings");
   warnings.innerHTML = "";
@@ -87,6 +88,15 @@ function render(stats) {
   state.history.push({ at: Date.parse(stats.at), accepted: stats.accepted_units, paid: stats.paid_units });
   if (state.history.length > HISTORY) state.history.shift();
   drawChart();
+}
+
+// Reminders (预约): "12,345 waiting for 10:00", then how the delivery went.
+function renderReminders(reminders, startsAt) {
+  const start = new Date(startsAt).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  $("reminders-waiting").textContent = `${reminders.subscribed.toLocaleString()} waiting for ${start}`;
+  $("reminders-delivery").textContent =
+    `${reminders.sent.toLocaleString()} sent · ${reminders.pending.toLocaleString()} pending · ` +
+    `${reminders.failed.toLocaleString()} failed`;
 }
 
 // A queue or draw sale's numbers (hidden for an open sale).
