@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 from app.container import Container
 from app.flows.reminders import BATCH_HEADER, ReminderDelivery, batch_body
-from app.payments.signatures import SIGNATURE_HEADER, is_valid, sign
+from app.payments.signatures import HEX_ONLY, SIGNATURE_HEADER, is_valid, sign
 from app.processes.services import build_services
 from app.reminders import repository
 from app.reminders import service as reminders
@@ -88,7 +88,7 @@ class BenchReceiver:
 
     async def notify(self, request: Request) -> Response:
         body = await request.body()
-        if not is_valid(SECRET, body, request.headers.get(SIGNATURE_HEADER)):
+        if not is_valid(SECRET, body, request.headers.get(SIGNATURE_HEADER), scheme=HEX_ONLY):
             self.unsigned += 1
             return Response(status_code=401)
         payload = json.loads(body)
@@ -146,7 +146,10 @@ async def post_directly(services: Container, *, event_id: int, subscribers: int)
             while batches:
                 batch_id = str(uuid.uuid4())
                 body = batch_body(event_id=event_id, batch_id=batch_id, user_ids=batches.pop())
-                headers = {SIGNATURE_HEADER: sign(secret, body), BATCH_HEADER: batch_id}
+                headers = {
+                    SIGNATURE_HEADER: sign(secret, body, scheme=HEX_ONLY),
+                    BATCH_HEADER: batch_id,
+                }
                 response = await client.post(url, content=body, headers=headers)
                 # A refused post would flatter the baseline: stop the run instead.
                 response.raise_for_status()

@@ -12,8 +12,8 @@ its own transaction:
 2. claim: a pending batch that is due and that nobody holds is held for
    `reminder_lease_seconds` and its attempt counted, then committed;
 3. post: `{"event_id", "batch_id", "user_ids"}` (users sorted: every post of a batch
-   has the same body), signed like the payment webhook (`X-Seckill-Signature:
-   sha256=<hex HMAC-SHA256 of the body>`, app/payments/signatures.py) under
+   has the same body), signed as the contract says (`X-Seckill-Signature: <hex
+   HMAC-SHA256 of the body>`, no `sha256=` prefix: app/payments/signatures.py) under
    SECKILL_NOTIFY_WEBHOOK_SECRET, with the batch id in `X-Seckill-Batch` too;
 4. settle: 2xx marks the batch `sent`; anything else (a 4xx or 5xx, a timeout, a
    connection refused) schedules it again after an exponential backoff, or after
@@ -46,7 +46,7 @@ import httpx
 from app.container import Container
 from app.metrics import reminder_posts, reminders_failed, reminders_sent
 from app.outages import describe
-from app.payments.signatures import SIGNATURE_HEADER, sign
+from app.payments.signatures import HEX_ONLY, SIGNATURE_HEADER, sign
 from app.reminders import repository
 from app.reminders.repository import ClaimedBatch
 from app.reminders.service import backoff_seconds, retry_delay
@@ -221,7 +221,7 @@ class ReminderDelivery:
         secret = self.settings.notify_webhook_secret.get_secret_value()
         headers = {
             "Content-Type": "application/json",
-            SIGNATURE_HEADER: sign(secret, outgoing.body),
+            SIGNATURE_HEADER: sign(secret, outgoing.body, scheme=HEX_ONLY),
             BATCH_HEADER: str(outgoing.batch.id),
         }
         try:
