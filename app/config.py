@@ -5,8 +5,9 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BeforeValidator, Field, SecretStr, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Shipped so that development works out of the box; production refuses to start with it.
@@ -263,6 +264,22 @@ class Settings(BaseSettings):
     # holds a job without progress before another takes it over.
     grant_batch_size: PositiveInt = 5000
     job_lease_seconds: float = Field(default=30.0, gt=0)
+
+    # Lotteries: days (draws per user per day, check-ins) are counted in this timezone
+    # (an IANA name); a lottery has at most this many prizes; a payout job pays this many
+    # wins per transaction.
+    business_timezone: str = "UTC"
+    lottery_max_prizes: int = Field(default=50, ge=1, le=1000)
+    lottery_payout_batch_size: PositiveInt = 500
+
+    @field_validator("business_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {value!r}") from exc
+        return value
 
     @property
     def serves_docs(self) -> bool:

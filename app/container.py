@@ -9,7 +9,7 @@ collaborators are passed explicitly as keyword arguments, never looked up here.
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from redis.asyncio import Redis
@@ -59,6 +59,10 @@ class Container:
     promotion_generations: SeenGenerations = field(init=False, default_factory=SeenGenerations)
     # The same for each event's waiting room (queue.lua).
     queue_generations: SeenGenerations = field(init=False, default_factory=SeenGenerations)
+    # The same for each lottery's counters (lottery_draw.lua).
+    lottery_generations: SeenGenerations = field(init=False, default_factory=SeenGenerations)
+    # Each lottery's terms and prizes, read once per process (they never change).
+    lotteries: dict[int, Any] = field(init=False, default_factory=dict)
     # Starts a background job (a bulk grant) by id in this process; set by whoever builds
     # the container (app/processes/services.py), since running jobs is a flow's.
     start_job: Callable[[int], None] | None = field(init=False, default=None)

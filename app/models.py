@@ -10,6 +10,7 @@ from app.events.models import Event, EventItem
 from app.generations.models import CounterGeneration
 from app.inventory.models import Sku, StockMovement
 from app.jobs.models import Job
+from app.lottery.models import CheckIn, Lottery, LotteryDraw, LotteryPrize, LotteryWin
 from app.orders.models import Order, OrderLine, OrderTransition
 from app.promotions.models import Promotion
 
@@ -19,6 +20,7 @@ __all__ = [
     "CampaignApproval",
     "CampaignChannel",
     "CampaignRules",
+    "CheckIn",
     "Coupon",
     "CounterGeneration",
     "Draw",
@@ -26,6 +28,10 @@ __all__ = [
     "Event",
     "EventItem",
     "Job",
+    "Lottery",
+    "LotteryDraw",
+    "LotteryPrize",
+    "LotteryWin",
     "OperatorAction",
     "Order",
     "OrderLine",

@@ -51,6 +51,8 @@ from app.jobs.router import admin as jobs_admin
 from app.live.dashboard import router as dashboard_router
 from app.live.router import admin as live_admin
 from app.live.router import public as live_public
+from app.lottery.router import admin as lottery_admin
+from app.lottery.router import public as lottery_public
 from app.middleware import ADMIN_PREFIX, Protection
 from app.orders.router import admin as orders_admin
 from app.orders.router import router as orders_router
@@ -161,6 +163,8 @@ ROUTERS = (
     draws_router,
     queue_router,
     shop_router,
+    lottery_public,
+    lottery_admin,
 )
 
 
