@@ -50,6 +50,7 @@ from app.inventory.router import router as inventory_router
 from app.jobs.router import admin as jobs_admin
 from app.live.dashboard import router as dashboard_router
 from app.live.router import admin as live_admin
+from app.live.router import lotteries as live_lotteries
 from app.live.router import public as live_public
 from app.lottery.router import admin as lottery_admin
 from app.lottery.router import public as lottery_public
@@ -67,6 +68,7 @@ from app.processes.services import build_services, tune_garbage_collector
 from app.promotions.router import admin as promotions_admin
 from app.promotions.router import public as promotions_public
 from app.reports.router import campaigns as campaign_reports_router
+from app.reports.router import lotteries as lottery_reports_router
 from app.reports.router import router as reports_router
 from app.seckill.router import router as seckill_router
 from app.seckill.thin_route import ThinPurchaseRoute
@@ -144,9 +146,11 @@ ROUTERS = (
     audit_log_router,
     live_admin,
     live_public,
+    live_lotteries,
     dashboard_router,
     reports_router,
     campaign_reports_router,
+    lottery_reports_router,
     inventory_router,
     orders_router,
     orders_admin,

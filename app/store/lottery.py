@@ -89,3 +89,12 @@ async def run_draw(redis: RedisClient, scripts: Scripts, call: ScriptCall) -> Dr
     script_keys, script_args = call
     reply = await scripts.lottery_draw(keys=script_keys, args=script_args, client=redis)
     return parse_draw_reply(reply)
+
+
+async def read_stock(redis: RedisClient, keys: LotteryKeys) -> tuple[dict[int, int], bool]:
+    """Each prize's units left in Redis (empty: not loaded) and whether it is frozen."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hgetall(keys.stock)
+        pipe.hget(keys.lottery, "frozen")
+        left, frozen = await pipe.execute()
+    return {int(k): int(v) for k, v in left.items()}, frozen in ("1", b"1")
