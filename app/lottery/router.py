@@ -4,7 +4,7 @@ from fastapi import APIRouter, Path, status
 
 from app.auth import AdminUser, CurrentUser
 from app.container import ContainerDep
-from app.db import SessionDep
+from app.db import SessionDep, SessionOfDep
 from app.errors import (
     Forbidden,
     InvalidState,
@@ -76,11 +76,13 @@ async def start_payout(lottery_id: LotteryId, session: SessionDep, actor: AdminU
     ),
 )
 async def draw(
-    lottery_id: LotteryId, session: SessionDep, services: ContainerDep, user: CurrentUser
+    lottery_id: LotteryId, session_of: SessionOfDep, services: ContainerDep, user: CurrentUser
 ) -> DrawRead:
     """One draw: `{"prize": {...}}` won, `{"prize": null}` not. 409 `limit_exceeded` past
     the day's draws (draws_per_user_per_day, one more after today's check-in)."""
-    return await service.draw(session=session, services=services, lottery_id=lottery_id, user=user)
+    return await service.draw(
+        session_of=session_of, services=services, lottery_id=lottery_id, user=user
+    )
 
 
 @public.post("/me/check-in", responses=problem_responses(Unauthorized, AlreadyCheckedIn))

@@ -26,7 +26,7 @@ from app.audit_log import service as audit_log
 from app.auth import User
 from app.container import Container
 from app.coupons import repository as coupons
-from app.db import after_commit
+from app.db import SessionOf, after_commit
 from app.errors import InvalidState, Recovering, ValidationFailed
 from app.generations import repository as generations
 from app.jobs import repository as jobs
@@ -138,12 +138,12 @@ async def get_lottery(*, session: AsyncSession, lottery_id: int) -> LotteryRead:
     return _read(Catalogue.of(lottery), lottery.name)
 
 
-async def catalogue(*, session: AsyncSession, services: Container, lottery_id: int) -> Catalogue:
+async def catalogue(*, session_of: SessionOf, services: Container, lottery_id: int) -> Catalogue:
     """The lottery's terms and prizes: from this process's memory after the first read."""
     known = services.lotteries.get(lottery_id)
     if isinstance(known, Catalogue):
         return known
-    lottery = await repository.get_lottery(session, lottery_id)
+    lottery = await repository.get_lottery(session_of(), lottery_id)
     if lottery is None:
         raise LotteryNotFound(f"No lottery {lottery_id}.")
     found = Catalogue.of(lottery)
@@ -155,10 +155,11 @@ async def catalogue(*, session: AsyncSession, services: Container, lottery_id: i
 
 
 async def draw(
-    *, session: AsyncSession, services: Container, lottery_id: int, user: User
+    *, session_of: SessionOf, services: Container, lottery_id: int, user: User
 ) -> DrawRead:
-    """One draw for the user (see the module's docstring)."""
-    lottery = await catalogue(session=session, services=services, lottery_id=lottery_id)
+    """One draw for the user (see the module's docstring). Postgres is asked only the
+    first time this process sees the lottery, or when Redis lacks it."""
+    lottery = await catalogue(session_of=session_of, services=services, lottery_id=lottery_id)
     now = utc_now()
     if now < lottery.starts_at:
         raise LotteryNotStarted(f"Lottery {lottery_id} starts at {lottery.starts_at.isoformat()}.")
@@ -183,7 +184,7 @@ async def draw(
         )
         if reply.outcome is not DrawOutcome.NO_SUCH_LOTTERY:
             break
-        await _load_missing(session, services, lottery)
+        await _load_missing(session_of(), services, lottery)
     else:
         raise _recovering()
     services.lottery_generations.saw(lottery_id, reply.generation)

@@ -139,6 +139,8 @@ ROUTERS = (
     # Routes are matched in order: the purchase route first, it takes the crowd.
     seckill_router,
     ops_router,
+    # A lottery's draws come in crowds too (each route tried before it costs them).
+    lottery_public,
     events_public,
     events_admin,
     events_admin_items,
@@ -167,7 +169,6 @@ ROUTERS = (
     draws_router,
     queue_router,
     shop_router,
-    lottery_public,
     lottery_admin,
 )
 
