@@ -141,9 +141,9 @@ class Settings(BaseSettings):
     db_pool_size: PositiveInt = 10
     db_max_overflow: int = Field(default=10, ge=0)
     redis_max_connections: PositiveInt = 256
-    # Purchases (and a waiting room's joins and polls) made in one event-loop turn go to
-    # Redis in one round trip per script of at most this many calls (single Redis; 0 sends
-    # each alone).
+    # Purchases (and a waiting room's joins and polls, a lottery's draws) made in one
+    # event-loop turn go to Redis in one round trip per script of at most this many calls
+    # (single Redis; 0 sends each alone).
     purchase_batch_max: int = Field(default=64, ge=0, le=10_000)
     redis_pool_timeout_seconds: float = Field(default=5.0, gt=0)
     # A Redis command (the purchase script included) that takes longer than this fails

@@ -181,6 +181,7 @@ async def draw(
                 pick=random_pick(),
                 seen=services.lottery_generations.known(lottery_id),
             ),
+            services.lottery_batches,
         )
         if reply.outcome is not DrawOutcome.NO_SUCH_LOTTERY:
             break

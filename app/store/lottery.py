@@ -5,8 +5,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from enum import IntEnum
 
+from redis.asyncio import Redis
+
 from app.moments import to_ms
 from app.redis import RedisClient
+from app.store.batches import ScriptBatches
 from app.store.generations import UNSEEN, Generation
 from app.store.lottery_keys import LotteryKeys
 from app.store.scripts import ScriptCall, Scripts
@@ -84,11 +87,24 @@ def parse_draw_reply(reply: list[object]) -> DrawReply:
     )
 
 
-async def run_draw(redis: RedisClient, scripts: Scripts, call: ScriptCall) -> DrawReply:
-    """One draw decided in Redis (`call` from draw_script_call)."""
+async def run_draw(
+    redis: RedisClient,
+    scripts: Scripts,
+    call: ScriptCall,
+    batches: ScriptBatches[DrawReply] | None = None,
+) -> DrawReply:
+    """One draw decided in Redis (`call` from draw_script_call), with the loop turn's
+    other draws when `batches` are given (a single Redis)."""
+    if batches is not None:
+        return await batches.run(call)
     script_keys, script_args = call
     reply = await scripts.lottery_draw(keys=script_keys, args=script_args, client=redis)
     return parse_draw_reply(reply)
+
+
+def draw_batches(redis: Redis, scripts: Scripts, *, max_calls: int) -> ScriptBatches[DrawReply]:
+    """The draws of a loop turn, sent in one round trip (app/store/batches.py)."""
+    return ScriptBatches(redis, scripts.lottery_draw, parse_draw_reply, max_calls=max_calls)
 
 
 async def read_stock(redis: RedisClient, keys: LotteryKeys) -> tuple[dict[int, int], bool]:
