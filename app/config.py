@@ -137,6 +137,8 @@ class Settings(BaseSettings):
     thin_purchase_route: bool = True
     # The same for the waiting room's joins and polls (app/access/queue_front.py).
     thin_queue_route: bool = True
+    # The same for a lottery's draws (app/lottery/front.py).
+    thin_lottery_route: bool = True
 
     db_pool_size: PositiveInt = 10
     db_max_overflow: int = Field(default=10, ge=0)

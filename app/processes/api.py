@@ -52,6 +52,7 @@ from app.live.dashboard import router as dashboard_router
 from app.live.router import admin as live_admin
 from app.live.router import lotteries as live_lotteries
 from app.live.router import public as live_public
+from app.lottery.front import ThinDrawRoute
 from app.lottery.router import admin as lottery_admin
 from app.lottery.router import public as lottery_public
 from app.middleware import ADMIN_PREFIX, Protection
@@ -139,8 +140,6 @@ ROUTERS = (
     # Routes are matched in order: the purchase route first, it takes the crowd.
     seckill_router,
     ops_router,
-    # A lottery's draws come in crowds too (each route tried before it costs them).
-    lottery_public,
     events_public,
     events_admin,
     events_admin_items,
@@ -169,6 +168,7 @@ ROUTERS = (
     draws_router,
     queue_router,
     shop_router,
+    lottery_public,
     lottery_admin,
 )
 
@@ -336,6 +336,8 @@ def create_app(settings: Settings | None = None) -> SeckillApp:
     # Inside Protection (body limits, security headers), in front of the routes.
     if settings.thin_queue_route:
         app.front_layers.append(ThinQueueRoute)
+    if settings.thin_lottery_route:
+        app.front_layers.append(ThinDrawRoute)
     # Outermost: the purchase, the most frequent request, is recognised first.
     if settings.thin_purchase_route:
         app.front_layers.append(

@@ -253,3 +253,11 @@ async def test_500_concurrent_draws_on_8_prizes_give_exactly_8(
     keys = LotteryKeys(app_services.settings.redis_key_prefix, lottery["id"])
     assert set((await app_services.redis.hgetall(keys.stock)).values()) == {"0"}
     assert await app_services.redis.hlen(keys.queued) == 0
+
+
+async def test_two_check_ins_at_once_count_once(client: httpx.AsyncClient, auth: Auth) -> None:
+    answers = await asyncio.gather(
+        *(client.post("/api/v1/me/check-in", headers=auth.headers("u1")) for _ in range(5))
+    )
+    assert sorted(a.status_code for a in answers) == [200, 409, 409, 409, 409]
+    assert {a.json()["code"] for a in answers if a.status_code == 409} == {"invalid_state"}
