@@ -6,11 +6,15 @@ less its wins, each user's draws of the day are counted, and no prize is given t
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import text
 
 from app.container import Container
 from app.flows.freshness import LOTTERIES, Verdict, check_once, recover
+from app.lottery.loading import business_day
+from app.moments import utc_now
 from app.store.lottery_keys import LotteryKeys
+from tests.faults.test_rebuild_races import after_first_call
 from tests.support.factories import Auth, assert_problem
 from tests.support.lifecycle import rebuild_and_resume, store_orders
 from tests.support.lottery import create_lottery, prize_spec
@@ -150,3 +154,32 @@ async def test_a_lottery_never_built_is_loaded_by_the_check(
     left = await stock(app_services, lottery["id"])
     assert left == {str(lottery["prizes"][0]["id"]): 1}
     assert (await draw(client, auth, lottery["id"], "u0")).status_code == 200
+
+
+async def test_a_rebuild_counts_a_draw_the_writer_commits_while_it_reads_once(
+    client: httpx.AsyncClient,
+    auth: Auth,
+    app_services: Container,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The draws still queued are read first, then one snapshot of Postgres: the writer
+    storing them right after the snapshot began loses none and doubles none."""
+    lottery = await lottery_with_wins(client, auth)
+    lottery_id = lottery["id"]
+    expected = await stock(app_services, lottery_id)
+    keys = keys_of(app_services, lottery_id)
+    await app_services.redis.hset(keys.lottery, "behind", 1)
+    await app_services.redis.hset(keys.stock, mapping=dict.fromkeys(expected, QUANTITY))
+    stored = after_first_call(
+        monkeypatch, "app.lottery.repository.wins_by_prize", lambda: store_orders(app_services)
+    )
+
+    found = [f for f in await check_once(app_services) if f.family == LOTTERIES.name]
+
+    assert stored == [4], "the writer stored every draw in the middle of the rebuild"
+    assert [f.verdict for f in found] == [Verdict.ROLLED_BACK]
+    assert await stock(app_services, lottery_id) == expected
+    drawn = await app_services.redis.hgetall(
+        keys.drawn(business_day(app_services.settings, utc_now()))
+    )
+    assert drawn == dict.fromkeys(("u0", "u1", "u2", "u3"), "1")
