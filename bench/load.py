@@ -68,10 +68,16 @@ def user_id(n: int, prefix: str = "bench-user") -> str:
 
 
 def write_tokens(
-    settings: Settings, path: Path, *, users: int, ttl_seconds: int, prefix: str = "bench-user"
+    settings: Settings,
+    path: Path,
+    *,
+    users: int,
+    ttl_seconds: int,
+    prefix: str = "bench-user",
+    member: bool = False,
 ) -> Path:
     """One token a line, for users <prefix>-00000 ... (one per line of the file), minted
-    on every core: a million take a while on one."""
+    on every core: a million take a while on one. `member`: members' tokens."""
     chunk = 50_000
     starts = range(0, users, chunk)
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool, path.open("w") as out:
@@ -82,14 +88,18 @@ def write_tokens(
             [min(users, start + chunk) for start in starts],
             [ttl_seconds] * len(starts),
             [prefix] * len(starts),
+            [member] * len(starts),
         ):
             out.write(lines)
     return path
 
 
-def _mint_lines(settings: Settings, start: int, stop: int, ttl_seconds: int, prefix: str) -> str:
+def _mint_lines(
+    settings: Settings, start: int, stop: int, ttl_seconds: int, prefix: str, member: bool
+) -> str:
     return "".join(
-        mint_token(settings, user_id=user_id(n, prefix), ttl_seconds=ttl_seconds) + "\n"
+        mint_token(settings, user_id=user_id(n, prefix), ttl_seconds=ttl_seconds, member=member)
+        + "\n"
         for n in range(start, stop)
     )
 

@@ -7,6 +7,7 @@ import resource
 import statistics
 from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from bench.server import ApiProcess, api_process, order_writer_process
 ACCEPT_STOCK = 10_000_000
 NAIVE_ITEM_ID = 1
 BODY = '{"quantity": 1}'
+MEMBER_PRICE = Decimal("1799.00")
 TOKEN_TTL_SECONDS = 12 * 3600
 
 
@@ -73,6 +75,8 @@ class Target:
     header: tuple[str, str] | None = None
     # Each request carries its user's X-Seckill-Pass (a queue sale's purchases).
     passes: bool = False
+    # Members' tokens (the warm file's users, as members).
+    member: bool = False
     method: str = "POST"
     body: str = BODY  # not sent with a GET
 
@@ -122,6 +126,7 @@ def targets(
     sold_out_item: int,
     campaign_item: int,
     pass_item: int = 0,
+    member_item: int = 0,
     join_event: int = 0,
     poll_event: int = 0,
     lottery: int = 0,
@@ -147,6 +152,15 @@ def targets(
             PURCHASE_PATH.format(item_id=campaign_item),
             202,
             header=("X-Channel", "app"),
+        ),
+        # A member's purchase of an item with a member price and a reserve for members
+        # (issue 21): the price swapped and the members' units counted in purchase.lua.
+        Target(
+            "purchase_member",
+            "member purchase (reserve)",
+            PURCHASE_PATH.format(item_id=member_item),
+            202,
+            member=True,
         ),
         Target(
             "purchase_framework",
@@ -206,6 +220,18 @@ def targets(
             body="",
         ),
     ]
+
+
+async def _open_member_sale(services: Container) -> int:
+    """The accepting sale with a member price and half its stock reserved for members."""
+    return await open_sale(
+        services,
+        sku="BENCH-MEMBER",
+        stock=ACCEPT_STOCK,
+        per_user_limit=MAX_PER_USER_LIMIT,
+        member_price=MEMBER_PRICE,
+        member_reserved=ACCEPT_STOCK // 2,
+    )
 
 
 async def _open_sales(services: Container, env: BenchEnvironment) -> tuple[int, int, int]:
@@ -304,11 +330,13 @@ async def _stock(
     accept_item: int,
     campaign_item: int,
     pass_item: int | None = None,
+    member_item: int | None = None,
 ) -> dict[str, int]:
+    optional = [i for i in (pass_item, member_item) if i]
     live = await remaining_stock(
         redis=services.redis,
         prefix=env.key_prefix,
-        item_ids=[accept_item, campaign_item, *([pass_item] if pass_item else [])],
+        item_ids=[accept_item, campaign_item, *optional],
     )
     connection = await connect(env)
     try:
@@ -323,6 +351,7 @@ async def _stock(
         "purchase": live[accept_item] or 0,
         "purchase_campaign": live[campaign_item] or 0,
         "purchase_pass": (live[pass_item] or 0) if pass_item else 0,
+        "purchase_member": (live[member_item] or 0) if member_item else 0,
         "naive": naive_left,
         "stored": int(stored),
     }
@@ -354,6 +383,8 @@ class TokenFiles:
     cold_used: int = 0
     # X-Seckill-Pass of the warm file's users, line for line (the queue sale's).
     passes: Path | None = None
+    # The warm file's users as members.
+    members: Path | None = None
 
 
 async def _load(
@@ -367,7 +398,7 @@ async def _load(
         path=target.path,
         body=target.body,
         method=target.method,
-        token_file=tokens.cold if target.cold else tokens.warm,
+        token_file=_token_file(target, tokens),
         start=tokens.cold_used % tokens.cold_users if target.cold else 0,
         header=target.header,
         pass_file=tokens.passes if target.passes else None,
@@ -384,6 +415,14 @@ async def _load(
     if cpu_before is not None and cpu_after is not None and result.requests:
         cpu_us = (cpu_after - cpu_before) / result.requests * 1e6
     return replace(result, wrk_cpu_us_per_request=wrk_cpu_us), cpu_us, output
+
+
+def _token_file(target: Target, tokens: TokenFiles) -> Path:
+    if target.cold:
+        return tokens.cold
+    if target.member and tokens.members is not None:
+        return tokens.members
+    return tokens.warm
 
 
 def _children_cpu_seconds() -> float:
@@ -438,6 +477,14 @@ async def measure_http(env: BenchEnvironment, options: HttpOptions, workdir: Pat
         pass_item, pass_event = await _open_pass_sale(services)
         join_event, poll_event = await _open_queues(services)
         lottery = await open_lottery(services)
+        member_item = await _open_member_sale(services)
+        tokens.members = write_tokens(
+            settings,
+            workdir / "member-tokens.txt",
+            users=options.users,
+            ttl_seconds=TOKEN_TTL_SECONDS,
+            member=True,
+        )
         tokens.passes = write_passes(
             settings,
             workdir / "passes.txt",
@@ -452,6 +499,7 @@ async def measure_http(env: BenchEnvironment, options: HttpOptions, workdir: Pat
                 sold_out_item=sold_out_item,
                 campaign_item=campaign_item,
                 pass_item=pass_item,
+                member_item=member_item,
                 join_event=join_event,
                 poll_event=poll_event,
                 lottery=lottery,
@@ -469,9 +517,9 @@ async def measure_http(env: BenchEnvironment, options: HttpOptions, workdir: Pat
         if options.with_writer:
             await stack.enter_async_context(order_writer_process(env, workdir / "writer.log"))
         await _probe(api.base_url, env, all_targets, pass_event)
-        before = await _stock(services, env, accept_item, campaign_item, pass_item)
+        before = await _stock(services, env, accept_item, campaign_item, pass_item, member_item)
         runs, outputs = await _rounds(api, all_targets, options, tokens)
-        after = await _stock(services, env, accept_item, campaign_item, pass_item)
+        after = await _stock(services, env, accept_item, campaign_item, pass_item, member_item)
     # Every accepting purchase target takes from the same item.
     taking = {
         "purchase": [
@@ -483,6 +531,7 @@ async def measure_http(env: BenchEnvironment, options: HttpOptions, workdir: Pat
         ],
         "purchase_campaign": ["purchase_campaign"],
         "purchase_pass": ["purchase_pass"],
+        "purchase_member": ["purchase_member"],
         "naive": ["naive"],
     }
     checks: dict[str, Any] = {

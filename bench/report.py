@@ -143,6 +143,11 @@ def goals(
             http.runs["purchase_campaign"],
             http.runs["purchase"],
         )
+    if http is not None and {"purchase", "purchase_member"} <= http.runs.keys():
+        # Issue 21: a member's purchase at the member price, taking from the reserve.
+        found += _at_most_slower(
+            "member purchase vs plain", http.runs["purchase_member"], http.runs["purchase"]
+        )
     if http is not None and {"purchase", "purchase_pass"} <= http.runs.keys():
         # The gate's cost: one HMAC in the API process and one HGET field in purchase.lua.
         with_passes = _ratio(

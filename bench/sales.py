@@ -46,6 +46,8 @@ async def open_sale(
     queue: bool = False,
     starts_in: timedelta = timedelta(minutes=-1),
     admit_per_second: int = 1000,
+    member_price: Decimal | None = None,
+    member_reserved: int = 0,
 ) -> int:
     """A one-item sale, live unless `starts_in` is ahead (`queue`: entered through a
     waiting room open since before the start, so each purchase needs its pass); returns
@@ -75,6 +77,8 @@ async def open_sale(
                 seckill_price=UNIT_PRICE,
                 stock=stock,
                 per_user_limit=per_user_limit,
+                member_price=member_price,
+                member_reserved=member_reserved,
             )
         ],
     )

@@ -30,7 +30,7 @@
           nothing changed; a call that Redis runs only later (it was stalled) must not
           change the sale behind the operator's back
   ARGV[7..] the whole terms: starts_ms, ends_ms, early_ms, limit, paused, price, event,
-          held, rules, gated
+          held, rules, gated, member_price, reserved, reserved_until_ms
           (field, value, ... as warmup.lua writes them); none for a stock-only change
 
   Returns {outcome, remaining stock, units added} where outcome is

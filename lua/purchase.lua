@@ -9,7 +9,13 @@
                           (acceptances within the epoch), behind ("1": frozen here for
                           being behind ARGV[12..13], to be rebuilt), gated ("1": the
                           event is entered through a queue or a draw: only a buyer
-                          admitted to it, ARGV[15], may buy)
+                          admitted to it, ARGV[15], may buy), member_price (what a
+                          member pays; "" or absent: the price), reserved (units only
+                          members may take until reserved_until_ms; what they leave then
+                          is general stock, by this script's clock alone: nothing to
+                          move, so no unit is stranded or sold twice), member_units
+                          (units members took: the first `reserved` of them came out of
+                          the reserve; a returned unit goes back as general stock)
   KEYS[2] buyers    hash  user id -> units bought
   KEYS[3] idem      string: "first order id|quantity" for (user, Idempotency-Key), kept
                     until the sale ends plus ARGV[6] (app/store/records.py); any key of
@@ -27,7 +33,8 @@
 
   ARGV[1] user id
   ARGV[2] quantity (positive integer)
-  ARGV[3] "1" if the user is a member (may buy early_ms before starts_ms), else "0"
+  ARGV[3] "1" if the user is a member (may buy early_ms before starts_ms, pays
+          member_price, may take reserved units), else "0"
   ARGV[4] order id to use if accepted
   ARGV[5] Idempotency-Key, or "" for none
   ARGV[6] how long an idempotency record outlives the sale's end, in seconds
@@ -53,7 +60,8 @@
     4 not started      (for this user: members open early_ms sooner)
     5 ended
     6 limit exceeded   quantity would take the user over the per-user limit
-    7 sold out         stock < quantity
+    7 sold out         stock < quantity (for a non-member: stock less the reserve
+                       members have left, until reserved_until_ms)
     8 bad quantity     quantity not a positive integer, or above the per-user limit
     9 rate limited     {9, microseconds until a request would be allowed, "user" or
                        "address"}: over a rate limit, nothing taken and nothing counted
@@ -83,7 +91,8 @@
   The clock is Redis's own (TIME), so no API process's clock can open a sale early.
 ]]
 local sale = redis.call('HMGET', KEYS[1], 'stock', 'starts_ms', 'ends_ms', 'early_ms', 'limit',
-  'paused', 'price', 'event', 'frozen', 'epoch', 'seq', 'held', 'rules', 'gated')
+  'paused', 'price', 'event', 'frozen', 'epoch', 'seq', 'held', 'rules', 'gated',
+  'member_price', 'reserved', 'reserved_until_ms', 'member_units')
 local stock = tonumber(sale[1])
 if sale[12] == '1' then
   return {2, 0, ''}
@@ -203,8 +212,25 @@ local bought = tonumber(redis.call('HGET', KEYS[2], user) or '0')
 if bought + quantity > tonumber(sale[5]) then
   return {6, stock, ''}
 end
-if stock < quantity then
+local member = ARGV[3] == '1'
+local available = stock
+local reserved = tonumber(sale[16] or '0')
+if not member and reserved > 0 and now_ms < tonumber(sale[17]) then
+  local reserve_left = reserved - tonumber(sale[18] or '0')
+  if reserve_left > 0 then
+    available = stock - reserve_left
+  end
+end
+if available < quantity then
   return {7, stock, ''}
+end
+local price = sale[7]
+if member then
+  redis.call('HINCRBY', KEYS[1], 'member_units', quantity)
+  -- Never above the price: an operator may have lowered it below the member price.
+  if sale[15] and sale[15] ~= '' and tonumber(sale[15]) < tonumber(price) then
+    price = sale[15]
+  end
 end
 
 local order_id = ARGV[4]
@@ -216,11 +242,11 @@ if idem_key ~= '' then
     'PX', tonumber(sale[3]) - now_ms + tonumber(ARGV[6]) * 1000)
 end
 redis.call('HSET', KEYS[5], order_id,
-  quantity .. '|' .. sale[7] .. '|' .. sale[8] .. '|' .. now_ms .. '|' .. user)
+  quantity .. '|' .. price .. '|' .. sale[8] .. '|' .. now_ms .. '|' .. user)
 redis.call('XADD', KEYS[4], '*',
   'order_id', order_id, 'user_id', user, 'item_id', ARGV[7], 'event_id', sale[8],
-  'quantity', quantity, 'unit_price', sale[7], 'accepted_ms', now_ms, 'idempotency_key', idem_key,
-  'rules_version', sale[13] or '', 'channel', ARGV[14])
+  'quantity', quantity, 'unit_price', price, 'accepted_ms', now_ms, 'idempotency_key', idem_key,
+  'rules_version', sale[13] or '', 'channel', ARGV[14], 'member', ARGV[3])
 redis.call('HINCRBY', KEYS[9], 'accepted_orders', 1) -- live stats
 redis.call('HINCRBY', KEYS[9], 'accepted_units', quantity) -- live stats
 redis.call('PFADD', KEYS[10], user) -- live stats

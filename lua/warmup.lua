@@ -1,7 +1,8 @@
 --[[
   warmup.lua: load an item's sale state from Postgres (the truth) into Redis.
 
-  Static fields (window, limit, price, paused, event, held, rules, gated) are refreshed when Postgres's
+  Static fields (window, limit, price, paused, event, held, rules, gated, the members'
+  price and reserve) are refreshed when Postgres's
   version of them is newer (ARGV[11]). The live counters (stock and the buyers' counts) are written only when the item is not in
   Redis yet, so a warm-up never overwrites a sale in progress.
 
@@ -39,7 +40,11 @@
            such item")   ARGV[15] the campaign's rules version ("" for none); both terms
   ARGV[16] gated ("1": the event is entered through a queue or a draw, and purchase.lua
            sells only to a buyer whose pass admits them to it); a term too
-  ARGV[17..] user id, units bought, user id, units bought, ... (counts from Postgres)
+  ARGV[17] units members took (purchase.lua's member_units: how much of the reserve is
+           gone), a live counter written with the stock
+  ARGV[18] member price ("" for none)   ARGV[19] units reserved for members
+  ARGV[20] when the reserve ends (ms); all three terms
+  ARGV[21..] user id, units bought, user id, units bought, ... (counts from Postgres)
 
   Counters written start a new generation (app/store/generations.py): `epoch` is now in
   Redis ms, above ARGV[13] and any epoch the hash held (a rebuild over an old snapshot),
@@ -67,10 +72,11 @@ if mode == '2' or not has_counters then
   if epoch <= floor then
     epoch = floor + 1
   end
-  redis.call('HSET', KEYS[1], 'stock', ARGV[1], 'allocated', ARGV[10], 'epoch', epoch, 'seq', 0)
+  redis.call('HSET', KEYS[1], 'stock', ARGV[1], 'allocated', ARGV[10], 'epoch', epoch, 'seq', 0,
+    'member_units', ARGV[17])
   redis.call('HDEL', KEYS[1], 'behind')
   redis.call('DEL', KEYS[2], KEYS[4])
-  for i = 17, #ARGV, 2 do
+  for i = 21, #ARGV, 2 do
     redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
   end
   loaded = 1
@@ -80,7 +86,8 @@ if tonumber(ARGV[11]) > applied_version then
   redis.call('HSET', KEYS[1], 'terms_version', ARGV[11],
     'starts_ms', ARGV[2], 'ends_ms', ARGV[3], 'early_ms', ARGV[4],
     'limit', ARGV[5], 'paused', ARGV[6], 'price', ARGV[7], 'event', ARGV[8],
-    'held', ARGV[14], 'rules', ARGV[15], 'gated', ARGV[16])
+    'held', ARGV[14], 'rules', ARGV[15], 'gated', ARGV[16],
+    'member_price', ARGV[18], 'reserved', ARGV[19], 'reserved_until_ms', ARGV[20])
 end
 local created = redis.pcall('XGROUP', 'CREATE', KEYS[3], ARGV[9], '0', 'MKSTREAM')
 if type(created) == 'table' and created.err and not string.find(created.err, 'BUSYGROUP') then

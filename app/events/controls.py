@@ -91,6 +91,9 @@ def sale_terms(item: EventItem) -> SaleTerms:
         held=campaign is not None and not campaign.approved,
         rules_version=campaign.rules_version if campaign is not None else None,
         gated=ACCESS.validate_python(item.event.access).mode != "open",
+        member_price=item.member_price,
+        member_reserved=item.member_reserved,
+        member_reserved_until=item.member_reserved_until,
     )
 
 

@@ -72,6 +72,10 @@ class EventItem(Base):
         CheckConstraint("stock > 0", name="stock_positive"),
         CheckConstraint("per_user_limit >= 1", name="per_user_limit_positive"),
         CheckConstraint("low_stock_threshold >= 0", name="low_stock_threshold_not_negative"),
+        CheckConstraint("member_price > 0", name="member_price_positive"),
+        CheckConstraint(
+            "member_reserved >= 0 AND member_reserved <= stock", name="member_reserved_in_stock"
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -91,5 +95,10 @@ class EventItem(Base):
     # Set from TERMS_VERSIONS by each mid-sale change of the terms (the pause included);
     # Redis keeps the newest (adjust_sale.lua, warmup.lua).
     terms_version: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    # What a member pays (None: the seckill price), and the units only members may take
+    # until member_reserved_until; what they leave then is everyone's.
+    member_price: Mapped[Decimal | None] = mapped_column(MONEY)
+    member_reserved: Mapped[int] = mapped_column(Integer, server_default="0")
+    member_reserved_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     event: Mapped[Event] = relationship(back_populates="items", lazy="joined")

@@ -48,6 +48,9 @@ async def insert_item(
     seckill_price: Decimal,
     stock: int,
     per_user_limit: int,
+    member_price: Decimal | None = None,
+    member_reserved: int = 0,
+    member_reserved_until: datetime | None = None,
 ) -> EventItem:
     item = EventItem(
         event_id=event_id,
@@ -58,6 +61,9 @@ async def insert_item(
         stock=stock,
         per_user_limit=per_user_limit,
         peak_per_user_limit=per_user_limit,
+        member_price=member_price,
+        member_reserved=member_reserved,
+        member_reserved_until=member_reserved_until,
     )
     session.add(item)
     await session.flush()

@@ -64,6 +64,20 @@ class EventItemCreate(BaseModel):
     seckill_price: Price
     stock: StrictInt = Field(gt=0, le=MAX_UNITS, description="Units allocated to this sale.")
     per_user_limit: StrictInt = Field(ge=1, le=MAX_PER_USER_LIMIT)
+    member_price: Price | None = Field(
+        default=None, description="What members pay (at most seckill_price); orders keep it."
+    )
+    member_reserved: StrictInt = Field(
+        default=0,
+        ge=0,
+        le=MAX_UNITS,
+        description="Units of `stock` only members may take until member_reserved_until.",
+    )
+    member_reserved_until: Moment | None = Field(
+        default=None,
+        description="When what members left of the reserve joins the general stock "
+        "(default: the sale's end).",
+    )
 
     @field_validator("seckill_price")
     @classmethod
@@ -77,6 +91,12 @@ class EventItemCreate(BaseModel):
     def _orders_fit_the_books(self) -> "EventItemCreate":
         if (problem := order_amount_problem(self.seckill_price, self.per_user_limit)) is not None:
             raise ValueError(problem)
+        if self.member_price is not None and self.member_price > self.seckill_price:
+            raise ValueError("member_price must not be above seckill_price")
+        if self.member_reserved > self.stock:
+            raise ValueError("member_reserved must not be above stock")
+        if self.member_reserved_until is not None and not self.member_reserved:
+            raise ValueError("member_reserved_until needs member_reserved")
         return self
 
 
@@ -134,6 +154,17 @@ class EventCreate(BaseModel):
             raise ValueError("each SKU may appear once per event")
         return value
 
+    @model_validator(mode="after")
+    def _reserves_within_the_sale(self) -> "EventCreate":
+        for item in self.items:
+            until = item.member_reserved_until
+            if until is not None and not self.starts_at < until <= self.ends_at:
+                raise ValueError(
+                    f"item {item.sku}: member_reserved_until must be after starts_at and "
+                    "not after ends_at"
+                )
+        return self
+
 
 class ItemUpdate(BaseModel):
     """A mid-sale change of one item; every field optional, at least one given."""
@@ -184,6 +215,9 @@ class ItemRead(BaseModel):
     stock: int = Field(description="Units allocated to this sale.")
     per_user_limit: int
     low_stock_threshold: int | None = None
+    member_price: Decimal | None = None
+    member_reserved: int = 0
+    member_reserved_until: datetime | None = None
     remaining: int = Field(description="Units still for sale right now.")
     state: ItemState
     starts_at: datetime

@@ -85,6 +85,12 @@ async def create_event(
             seckill_price=spec.seckill_price,
             stock=spec.stock,
             per_user_limit=spec.per_user_limit,
+            member_price=spec.member_price,
+            member_reserved=spec.member_reserved,
+            # A reserve with no end is the members' for the whole sale.
+            member_reserved_until=(
+                (spec.member_reserved_until or data.ends_at) if spec.member_reserved else None
+            ),
         )
         await inventory.allocate_to_item(
             session=session, sku=spec.sku, item_id=item.id, units=spec.stock
@@ -199,6 +205,7 @@ async def rebuild_sale(*, services: Container, item: EventItem) -> Built:
         for order in unstored:
             bought[order.user_id] = bought.get(order.user_id, 0) + order.quantity
         keyed = await orders.keyed_orders_of_item(session, item.id)
+        member_units = await orders.units_taken_by_members(session, item.id)
         min_epoch = (await generations.built_epochs(session, SALE, [item.id])).get(item.id, 0)
     await _restore_idempotency(services=services, item=item, keyed=keyed, unstored=unstored)
     outcome = await load_sale(
@@ -211,6 +218,7 @@ async def rebuild_sale(*, services: Container, item: EventItem) -> Built:
         bought_by_user=bought,
         build=Build.REBUILD,
         min_epoch=min_epoch,
+        member_units=member_units + sum(o.quantity for o in unstored if o.member),
     )
     if outcome.written:
         await remember_built(services.sessionmaker, SALE, {item.id: outcome.epoch})
@@ -344,6 +352,9 @@ def _item_read(item: EventItem, event: Event, remaining: int, now: datetime) -> 
         stock=item.stock,
         per_user_limit=item.per_user_limit,
         low_stock_threshold=item.low_stock_threshold,
+        member_price=item.member_price,
+        member_reserved=item.member_reserved,
+        member_reserved_until=item.member_reserved_until,
         remaining=max(remaining, 0),
         state=item_state(event, remaining, now),
         starts_at=event.starts_at,

@@ -17,6 +17,10 @@ class ItemStats(BaseModel):
     participants: int = Field(description="Distinct users who tried this item (estimate).")
     accepted_orders: int
     accepted_units: int
+    member_units: int = Field(description="Units members took (of accepted_units).")
+    member_reserved_left: int = Field(
+        description="Units only members may still take (0 once the reserve has ended)."
+    )
     paid_orders: int
     paid_units: int
     gmv: Decimal
@@ -38,6 +42,7 @@ class EventStats(BaseModel):
     attempts: int
     accepted_orders: int
     accepted_units: int
+    member_units: int = Field(description="Units members took (of accepted_units).")
     paid_orders: int
     paid_units: int
     gmv: Decimal = Field(description="Amount of paid orders.")

@@ -43,6 +43,7 @@ UNION_COPY_TTL_SECONDS = 30
 @dataclass(frozen=True, slots=True)
 class _ItemCounters:
     remaining: int | None
+    member_units: int
     attempts: int
     accepted_orders: int
     accepted_units: int
@@ -57,7 +58,7 @@ async def _item_counters(redis: RedisClient, items: list[ItemKeys]) -> list[_Ite
     its slot, and a cluster client sends each slot's commands to its node)."""
     async with redis.pipeline(transaction=False) as pipe:
         for keys in items:
-            pipe.hget(keys.sale, "stock")
+            pipe.hmget(keys.sale, "stock", "member_units")
             pipe.hgetall(keys.stats)
             # As a raw command: redis-py refuses pfcount() in a cluster pipeline (it may
             # name keys of several slots; here it never does).
@@ -70,14 +71,16 @@ async def _item_counters(redis: RedisClient, items: list[ItemKeys]) -> list[_Ite
 
 
 def _counters_of(
-    stock: str | None,
+    sale: list[str | None],
     stats: dict[str, str],
     participants: int,
     participants_hll: bytes | None,
     converted_hll: bytes | None,
 ) -> _ItemCounters:
+    stock, member_units = sale
     return _ItemCounters(
         remaining=None if stock is None else int(stock),
+        member_units=int(member_units or 0),
         attempts=int(stats.get("attempts", 0)),
         accepted_orders=int(stats.get("accepted_orders", 0)),
         accepted_units=int(stats.get("accepted_units", 0)),
@@ -156,6 +159,8 @@ def _item_stats(
         participants=found.participants,
         accepted_orders=found.accepted_orders,
         accepted_units=found.accepted_units,
+        member_units=found.member_units,
+        member_reserved_left=_reserve_left(item, found.member_units, now),
         paid_orders=stored.paid_orders,
         paid_units=stored.paid_units,
         gmv=stored.paid_amount,
@@ -163,6 +168,15 @@ def _item_stats(
         low_stock=threshold is not None and remaining < threshold,
         sold_out_at=_moment(found.sold_out_ms) if remaining <= 0 else None,
     )
+
+
+def _reserve_left(item: EventItem, member_units: int, now: datetime) -> int:
+    """Units only members may still take (purchase.lua's rule: the reserve less what
+    members took, until its end)."""
+    until = item.member_reserved_until
+    if until is None or now >= until:
+        return 0
+    return max(item.member_reserved - member_units, 0)
 
 
 async def _read_counters(services: Container, event: Event) -> _Counters:
@@ -233,6 +247,7 @@ def _assemble(event: Event, counters: _Counters, stored: _Stored) -> EventStats:
         attempts=sum(i.attempts for i in items),
         accepted_orders=sum(i.accepted_orders for i in items),
         accepted_units=sum(i.accepted_units for i in items),
+        member_units=sum(i.member_units for i in items),
         paid_orders=sum(i.paid_orders for i in items),
         paid_units=sum(i.paid_units for i in items),
         gmv=sum((i.gmv for i in items), Decimal("0.00")),

@@ -249,6 +249,7 @@ async def _store(
             channel=campaigns.channel_of(campaign, campaigns.channel_code(channel)),
             promotion_id=None if offer is None else offer.promotion.id,
             promotion_day=None if offer is None else offer.day,
+            member=user.member,
         ),
         [
             NewOrderLine(

@@ -26,6 +26,7 @@ class NewRegularOrder:
     channel: str | None = None
     promotion_id: int | None = None
     promotion_day: date | None = None
+    member: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +44,10 @@ _INSERT_REGULAR_ORDER = text(
     """
     INSERT INTO orders (id, kind, user_id, quantity, amount, discount, coupon_id, status,
                         idempotency_key, accepted_at, payment_deadline, campaign_id,
-                        rules_version, channel, promotion_id, promotion_day)
+                        rules_version, channel, promotion_id, promotion_day, member)
     VALUES (:id, 'regular', :user_id, :quantity, :amount, :discount, :coupon_id,
             'pending_payment', :idem, now(), now() + make_interval(secs => :timeout_seconds),
-            :campaign_id, :rules_version, :channel, :promotion_id, :promotion_day)
+            :campaign_id, :rules_version, :channel, :promotion_id, :promotion_day, :member)
     ON CONFLICT (user_id, idempotency_key)
         WHERE kind = 'regular' AND idempotency_key IS NOT NULL
         DO NOTHING
@@ -80,6 +81,7 @@ async def insert_regular_order(
             "channel": order.channel,
             "promotion_id": order.promotion_id,
             "promotion_day": order.promotion_day,
+            "member": order.member,
         },
     )
     if inserted is None:

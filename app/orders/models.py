@@ -15,6 +15,7 @@ from sqlalchemy import (
     Numeric,
     String,
     UniqueConstraint,
+    false,
     func,
     text,
     true,
@@ -119,6 +120,10 @@ class Order(Base):
     campaign_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     rules_version: Mapped[int | None] = mapped_column(Integer)
     channel: Mapped[str | None] = mapped_column(String(32))
+    # The buyer was a member when the order was placed (the token's `member` claim): a
+    # member's seckill order is at the member price, and earns points times the members'
+    # multiplier whoever settles it later (the shopper, the gateway, an operator).
+    member: Mapped[bool] = mapped_column(Boolean, server_default=false())
     # The daily promotion applied (regular orders), and the day (in the campaign's
     # timezone) whose places it took one of: a cancel that day gives it back.
     promotion_id: Mapped[int | None] = mapped_column(BigInteger, index=True)

@@ -84,6 +84,18 @@ async def units_bought_by_user(
     return {user_id: int(units) for user_id, units in rows}
 
 
+async def units_taken_by_members(session: AsyncSession, item_id: int) -> int:
+    """Units of the item's stored member orders, whatever their status: purchase.lua's
+    member_units, which never falls (a returned unit comes back as general stock, so the
+    members' reserve is what it was less every unit members ever took)."""
+    units = await session.scalar(
+        select(func.coalesce(func.sum(Order.quantity), 0)).where(
+            Order.item_id == item_id, Order.member.is_(True)
+        )
+    )
+    return int(units or 0)
+
+
 async def keyed_orders_of_item(session: AsyncSession, item_id: int) -> list[KeyedOrder]:
     """The item's stored orders that came with an Idempotency-Key, whatever their status
     (a repeat of a cancelled order still gets its first answer)."""
@@ -162,13 +174,13 @@ _INSERT_ORDERS = text(
             CAST(:item_ids AS bigint[]), CAST(:quantities AS integer[]),
             CAST(:unit_prices AS numeric[]), CAST(:accepted_ats AS timestamptz[]),
             CAST(:idempotency_keys AS text[]), CAST(:rules_versions AS integer[]),
-            CAST(:channels AS text[])
+            CAST(:channels AS text[]), CAST(:members AS boolean[])
         ) AS t(id, user_id, event_id, item_id, quantity, unit_price, accepted_at, idem,
-               rules_version, channel)
+               rules_version, channel, member)
     ), inserted AS (
         INSERT INTO orders (id, user_id, event_id, item_id, quantity, unit_price, amount,
                             status, idempotency_key, accepted_at, payment_deadline,
-                            campaign_id, rules_version, channel)
+                            campaign_id, rules_version, channel, member)
         SELECT input.id, input.user_id, input.event_id, input.item_id, input.quantity,
                input.unit_price, input.unit_price * input.quantity, 'pending_payment',
                input.idem, input.accepted_at,
@@ -180,7 +192,8 @@ _INSERT_ORDERS = text(
                          OR EXISTS (SELECT 1 FROM campaign_channels AS listed
                                     WHERE listed.campaign_id = events.campaign_id
                                       AND listed.code = input.channel)
-                    THEN input.channel ELSE 'other' END
+                    THEN input.channel ELSE 'other' END,
+               input.member
         FROM input
         LEFT JOIN events ON events.id = input.event_id
         LEFT JOIN campaigns ON campaigns.id = events.campaign_id
@@ -225,6 +238,7 @@ async def insert_orders(
             "idempotency_keys": [o.idempotency_key for o in orders],
             "rules_versions": [o.rules_version for o in orders],
             "channels": [o.channel for o in orders],
+            "members": [o.member for o in orders],
             "timeout_seconds": float(payment_timeout_seconds),
         },
     )

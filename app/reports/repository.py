@@ -30,6 +30,11 @@ class Totals:
     gmv: Decimal
     refunded_amount: Decimal
     first_sale_at: datetime | None
+    # Members' orders (the buyer's membership when the order was placed).
+    member_orders: int
+    member_units: int
+    member_paid_units: int
+    member_gmv: Decimal
 
 
 _TOTALS = text(
@@ -51,7 +56,12 @@ _TOTALS = text(
                AS refunded_units,
            {GMV} AS gmv,
            coalesce(sum(o.amount) FILTER (WHERE o.status = 'refunded'), 0) AS refunded_amount,
-           min(o.accepted_at) AS first_sale_at
+           min(o.accepted_at) AS first_sale_at,
+           count(*) FILTER (WHERE o.member) AS member_orders,
+           coalesce(sum(o.quantity) FILTER (WHERE o.member), 0) AS member_units,
+           coalesce(sum(o.quantity) FILTER (WHERE o.member AND {PAID}), 0)
+               AS member_paid_units,
+           coalesce(sum(o.amount) FILTER (WHERE o.member AND {PAID}), 0) AS member_gmv
     FROM orders AS o
     WHERE o.event_id = :event_id AND (CAST(:item_id AS bigint) IS NULL OR o.item_id = :item_id)
     """
@@ -75,6 +85,10 @@ async def totals(session: AsyncSession, event_id: int, item_id: int | None = Non
         gmv=Decimal(row.gmv),
         refunded_amount=Decimal(row.refunded_amount),
         first_sale_at=row.first_sale_at,
+        member_orders=int(row.member_orders),
+        member_units=int(row.member_units),
+        member_paid_units=int(row.member_paid_units),
+        member_gmv=Decimal(row.member_gmv),
     )
 
 

@@ -31,6 +31,10 @@ class ReportTotals(BaseModel):
     average_order_value: Decimal | None = Field(description="gmv / paid orders.")
     first_sale_at: datetime | None
     time_to_first_sale_seconds: float | None
+    member_orders: int = Field(description="Orders placed by members (of orders).")
+    member_units: int
+    member_paid_units: int
+    member_gmv: Decimal = Field(description="Amount of members' paid orders (of gmv).")
 
 
 class ItemReport(BaseModel):
@@ -44,6 +48,9 @@ class ItemReport(BaseModel):
     cancelled_units: int
     refunded_units: int
     gmv: Decimal
+    member_units: int = Field(description="Units of members' orders (of units).")
+    member_paid_units: int
+    member_gmv: Decimal
     first_sale_at: datetime | None
     sold_out_at: datetime | None
     sell_out_seconds: float | None = Field(description="From the sale's start to sold out.")

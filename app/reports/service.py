@@ -94,6 +94,10 @@ def _totals(
         average_order_value=average_order_value(found.gmv, found.paid_orders),
         first_sale_at=found.first_sale_at,
         time_to_first_sale_seconds=_seconds(found.first_sale_at, starts_at),
+        member_orders=found.member_orders,
+        member_units=found.member_units,
+        member_paid_units=found.member_paid_units,
+        member_gmv=found.member_gmv,
     )
 
 
@@ -119,6 +123,9 @@ async def build_report(
                 cancelled_units=found.cancelled_units,
                 refunded_units=found.refunded_units,
                 gmv=found.gmv,
+                member_units=found.member_units,
+                member_paid_units=found.member_paid_units,
+                member_gmv=found.member_gmv,
                 first_sale_at=found.first_sale_at,
                 sold_out_at=sold_out.get(item.id),
                 sell_out_seconds=_seconds(sold_out.get(item.id), event.starts_at),
@@ -219,6 +226,9 @@ CSV_COLUMNS = (
     "first_sale_at",
     "sold_out_at",
     "sell_out_seconds",
+    "member_units",
+    "member_paid_units",
+    "member_gmv",
 )
 
 
@@ -263,6 +273,9 @@ def report_csv(report: EventReport) -> str:
                     item.first_sale_at,
                     item.sold_out_at,
                     item.sell_out_seconds,
+                    item.member_units,
+                    item.member_paid_units,
+                    item.member_gmv,
                 )
             ]
         )
@@ -284,6 +297,9 @@ def report_csv(report: EventReport) -> str:
                 t.first_sale_at,
                 None,
                 None,
+                t.member_units,
+                t.member_paid_units,
+                t.member_gmv,
             )
         ]
     )

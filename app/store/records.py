@@ -5,8 +5,9 @@ purchase.lua's:
 - The stream entry (KEYS[4] of purchase.lua, the order writer's input): a hash of
   `order_id, user_id, event_id, item_id, quantity, unit_price, accepted_ms`,
   `idempotency_key` (empty for none), `rules_version` (the campaign's rules version in
-  force, empty for none) and `channel` (the X-Channel code, empty for none), decoded into
-  a NewOrder. Entries written before campaigns lack the last two.
+  force, empty for none), `channel` (the X-Channel code, empty for none) and `member`
+  ("1": a member's order, at the member price if the item has one), decoded into a
+  NewOrder. Entries written before campaigns lack the last three, before members the last.
 - The queued record (KEYS[5], the `queued` hash): order id ->
   "quantity|unit price|event id|accepted ms|user id" (user id last: it may hold any
   character), decoded into a QueuedOrder.
@@ -51,6 +52,7 @@ class NewOrder(NamedTuple):
     idempotency_key: str | None
     rules_version: int | None = None
     channel: str | None = None
+    member: bool = False
 
 
 def parse_order(fields: dict[str, str]) -> NewOrder | None:
@@ -68,6 +70,7 @@ def parse_order(fields: dict[str, str]) -> NewOrder | None:
             fields.get("idempotency_key") or None,
             int(rules) if (rules := fields.get("rules_version")) else None,
             fields.get("channel") or None,
+            fields.get("member") == "1",
         )
     # from_ms raises OverflowError for a time no datetime holds.
     except (KeyError, ValueError, InvalidOperation, OverflowError):

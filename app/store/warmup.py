@@ -35,6 +35,12 @@ class SaleTerms:
     # Its event is entered through a queue or a draw: purchase.lua sells only to a buyer
     # whose pass admits them to the event (answer 12 otherwise).
     gated: bool = False
+    # What a member pays (None: the price), and the units only members may take until
+    # `member_reserved_until` (what they leave then is everyone's: purchase.lua decides
+    # by its clock, so nothing has to move at the deadline).
+    member_price: Decimal | None = None
+    member_reserved: int = 0
+    member_reserved_until: datetime | None = None
 
 
 def terms_fields(terms: SaleTerms) -> list[str | int]:
@@ -51,6 +57,17 @@ def terms_fields(terms: SaleTerms) -> list[str | int]:
         "held", "1" if terms.held else "0",
         "rules", "" if terms.rules_version is None else terms.rules_version,
         "gated", "1" if terms.gated else "0",
+        *_member_terms(terms),
+    ]  # fmt: skip
+
+
+def _member_terms(terms: SaleTerms) -> list[str | int]:
+    """member_price, reserved, reserved_until_ms as the sale hash holds them."""
+    until = terms.member_reserved_until
+    return [
+        "member_price", "" if terms.member_price is None else str(terms.member_price),
+        "reserved", terms.member_reserved,
+        "reserved_until_ms", 0 if until is None else to_ms(until),
     ]  # fmt: skip
 
 
@@ -84,6 +101,7 @@ def warmup_script_call(
     bought_by_user: Mapping[str, int],
     build: Build,
     min_epoch: int,
+    member_units: int = 0,
 ) -> ScriptCall:
     """warmup.lua's KEYS and ARGV (see the script's header)."""
     keys = ItemKeys(prefix, terms.item_id)
@@ -109,6 +127,8 @@ def warmup_script_call(
             "1" if terms.held else "0",
             "" if terms.rules_version is None else terms.rules_version,
             "1" if terms.gated else "0",
+            member_units,
+            *_member_terms(terms)[1::2],
             *buyers,
         ],
     )
@@ -131,11 +151,22 @@ async def load_sale(
     bought_by_user: Mapping[str, int],
     build: Build = Build.IF_NEVER_BUILT,
     min_epoch: int = 0,
+    member_units: int = 0,
 ) -> Built:
     """Put an item's sale into Redis: its terms (if newer), and its counters as `build`
-    says (above `min_epoch`, Postgres's newest generation of them)."""
+    says (above `min_epoch`, Postgres's newest generation of them; `member_units`, the
+    units members took, which the reserve left to them counts from)."""
     return await _warm_up(
-        redis, scripts, prefix, group, terms, units_sold, bought_by_user, build, min_epoch
+        redis,
+        scripts,
+        prefix,
+        group,
+        terms,
+        units_sold,
+        bought_by_user,
+        build,
+        min_epoch,
+        member_units,
     )
 
 
@@ -144,7 +175,7 @@ async def refresh_terms(
 ) -> bool:
     """Refresh a live sale's terms (if newer) without touching its counters; False if
     the sale has no counters in Redis (nothing written: build it with load_sale)."""
-    built = await _warm_up(redis, scripts, prefix, group, terms, 0, {}, Build.TERMS_ONLY, 0)
+    built = await _warm_up(redis, scripts, prefix, group, terms, 0, {}, Build.TERMS_ONLY, 0, 0)
     return built.loaded == 0
 
 
@@ -158,6 +189,7 @@ async def _warm_up(
     bought_by_user: Mapping[str, int],
     build: Build,
     min_epoch: int,
+    member_units: int,
 ) -> Built:
     script_keys, script_args = warmup_script_call(
         prefix=prefix,
@@ -167,6 +199,7 @@ async def _warm_up(
         bought_by_user=bought_by_user,
         build=build,
         min_epoch=min_epoch,
+        member_units=member_units,
     )
     built = parse_warmup_reply(
         await scripts.warmup(keys=script_keys, args=script_args, client=redis)

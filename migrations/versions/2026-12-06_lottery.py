@@ -2,7 +2,7 @@
 user_coupons may come from a lottery prize (source 'prize')
 
 Revision ID: i21_5
-Revises: i20_3
+Revises: i21_1
 Create Date: 2026-12-06 17:00:00.000000
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "i21_5"
-down_revision: str | None = "i20_3"
+down_revision: str | None = "i21_1"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

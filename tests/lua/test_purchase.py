@@ -57,6 +57,7 @@ async def test_accepted_takes_stock_and_records_the_order(
         "idempotency_key": "k1",
         "rules_version": "",
         "channel": "",
+        "member": "0",
     }
     assert list(entry) == [
         "order_id",
@@ -69,6 +70,7 @@ async def test_accepted_takes_stock_and_records_the_order(
         "idempotency_key",
         "rules_version",
         "channel",
+        "member",
     ]
 
     idempotency = sale.keys.idempotency("u1", "k1")

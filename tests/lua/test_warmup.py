@@ -61,6 +61,10 @@ async def test_first_load_writes_counters_buyers_and_terms(
         "held": "0",
         "rules": "4",
         "gated": "0",
+        "member_price": "",
+        "reserved": "0",
+        "reserved_until_ms": "0",
+        "member_units": "0",
     }
     assert await sale.bought() == {"u1": 1, "u2": 3}
     assert await any_redis.smembers(GlobalKeys(key_prefix).items) == {str(ITEM)}
@@ -117,6 +121,10 @@ async def test_a_second_load_keeps_live_counters_and_refreshes_the_terms(
         "held": "0",
         "rules": "",
         "gated": "0",
+        "member_price": "",
+        "reserved": "0",
+        "reserved_until_ms": "0",
+        "member_units": "0",
     }
     assert await sale.bought() == {"u1": 2}
     assert (await sale.buy("u1", 1)).outcome is Outcome.PAUSED

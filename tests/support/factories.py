@@ -41,7 +41,10 @@ def item_spec(
     seckill_price: str = "1999.00",
     stock: int = 100,
     per_user_limit: int = 2,
+    **member_terms: Any,
 ) -> dict[str, Any]:
+    """An item of an event to create; `member_terms`: member_price, member_reserved,
+    member_reserved_until, as the API takes them."""
     return {
         "sku": sku,
         "name": name,
@@ -49,6 +52,7 @@ def item_spec(
         "seckill_price": seckill_price,
         "stock": stock,
         "per_user_limit": per_user_limit,
+        **member_terms,
     }
 
 

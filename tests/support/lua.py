@@ -47,6 +47,9 @@ def sale_terms(
     held: bool = False,
     rules_version: int | None = None,
     gated: bool = False,
+    member_price: str | None = None,
+    member_reserved: int = 0,
+    reserved_until_ms: int | None = None,
 ) -> SaleTerms:
     return SaleTerms(
         item_id=item_id,
@@ -62,6 +65,9 @@ def sale_terms(
         held=held,
         rules_version=rules_version,
         gated=gated,
+        member_price=None if member_price is None else Decimal(member_price),
+        member_reserved=member_reserved,
+        member_reserved_until=None if reserved_until_ms is None else from_ms(reserved_until_ms),
     )
 
 
@@ -276,6 +282,9 @@ async def open_sale(
     held: bool = False,
     rules_version: int | None = None,
     gated: bool = False,
+    member_price: str | None = None,
+    member_reserved: int = 0,
+    reserved_until_ms: int | None = None,
 ) -> LuaSale:
     """Load the scripts and warm one item up with lua/warmup.lua; by default the sale has
     been open a minute (on Redis's clock) and stays open an hour."""
@@ -295,6 +304,9 @@ async def open_sale(
             held=held,
             rules_version=rules_version,
             gated=gated,
+            member_price=member_price,
+            member_reserved=member_reserved,
+            reserved_until_ms=reserved_until_ms,
         )
     )
     return sale

@@ -65,6 +65,7 @@ function render(stats) {
   $("attempts").textContent = stats.attempts.toLocaleString();
   $("accepted_orders").textContent = stats.accepted_orders.toLocaleString();
   $("accepted_units").textContent = stats.accepted_units.toLocaleString();
+  $("member_units").textContent = stats.member_units.toLocaleString();
   $("paid_orders").textContent = stats.paid_orders.toLocaleString();
   $("gmv").textContent = money(stats.gmv);
   $("conversion").textContent = `${(stats.conversion * 100).toFixed(1)}%`;
