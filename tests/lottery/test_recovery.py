@@ -94,6 +94,9 @@ async def test_redis_emptied_mid_lottery_is_frozen_rebuilt_and_resumed(
     # operator, nothing drawn meanwhile.
     assert_problem(await draw(client, auth, lottery_id, "u0"), 503, "recovering")
     assert sum((await stock(app_services, lottery_id)).values()) == 2 * QUANTITY - 4
+    ready = await client.get("/readyz")
+    assert (ready.status_code, ready.json()["status"]) == (200, "degraded")
+    assert f"lotteries {lottery_id} (unloaded:" in ready.json()["sales"]
     assert await recover(
         app_services.redis, app_services.settings.redis_key_prefix, LOTTERIES, lottery_id
     )
