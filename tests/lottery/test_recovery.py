@@ -8,9 +8,12 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import text
+from typer.testing import CliRunner
 
+from app.cli.main import cli
+from app.cli.operations import _recover
 from app.container import Container
-from app.flows.freshness import LOTTERIES, Verdict, check_once, recover
+from app.flows.freshness import LOTTERIES, Verdict, check_once
 from app.lottery.loading import business_day
 from app.moments import utc_now
 from app.store.lottery_keys import LotteryKeys
@@ -97,9 +100,11 @@ async def test_redis_emptied_mid_lottery_is_frozen_rebuilt_and_resumed(
     ready = await client.get("/readyz")
     assert (ready.status_code, ready.json()["status"]) == (200, "degraded")
     assert f"lotteries {lottery_id} (unloaded:" in ready.json()["sales"]
-    assert await recover(
-        app_services.redis, app_services.settings.redis_key_prefix, LOTTERIES, lottery_id
-    )
+    # What `seckill recover --lottery ID` does (the second time: it was not frozen).
+    assert await _recover(app_services.settings, [lottery_id], coupon=False, lottery=True) == []
+    assert await _recover(app_services.settings, [lottery_id], coupon=False, lottery=True) == [
+        lottery_id
+    ]
 
     # Each user's draws of the day came back from Postgres.
     assert (await draw(client, auth, lottery_id, "u0")).status_code == 200
@@ -186,3 +191,9 @@ async def test_a_rebuild_counts_a_draw_the_writer_commits_while_it_reads_once(
         keys.drawn(business_day(app_services.settings, utc_now()))
     )
     assert drawn == dict.fromkeys(("u0", "u1", "u2", "u3"), "1")
+
+
+def test_recover_takes_one_family_at_a_time() -> None:
+    result = CliRunner().invoke(cli, ["recover", "--lottery", "--queue", "1"])
+    assert result.exit_code == 2
+    assert "one family at a time" in result.output
