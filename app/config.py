@@ -5,8 +5,9 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BeforeValidator, Field, SecretStr, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Shipped so that development works out of the box; production refuses to start with it.
@@ -138,13 +139,15 @@ class Settings(BaseSettings):
     thin_purchase_route: bool = True
     # The same for the waiting room's joins and polls (app/access/queue_front.py).
     thin_queue_route: bool = True
+    # The same for a lottery's draws (app/lottery/front.py).
+    thin_lottery_route: bool = True
 
     db_pool_size: PositiveInt = 10
     db_max_overflow: int = Field(default=10, ge=0)
     redis_max_connections: PositiveInt = 256
-    # Purchases (and a waiting room's joins and polls) made in one event-loop turn go to
-    # Redis in one round trip per script of at most this many calls (single Redis; 0 sends
-    # each alone).
+    # Purchases (and a waiting room's joins and polls, a lottery's draws) made in one
+    # event-loop turn go to Redis in one round trip per script of at most this many calls
+    # (single Redis; 0 sends each alone).
     purchase_batch_max: int = Field(default=64, ge=0, le=10_000)
     redis_pool_timeout_seconds: float = Field(default=5.0, gt=0)
     # A Redis command (the purchase script included) that takes longer than this fails
@@ -296,6 +299,22 @@ class Settings(BaseSettings):
     # invitee's first order is paid; unset, invites are recorded and rewarded with nothing
     # (their reward shows `failed`).
     invite_reward_coupon_id: PositiveInt | None = None
+
+    # Lotteries: days (draws per user per day, check-ins) are counted in this timezone
+    # (an IANA name); a lottery has at most this many prizes; a payout job pays this many
+    # wins per transaction.
+    business_timezone: str = "UTC"
+    lottery_max_prizes: int = Field(default=50, ge=1, le=1000)
+    lottery_payout_batch_size: PositiveInt = 500
+
+    @field_validator("business_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {value!r}") from exc
+        return value
 
     @property
     def serves_docs(self) -> bool:

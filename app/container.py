@@ -9,7 +9,7 @@ collaborators are passed explicitly as keyword arguments, never looked up here.
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from redis.asyncio import Redis
@@ -24,6 +24,7 @@ from app.store.acks import AckPolicy
 from app.store.batches import ScriptBatches
 from app.store.generations import SeenGenerations
 from app.store.keys import GlobalKeys
+from app.store.lottery import DrawReply, draw_batches
 from app.store.purchase import PurchaseReply, purchase_batches
 from app.store.queue import QueueReply, queue_batches
 from app.store.refused_tries import RefusedTries
@@ -59,6 +60,10 @@ class Container:
     promotion_generations: SeenGenerations = field(init=False, default_factory=SeenGenerations)
     # The same for each event's waiting room (queue.lua).
     queue_generations: SeenGenerations = field(init=False, default_factory=SeenGenerations)
+    # The same for each lottery's counters (lottery_draw.lua).
+    lottery_generations: SeenGenerations = field(init=False, default_factory=SeenGenerations)
+    # Each lottery's terms and prizes, read once per process (they never change).
+    lotteries: dict[int, Any] = field(init=False, default_factory=dict)
     # Starts a background job (a bulk grant) by id in this process; set by whoever builds
     # the container (app/processes/services.py), since running jobs is a flow's.
     start_job: Callable[[int], None] | None = field(init=False, default=None)
@@ -66,6 +71,7 @@ class Container:
     # script (single Redis, SECKILL_PURCHASE_BATCH_MAX).
     purchase_batches: ScriptBatches[PurchaseReply] | None = field(init=False)
     queue_batches: ScriptBatches[QueueReply] | None = field(init=False)
+    lottery_batches: ScriptBatches[DrawReply] | None = field(init=False)
     # A loop turn's waiting-room polls of one event share one read of its items' stock.
     stock_reads: StockReads = field(init=False)
 
@@ -79,11 +85,12 @@ class Container:
             else None
         )
         self.stock_reads = StockReads(self.redis, self.settings.redis_key_prefix)
-        self.purchase_batches = self.queue_batches = None
+        self.purchase_batches = self.queue_batches = self.lottery_batches = None
         if isinstance(self.redis, Redis) and self.settings.purchase_batch_max:
             most = self.settings.purchase_batch_max
             self.purchase_batches = purchase_batches(self.redis, self.scripts, max_calls=most)
             self.queue_batches = queue_batches(self.redis, self.scripts, max_calls=most)
+            self.lottery_batches = draw_batches(self.redis, self.scripts, max_calls=most)
 
     @property
     def keys(self) -> GlobalKeys:

@@ -10,6 +10,7 @@ from app.events.models import Event, EventItem
 from app.generations.models import CounterGeneration
 from app.inventory.models import Sku, StockMovement
 from app.jobs.models import Job
+from app.lottery.models import CheckIn, Lottery, LotteryDraw, LotteryPrize, LotteryWin
 from app.members.invites_models import Invite, InviteCode
 from app.members.points_models import PointBalance, PointEntry
 from app.orders.models import Order, OrderLine, OrderTransition
@@ -22,6 +23,7 @@ __all__ = [
     "CampaignApproval",
     "CampaignChannel",
     "CampaignRules",
+    "CheckIn",
     "Coupon",
     "CounterGeneration",
     "Draw",
@@ -31,6 +33,10 @@ __all__ = [
     "Invite",
     "InviteCode",
     "Job",
+    "Lottery",
+    "LotteryDraw",
+    "LotteryPrize",
+    "LotteryWin",
     "OperatorAction",
     "Order",
     "OrderLine",

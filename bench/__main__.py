@@ -88,7 +88,8 @@ def parse_args() -> argparse.Namespace:
         "purchase_campaign, purchase_member, purchase_pass, purchase_framework, "
         "purchase_unlimited, purchase_cold, "
         "purchase_sold_out, purchase_sold_out_framework, purchase_sold_out_cold, queue_join, "
-        "queue_poll (e.g. `--only purchase,purchase_unlimited` for the rate limiter's cost)",
+        "queue_poll, lottery_draw (e.g. `--only purchase,purchase_unlimited` for the rate "
+        "limiter's cost)",
     )
     parser.add_argument(
         "--crowd-buyers",

@@ -46,6 +46,7 @@ from bench.naive_redis import NaiveRedisStore
 
 PURCHASE_PATH = "/api/v1/items/{item_id}/purchase"
 QUEUE_PATH = "/api/v1/events/{event_id}/queue"
+LOTTERY_PATH = "/api/v1/lotteries/{lottery_id}/draw"
 BARE_PATH = "/bench/bare/items/{item_id}/purchase"
 FRAMEWORK_PATH = "/bench/framework/items/{item_id}/purchase"
 NAIVE_PATH = "/bench/naive/items/{item_id}/purchase"

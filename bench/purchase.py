@@ -25,6 +25,7 @@ from bench import naive
 from bench.apps import (
     BARE_PATH,
     FRAMEWORK_PATH,
+    LOTTERY_PATH,
     NAIVE_PATH,
     NAIVE_REDIS_PATH,
     NOOP_PATH,
@@ -34,7 +35,7 @@ from bench.apps import (
 )
 from bench.environment import BenchEnvironment, connect
 from bench.load import LoadResult, run_wrk, user_id, write_passes, write_tokens
-from bench.sales import event_of, hold_places, open_campaign_sale, open_sale
+from bench.sales import event_of, hold_places, open_campaign_sale, open_lottery, open_sale
 from bench.server import ApiProcess, api_process, order_writer_process
 
 # Enough that no run sells out: the accept path is what is measured.
@@ -128,6 +129,7 @@ def targets(
     member_item: int = 0,
     join_event: int = 0,
     poll_event: int = 0,
+    lottery: int = 0,
 ) -> list[Target]:
     accept = PURCHASE_PATH.format(item_id=accept_item)
     sold_out = PURCHASE_PATH.format(item_id=sold_out_item)
@@ -206,6 +208,15 @@ def targets(
             QUEUE_PATH.format(event_id=poll_event),
             200,
             method="GET",
+            body="",
+        ),
+        # A draw of a lottery that never runs out: decided in Redis, recorded in its
+        # draws stream (half of them win).
+        Target(
+            "lottery_draw",
+            "lottery draw",
+            LOTTERY_PATH.format(lottery_id=lottery),
+            200,
             body="",
         ),
     ]
@@ -465,6 +476,7 @@ async def measure_http(env: BenchEnvironment, options: HttpOptions, workdir: Pat
         accept_item, sold_out_item, campaign_item = await _open_sales(services, env)
         pass_item, pass_event = await _open_pass_sale(services)
         join_event, poll_event = await _open_queues(services)
+        lottery = await open_lottery(services)
         member_item = await _open_member_sale(services)
         tokens.members = write_tokens(
             settings,
@@ -490,6 +502,7 @@ async def measure_http(env: BenchEnvironment, options: HttpOptions, workdir: Pat
                 member_item=member_item,
                 join_event=join_event,
                 poll_event=poll_event,
+                lottery=lottery,
             )
             if options.only is None or t.key in options.only
         ]

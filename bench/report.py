@@ -133,6 +133,9 @@ def goals(
         # least as fast as the sale behind it takes purchases, or it is the bottleneck.
         found += _times("queue joins req/s vs purchase", _rate(http, "queue_join"), purchase, 1)
         found += _times("queue polls req/s vs purchase", _rate(http, "queue_poll"), purchase, 1)
+        # Issue 21's lottery: a draw is a purchase's work (one script call, no Postgres)
+        # behind a thin route of its own, so it keeps up with the purchase.
+        found += _times("lottery draws req/s vs purchase", _rate(http, "lottery_draw"), purchase, 1)
         found += _cpu_at_most("API CPU per accepted purchase", http, "purchase", 120)
         found += _cpu_at_most("API CPU per cold-token purchase", http, "purchase_cold", 100)
         found += _cpu_at_most("API CPU per sold-out refusal", http, "purchase_sold_out", 50)

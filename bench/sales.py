@@ -17,6 +17,9 @@ from app.db import commit
 from app.events import service as events
 from app.events.access import OpenAccess, QueueAccess
 from app.events.schemas import EventCreate, EventItemCreate
+from app.ids import MAX_INT
+from app.lottery import service as lotteries
+from app.lottery.schemas import LotteryCreate, PrizeCreate
 from app.planning import service as planning
 from app.store.queue import RANDOM_BITS
 from app.store.queue_keys import QueueKeys
@@ -148,3 +151,24 @@ async def open_campaign_sale(
             )
         await commit(session)
     return item_id
+
+
+async def open_lottery(services: Container) -> int:
+    """A live lottery whose draws never run out (draws a day and stock at their maxima):
+    half of the draws win its one prize, half win nothing; returns its id."""
+    now = datetime.now(UTC)
+    async with services.sessionmaker() as session:
+        created = await lotteries.create_lottery(
+            session=session,
+            services=services,
+            data=LotteryCreate(
+                name="Bench lottery",
+                starts_at=now - timedelta(minutes=1),
+                ends_at=now + timedelta(hours=12),
+                draws_per_user_per_day=MAX_INT,
+                no_prize_weight=1,
+                prizes=[PrizeCreate(name="Mug", kind="item", quantity=MAX_INT, weight=1)],
+            ),
+        )
+        await commit(session)
+    return created.id

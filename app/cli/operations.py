@@ -72,7 +72,8 @@ def token(
 
 def recover(
     ids: Annotated[
-        list[int], typer.Argument(help="Frozen item(s) (or coupons, or queues) to resume.")
+        list[int],
+        typer.Argument(help="Frozen item(s) (or coupons, queues, lotteries) to resume."),
     ],
     coupon: Annotated[
         bool, typer.Option("--coupon", help="The ids are coupons' (their claims), not items'.")
@@ -80,18 +81,21 @@ def recover(
     queue: Annotated[
         bool, typer.Option("--queue", help="The ids are events' (their waiting rooms).")
     ] = False,
+    lottery: Annotated[
+        bool, typer.Option("--lottery", help="The ids are lotteries' (their draws).")
+    ] = False,
 ) -> None:
     """Resume selling items (claiming coupons, joining and admitting from waiting rooms)
     frozen after Redis lost or rolled back data. They were already rebuilt exactly from
     Postgres and the surviving stream; this only lifts the freeze, once an operator has
     dealt with the orders (claims, places) that may have been lost (README: runbook
-    'Redis lost data'). Exit code 1 if one was not frozen, 2 for both options."""
-    if coupon and queue:
-        typer.echo("--coupon and --queue: one family at a time", err=True)
+    'Redis lost data'). Exit code 1 if one was not frozen, 2 for two options or more."""
+    if coupon + queue + lottery > 1:
+        typer.echo("--coupon, --queue, --lottery: one family at a time", err=True)
         raise typer.Exit(2)
-    noun = "coupon" if coupon else "queue" if queue else "item"
+    noun = "coupon" if coupon else "queue" if queue else "lottery" if lottery else "item"
     with servers(load_settings()) as settings:
-        missing = asyncio.run(_recover(settings, ids, coupon=coupon, queue=queue))
+        missing = asyncio.run(_recover(settings, ids, coupon=coupon, queue=queue, lottery=lottery))
     for entity_id in ids:
         state = "was not frozen" if entity_id in missing else "resumed"
         print(f"{noun} {entity_id}: {state}")
@@ -99,11 +103,18 @@ def recover(
 
 
 async def _recover(
-    settings: Settings, ids: list[int], *, coupon: bool, queue: bool = False
+    settings: Settings,
+    ids: list[int],
+    *,
+    coupon: bool,
+    queue: bool = False,
+    lottery: bool = False,
 ) -> list[int]:
-    from app.flows.freshness import CLAIMS, QUEUES, SALES, CounterFamily, recover
+    from app.flows.freshness import CLAIMS, LOTTERIES, QUEUES, SALES, CounterFamily, recover
 
-    family: CounterFamily[Any] = CLAIMS if coupon else QUEUES if queue else SALES
+    family: CounterFamily[Any] = (
+        CLAIMS if coupon else QUEUES if queue else LOTTERIES if lottery else SALES
+    )
     missing = []
     async with build_services(settings) as services:
         for entity_id in ids:

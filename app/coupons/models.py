@@ -40,6 +40,7 @@ class UserCouponStatus(StrEnum):
 class CouponSource(StrEnum):
     CLAIM = "claim"  # claimed by the user (claim.lua -> stream -> order writer)
     GRANT = "grant"  # granted by an operator's bulk grant job
+    PRIZE = "prize"  # a lottery prize paid out (app/lottery/payouts.py)
 
 
 _KINDS = ", ".join(f"'{k}'" for k in CouponKind)
@@ -102,7 +103,7 @@ class UserCoupon(Base):
     __tablename__ = "user_coupons"
     __table_args__ = (
         CheckConstraint("status IN ('available', 'used')", name="status_known"),
-        CheckConstraint("source IN ('claim', 'grant')", name="source_known"),
+        CheckConstraint("source IN ('claim', 'grant', 'prize')", name="source_known"),
         CheckConstraint("(status = 'used') = (order_id IS NOT NULL)", name="used_on_an_order"),
         CheckConstraint("(source = 'grant') = (job_id IS NOT NULL)", name="grant_has_a_job"),
         Index("ix_user_coupons_user_id_id", "user_id", text("id DESC")),

@@ -251,6 +251,28 @@ async def insert_grants(
     return len(rows.all())
 
 
+_INSERT_PRIZE_COUPON = text(
+    """
+    INSERT INTO user_coupons (id, coupon_id, user_id, status, source, claimed_at, valid_until)
+    VALUES (:id, :coupon_id, :user_id, 'available', 'prize', now(), :valid_until)
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+    """
+)
+
+
+async def insert_prize_coupon(
+    session: AsyncSession, *, id: str, coupon_id: int, user_id: str, valid_until: datetime
+) -> bool:
+    """One coupon paid out for a lottery win; its id is the win's own (a retried payout
+    inserts nothing). True if new."""
+    new = await session.scalar(
+        _INSERT_PRIZE_COUPON,
+        {"id": id, "coupon_id": coupon_id, "user_id": user_id, "valid_until": valid_until},
+    )
+    return new is not None
+
+
 async def buyers_of_event(session: AsyncSession, event_id: int) -> list[str]:
     """Every user with a stored order of the event, whatever its status."""
     rows = await session.scalars(

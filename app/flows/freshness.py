@@ -2,8 +2,8 @@
 data before anything sells from it, and rebuilding the counters exactly. One mechanism for
 every family of counters Redis decides on: an item's sale (stock and buyers, purchase.lua),
 a coupon's claims (remaining and claimers, claim.lua), a promotion's daily places
-(promotion.lua) and a waiting room's places (queue.lua); the next families plug in as a
-`CounterFamily`.
+(promotion.lua), a waiting room's places (queue.lua) and a lottery's prize stock and
+draws per day (lottery_draw.lua); the next families plug in as a `CounterFamily`.
 
 Postgres knows when the newest stored order (claim) of each entity was accepted (Redis's
 own clock, stamped by the script), and which generation of its counters was built last
@@ -58,6 +58,8 @@ from app.events.models import Event, EventItem
 from app.events.repository import items_not_ended
 from app.generations import repository as generations
 from app.generations.service import remember_built
+from app.lottery import loading as lotteries
+from app.lottery.models import Lottery
 from app.metrics import hot_store_faults
 from app.moments import from_ms, to_ms, utc_now
 from app.orders.repository import newest_acceptance_by_item
@@ -68,6 +70,7 @@ from app.redis import RedisClient
 from app.store.coupon_keys import CouponKeys
 from app.store.freezes import BEHIND, FROZEN_WHY, freeze, frozen, unfreeze, why_frozen
 from app.store.keys import ItemKeys
+from app.store.lottery_keys import LotteryKeys
 from app.store.promotion_keys import PromotionKeys
 from app.store.queue_keys import QueueKeys
 from app.store.warmup import Built
@@ -304,11 +307,50 @@ class Queues(CounterFamily[Event]):
         return await queues.rebuild_queue(services=services, event=row)
 
 
+class Lotteries(CounterFamily[Lottery]):
+    """A lottery's prize stock and each user's draws of the day: every draw, won or not,
+    is appended to the draws stream as an order is (lottery_draw.lua); a rebuild counts
+    the queued draws and one snapshot of the stored ones (app/lottery/loading.py)."""
+
+    name, noun, counter = lotteries.LOTTERIES, "lottery", "epoch"
+    recover_option = "--lottery "
+
+    def hash_key(self, prefix: str, entity_id: int) -> str:
+        return LotteryKeys(prefix, entity_id).lottery
+
+    def stream_key(self, prefix: str, entity_id: int) -> str:
+        return LotteryKeys(prefix, entity_id).draws
+
+    def tag(self, prefix: str, entity_id: int) -> str:
+        return LotteryKeys(prefix, entity_id).tag
+
+    def id_of(self, row: Lottery) -> int:
+        return row.id
+
+    def opens_at(self, row: Lottery) -> datetime:
+        return row.starts_at
+
+    async def live(self, session: AsyncSession) -> Sequence[Lottery]:
+        return await lotteries.lotteries_not_ended(session=session)
+
+    async def newest_stored(self, session: AsyncSession, ids: list[int]) -> dict[int, datetime]:
+        return await lotteries.newest_draws(session=session, lottery_ids=ids)
+
+    async def publish(
+        self, services: Container, session: AsyncSession, rows: list[Lottery]
+    ) -> None:
+        await lotteries.publish_lotteries(session=session, services=services, lotteries=rows)
+
+    async def rebuild(self, services: Container, row: Lottery) -> Built:
+        return await lotteries.rebuild_lottery(services=services, lottery=row)
+
+
 SALES = Sales()
 CLAIMS = Claims()
 PROMOTIONS = Promotions()
 QUEUES = Queues()
-FAMILIES: tuple[CounterFamily[Any], ...] = (SALES, CLAIMS, PROMOTIONS, QUEUES)
+LOTTERIES = Lotteries()
+FAMILIES: tuple[CounterFamily[Any], ...] = (SALES, CLAIMS, PROMOTIONS, QUEUES, LOTTERIES)
 
 
 def _stream_older_than_postgres(last_ms: int | None, stored_ms: int | None) -> bool:

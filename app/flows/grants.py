@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.coupons import repository
 from app.jobs import repository as jobs
-from app.jobs.models import JobStatus
+from app.jobs.models import JobKind, JobStatus
 from app.metrics import coupons_granted
 from app.outages import describe
 from app.store.order_ids import new_claim_id
@@ -85,7 +85,7 @@ class GrantRunner:
     async def resume_orphans(self) -> int:
         """Run every running job nobody holds (the worker's job loop); how many it ran."""
         async with self.sessionmaker() as session:
-            orphans = await jobs.orphaned_jobs(session, limit=10)
+            orphans = await jobs.orphaned_jobs(session, kind=JobKind.COUPON_GRANT.value, limit=10)
         ran = 0
         for job_id in orphans:
             ran += await self.run(job_id)

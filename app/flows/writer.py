@@ -1,5 +1,6 @@
 """The order writer: moves accepted orders from the item streams, claimed coupons from
-the coupon streams and waiting-room places from the joins streams into Postgres.
+the coupon streams, waiting-room places from the joins streams and lottery draws from the
+draws streams into Postgres.
 
 Each pass is a few small steps: find the item streams, take a batch (entries a dead
 consumer left behind first, then new ones), store it in one transaction, acknowledge
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.access.queue_repository import insert_places
 from app.config import Settings
 from app.coupons.repository import insert_claims
+from app.lottery.repository import insert_draws
 from app.metrics import (
     claims_written,
     orders_dead_lettered,
@@ -37,12 +39,15 @@ from app.outages import REDIS_UNAVAILABLE, describe
 from app.redis import RedisClient
 from app.store.coupon_keys import CouponKeys, coupons_registry
 from app.store.keys import GlobalKeys, ItemKeys
+from app.store.lottery_keys import LotteryKeys, lotteries_registry
 from app.store.queue_keys import QueueKeys, queues_registry
 from app.store.records import (
     NewClaim,
+    NewDraw,
     NewOrder,
     NewPlace,
     parse_claim,
+    parse_draw,
     parse_order,
     parse_place,
 )
@@ -76,7 +81,7 @@ def is_data_error(error: BaseException) -> bool:
     return False
 
 
-Record = NewOrder | NewClaim | NewPlace
+Record = NewOrder | NewClaim | NewPlace | NewDraw
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +107,10 @@ class Source:
     @classmethod
     def of_queue(cls, keys: QueueKeys) -> "Source":
         return cls(keys.joins, keys.queued, keys.failures, parse_place)
+
+    @classmethod
+    def of_lottery(cls, keys: LotteryKeys) -> "Source":
+        return cls(keys.draws, keys.queued, keys.failures, parse_draw)
 
 
 class Entry(NamedTuple):
@@ -301,10 +310,12 @@ class OrderWriter:
         item_ids = sorted(int(i) for i in await self.redis.smembers(self.keys.items))
         coupon_ids = sorted(int(i) for i in await self.redis.smembers(coupons_registry(prefix)))
         event_ids = sorted(int(i) for i in await self.redis.smembers(queues_registry(prefix)))
+        lottery_ids = sorted(int(i) for i in await self.redis.smembers(lotteries_registry(prefix)))
         sources = (
             [Source.of_item(ItemKeys(prefix, i)) for i in item_ids]
             + [Source.of_coupon(CouponKeys(prefix, i)) for i in coupon_ids]
             + [Source.of_queue(QueueKeys(prefix, i)) for i in event_ids]
+            + [Source.of_lottery(LotteryKeys(prefix, i)) for i in lottery_ids]
         )
         self.sources = {source.stream: source for source in sources}
         self._streams_read_at = now
@@ -445,16 +456,18 @@ class OrderWriter:
         orders = [r for r in records if isinstance(r, NewOrder)]
         claims = [r for r in records if isinstance(r, NewClaim)]
         places = [r for r in records if isinstance(r, NewPlace)]
+        draws = [r for r in records if isinstance(r, NewDraw)]
         async with self.sessionmaker() as session, session.begin():
             inserted = await insert_orders(
                 session, orders, payment_timeout_seconds=self.settings.payment_timeout_seconds
             )
             new_claims = await insert_claims(session, claims)
             new_places = await insert_places(session, places)
+            new_draws = await insert_draws(session, draws)
         # Before the ack: a crash in between re-delivers them, and release.lua's
         # `released` set makes the second give-back a no-op.
         await self.give_back(inserted.key_reused)
-        self.stored += inserted.new + new_claims + new_places
+        self.stored += inserted.new + new_claims + new_places + new_draws
         orders_written.inc(inserted.new)
         claims_written.inc(new_claims)
         places_written.inc(new_places)
@@ -562,5 +575,7 @@ class OrderWriter:
             return Source.of_coupon(CouponKeys(prefix, first.coupon_id))
         if isinstance(first, NewPlace):
             return Source.of_queue(QueueKeys(prefix, first.event_id))
+        if isinstance(first, NewDraw):
+            return Source.of_lottery(LotteryKeys(prefix, first.lottery_id))
         assert first is not None
         return Source.of_item(ItemKeys(prefix, first.item_id))

@@ -17,6 +17,7 @@ class JobStatus(StrEnum):
 
 class JobKind(StrEnum):
     COUPON_GRANT = "coupon_grant"
+    LOTTERY_PAYOUT = "lottery_payout"  # a lottery's won coupons and points paid out
 
 
 class Job(Base):

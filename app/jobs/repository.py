@@ -101,16 +101,17 @@ async def release_lease(session: AsyncSession, *, job_id: int) -> None:
     await session.execute(text("UPDATE jobs SET lease_until = NULL WHERE id = :id"), {"id": job_id})
 
 
-async def orphaned_jobs(session: AsyncSession, *, limit: int) -> list[int]:
-    """Running jobs nobody holds (their runner died, or never started)."""
+async def orphaned_jobs(session: AsyncSession, *, kind: str, limit: int) -> list[int]:
+    """Running jobs of this kind nobody holds (their runner died, or never started)."""
     rows = await session.scalars(
         text(
             """
             SELECT id FROM jobs
-            WHERE status = 'running' AND (lease_until IS NULL OR lease_until < now())
+            WHERE status = 'running' AND kind = :kind
+              AND (lease_until IS NULL OR lease_until < now())
             ORDER BY id LIMIT :limit
             """
         ),
-        {"limit": limit},
+        {"limit": limit, "kind": kind},
     )
     return list(rows.all())

@@ -3,22 +3,26 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from app.auth import AdminUser, bearer_token
 from app.container import ContainerDep
+from app.db import SessionDep
 from app.errors import AppError, Forbidden, Unauthorized, problem_responses
 from app.events.errors import EventNotFound
-from app.ids import EventId
+from app.ids import MAX_ID, EventId
+from app.live import service
 from app.live.errors import TooManyStreams
 from app.live.feed import LiveFeed
-from app.live.schemas import EventStats, LiveBoard
+from app.live.schemas import EventStats, LiveBoard, LotteryStats
+from app.lottery.errors import LotteryNotFound
 from app.outages import postgres_unavailable, redis_unavailable
 
 admin = APIRouter(prefix="/api/v1/admin/events", tags=["live sale (admin)"])
 public = APIRouter(prefix="/api/v1/events", tags=["events"])
+lotteries = APIRouter(prefix="/api/v1/admin/lotteries", tags=["live sale (admin)"])
 ADMIN_PROBLEMS = (Unauthorized, Forbidden, EventNotFound)
 
 
@@ -145,3 +149,19 @@ async def live(event_id: EventId, feed: LiveFeedDep) -> Response:
     if board is None:
         raise EventNotFound(f"No event {event_id}.")
     return _json(board)
+
+
+@lotteries.get(
+    "/{lottery_id}/stats",
+    responses=problem_responses(Unauthorized, Forbidden, LotteryNotFound),
+)
+async def lottery_stats(
+    lottery_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    session: SessionDep,
+    services: ContainerDep,
+    _: AdminUser,
+) -> LotteryStats:
+    """A lottery's live numbers: draws, drawers, and per prize its wins, the units Redis
+    has left, what was paid and what waits for approval; `frozen` while Redis's counters
+    are being rebuilt."""
+    return await service.lottery_stats(session=session, services=services, lottery_id=lottery_id)

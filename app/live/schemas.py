@@ -75,3 +75,26 @@ class LiveBoard(BaseModel):
         '"12,345 waiting for 10:00".'
     )
     items: list[LiveItem]
+
+
+class LotteryPrizeStats(BaseModel):
+    id: int
+    name: str
+    kind: str
+    quantity: int
+    won: int = Field(description="Wins stored in Postgres.")
+    remaining: int | None = Field(description="Units left in Redis now (None: not loaded).")
+    paid: int
+    pending_approval: int
+
+
+class LotteryStats(BaseModel):
+    """A lottery's live numbers (the dashboard's lottery panel)."""
+
+    lottery_id: int
+    name: str
+    draws: int = Field(description="Draws stored in Postgres (won or not).")
+    drawers: int
+    frozen: bool = Field(description="Redis lost or rolled back its counters: not drawing.")
+    pending_approvals: int
+    prizes: list[LotteryPrizeStats]

@@ -20,12 +20,23 @@ from app.container import Container
 from app.events import service as events
 from app.events.models import Event, EventItem
 from app.live import repository
-from app.live.schemas import EventStats, ItemStats, LiveBoard, LiveItem
+from app.live.schemas import (
+    EventStats,
+    ItemStats,
+    LiveBoard,
+    LiveItem,
+    LotteryPrizeStats,
+    LotteryStats,
+)
+from app.lottery import repository as lottery_repository
+from app.lottery.errors import LotteryNotFound
 from app.moments import from_ms
 from app.redis import RedisClient
 from app.reminders import service as reminders
 from app.reminders.schemas import ReminderCounts
 from app.store.keys import EventKeys, ItemKeys
+from app.store.lottery import read_stock
+from app.store.lottery_keys import LotteryKeys
 
 # A union's copies outlive one read by a little; each read rewrites them.
 UNION_COPY_TTL_SECONDS = 30
@@ -264,3 +275,37 @@ def board_of(stats: EventStats) -> LiveBoard:
 
 def _remaining(found: _ItemCounters, ledger: int) -> int:
     return found.remaining if found.remaining is not None else ledger
+
+
+async def lottery_stats(
+    *, session: AsyncSession, services: Container, lottery_id: int
+) -> LotteryStats:
+    """Draws and wins per prize from Postgres, units left from Redis."""
+    lottery = await lottery_repository.get_lottery(session, lottery_id)
+    if lottery is None:
+        raise LotteryNotFound(f"No lottery {lottery_id}.")
+    figures = await lottery_repository.lottery_figures(session, lottery_id)
+    left, frozen = await read_stock(
+        services.redis, LotteryKeys(services.settings.redis_key_prefix, lottery_id)
+    )
+    return LotteryStats(
+        lottery_id=lottery_id,
+        name=lottery.name,
+        draws=figures.draws,
+        drawers=figures.drawers,
+        frozen=frozen,
+        pending_approvals=sum(p.pending_approval for p in figures.prizes),
+        prizes=[
+            LotteryPrizeStats(
+                id=p.prize_id,
+                name=p.name,
+                kind=p.kind,
+                quantity=p.quantity,
+                won=p.won,
+                remaining=left.get(p.prize_id),
+                paid=p.paid,
+                pending_approval=p.pending_approval,
+            )
+            for p in figures.prizes
+        ],
+    )

@@ -50,7 +50,11 @@ from app.inventory.router import router as inventory_router
 from app.jobs.router import admin as jobs_admin
 from app.live.dashboard import router as dashboard_router
 from app.live.router import admin as live_admin
+from app.live.router import lotteries as live_lotteries
 from app.live.router import public as live_public
+from app.lottery.front import ThinDrawRoute
+from app.lottery.router import admin as lottery_admin
+from app.lottery.router import public as lottery_public
 from app.members.invites_router import router as invites_router
 from app.members.points_router import router as points_router
 from app.middleware import ADMIN_PREFIX, Protection
@@ -69,6 +73,7 @@ from app.promotions.router import public as promotions_public
 from app.reminders.router import admin as reminders_admin
 from app.reminders.router import router as reminders_router
 from app.reports.router import campaigns as campaign_reports_router
+from app.reports.router import lotteries as lottery_reports_router
 from app.reports.router import router as reports_router
 from app.seckill.router import router as seckill_router
 from app.seckill.thin_route import ThinPurchaseRoute
@@ -146,9 +151,11 @@ ROUTERS = (
     audit_log_router,
     live_admin,
     live_public,
+    live_lotteries,
     dashboard_router,
     reports_router,
     campaign_reports_router,
+    lottery_reports_router,
     inventory_router,
     orders_router,
     orders_admin,
@@ -169,6 +176,8 @@ ROUTERS = (
     reminders_admin,
     queue_router,
     shop_router,
+    lottery_public,
+    lottery_admin,
 )
 
 
@@ -335,6 +344,8 @@ def create_app(settings: Settings | None = None) -> SeckillApp:
     # Inside Protection (body limits, security headers), in front of the routes.
     if settings.thin_queue_route:
         app.front_layers.append(ThinQueueRoute)
+    if settings.thin_lottery_route:
+        app.front_layers.append(ThinDrawRoute)
     # Outermost: the purchase, the most frequent request, is recognised first.
     if settings.thin_purchase_route:
         app.front_layers.append(

@@ -15,7 +15,8 @@ from app.container import Container, ContainerDep
 from app.coupons.service import claimable_coupons
 from app.errors import AppError, Unauthorized, problem_responses
 from app.events.repository import items_not_ended
-from app.flows.freshness import CLAIMS, SALES, frozen_entities
+from app.flows.freshness import CLAIMS, LOTTERIES, SALES, frozen_entities
+from app.lottery.repository import lottery_ids_not_ended
 from app.metrics import exposition
 from app.moments import utc_now
 from app.store.keys import ItemKeys
@@ -71,13 +72,15 @@ async def _probe_postgres(services: ContainerDep) -> None:
 
 
 class LiveItems:
-    """The ids of items whose sale has not ended (and of coupons still claimable), read
+    """The ids of items whose sale has not ended (and of coupons still claimable, of
+    lotteries not ended), read
     from Postgres at most every `readiness_items_refresh_seconds`: /readyz checks each is
     loaded in Redis without a Postgres query per probe."""
 
     def __init__(self) -> None:
         self.item_ids: list[int] = []
         self.coupon_ids: list[int] = []
+        self.lottery_ids: list[int] = []
         self.read_at = -math.inf
 
     async def current(self, services: Container) -> list[int]:
@@ -86,6 +89,7 @@ class LiveItems:
             async with services.sessionmaker() as session:
                 items = await items_not_ended(session, now=utc_now())
                 coupons = await claimable_coupons(session=session)
+                self.lottery_ids = await lottery_ids_not_ended(session, now=utc_now())
             self.item_ids, self.read_at = [i.id for i in items], now
             self.coupon_ids = [c.id for c in coupons]
         return self.item_ids
@@ -107,18 +111,23 @@ async def _unloaded_sales(services: Container, live: LiveItems) -> str:
 
 
 async def _frozen_sales(services: Container, live: LiveItems) -> str | None:
-    """Which live items and coupons are frozen after a hot-store fault (and why), or None.
+    """Which live items, coupons and lotteries are frozen after a hot-store fault (and
+    why), or None.
     Frozen is not "not ready": this process serves every other sale, and no process can
     sell a frozen one until an operator resumes it, so taking processes out of the load
     balancer would only stop the rest. The answer says so instead (`degraded`)."""
     prefix = services.settings.redis_key_prefix
     await live.current(services)
     held = []
-    for family, ids in ((SALES, live.item_ids), (CLAIMS, live.coupon_ids)):
+    for family, ids, nouns in (
+        (SALES, live.item_ids, "items"),
+        (CLAIMS, live.coupon_ids, "coupons"),
+        (LOTTERIES, live.lottery_ids, "lotteries"),
+    ):
         frozen = await frozen_entities(services.redis, prefix, family, ids)
         if frozen:
             listed = ", ".join(f"{i} ({why})" for i, why in sorted(frozen.items())[:20])
-            held.append(f"{family.noun}s {listed}")
+            held.append(f"{nouns} {listed}")
     if not held:
         return None
     return "frozen after a hot-store fault, see `seckill audit`: " + "; ".join(held)

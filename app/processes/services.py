@@ -41,7 +41,11 @@ async def build_services(settings: Settings) -> AsyncIterator[Container]:
         services.start_job = partial(start_in_background, runner)
         if services.acks is not None:
             stack.push_async_callback(services.acks.aclose)
-        for batches in (services.purchase_batches, services.queue_batches):
+        for batches in (
+            services.purchase_batches,
+            services.queue_batches,
+            services.lottery_batches,
+        ):
             if batches is not None:
                 stack.push_async_callback(batches.aclose)
         stack.push_async_callback(services.stock_reads.aclose)

@@ -16,6 +16,7 @@ async def run_worker(settings: Settings, metrics_host: str = "", metrics_port: i
     from app.flows.draws import DrawRunner
     from app.flows.freshness import FreshnessWatch
     from app.flows.grants import GrantRunner
+    from app.flows.lottery_payouts import PayoutRunner
     from app.flows.reminders import ReminderDelivery
     from app.flows.retirement import Retirement
     from app.flows.sale_terms import SaleTermsWatch
@@ -64,6 +65,9 @@ async def run_worker(settings: Settings, metrics_host: str = "", metrics_port: i
             # Background jobs (bulk grants) whose runner died are resumed here.
             runner = GrantRunner(sessionmaker=services.sessionmaker, settings=settings)
             tasks.create_task(runner.loop(stop))
+            # Lottery payouts: new ones, and those whose runner died.
+            payouts = PayoutRunner(sessionmaker=services.sessionmaker, settings=settings)
+            tasks.create_task(payouts.loop(stop))
 
 
 async def wait_for_redis(settings: Settings, stop: asyncio.Event) -> bool:

@@ -1,7 +1,7 @@
 from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from app.auth import AdminUser
 from app.campaigns.errors import CampaignNotFound
@@ -10,8 +10,10 @@ from app.db import SessionDep
 from app.errors import Forbidden, Unauthorized, problem_responses
 from app.events.errors import EventNotFound
 from app.ids import MAX_ID, CampaignId, EventId
-from app.reports import campaign_service, service
+from app.lottery.errors import LotteryNotFound
+from app.reports import campaign_service, lottery_service, service
 from app.reports.campaign_schemas import CampaignReport
+from app.reports.lottery_schemas import LotteryReport
 from app.reports.schemas import EventReport
 
 router = APIRouter(prefix="/api/v1/admin/events", tags=["reports (admin)"])
@@ -20,6 +22,8 @@ OtherEvent = Annotated[
     int | None, Query(ge=1, le=MAX_ID, description="An earlier event to compare with.")
 ]
 campaigns = APIRouter(prefix="/api/v1/admin/campaigns", tags=["reports (admin)"])
+lotteries = APIRouter(prefix="/api/v1/admin/lotteries", tags=["reports (admin)"])
+LotteryId = Annotated[int, Path(ge=1, le=MAX_ID)]
 CAMPAIGN_PROBLEMS = problem_responses(Unauthorized, Forbidden, CampaignNotFound)
 
 
@@ -119,3 +123,30 @@ async def campaign_report_png(
     (1000×500 PNG)."""
     built = await campaign_service.build_campaign_report(session=session, campaign_id=campaign_id)
     return Response(await campaign_service.campaign_chart(built), media_type="image/png")
+
+
+@lotteries.get(
+    "/{lottery_id}/report",
+    response_model=LotteryReport,
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with ?format=csv"},
+        **problem_responses(Unauthorized, Forbidden, LotteryNotFound),
+    },
+)
+async def lottery_report(
+    lottery_id: LotteryId,
+    session: SessionDep,
+    _: AdminUser,
+    format: ReportFormat = ReportFormat.JSON,
+) -> LotteryReport | Response:
+    """The lottery's report: draws, drawers, wins and win rate, and per prize its
+    quantity, wins, what remains, what was paid and what waits for an operator's
+    approval; `?format=csv`: one row per prize and a total row."""
+    built = await lottery_service.build_lottery_report(session=session, lottery_id=lottery_id)
+    if format is ReportFormat.CSV:
+        return Response(
+            lottery_service.lottery_report_csv(built),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="lottery-{lottery_id}.csv"'},
+        )
+    return built

@@ -68,3 +68,15 @@ def new_claim_id(coupon_id: int) -> str:
 def coupon_of(claim_id: str) -> int | None:
     """The template id inside a claimed coupon's id, or None if the id is not one of ours."""
     return item_of(claim_id)
+
+
+def new_draw_id(lottery_id: int) -> str:
+    """A lottery draw's id: a ULID, `-` and the lottery id (which lottery's Redis slot
+    holds the draw until it is stored)."""
+    return f"{_ulid()}-{lottery_id}"
+
+
+def prize_coupon_id(draw_id: str, coupon_id: int) -> str:
+    """The coupon a won coupon prize pays out: the draw's ULID and the template id, so
+    paying the same win again names the same coupon (stored once)."""
+    return f"{draw_id.partition('-')[0]}-{coupon_id}"

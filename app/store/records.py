@@ -23,10 +23,15 @@ queue.lua's (a waiting room's new place, decoded into a NewPlace):
 - The stream entry (KEYS[4], the order writer's input): a hash of `event_id, user_id,
   score, joined_ms`.
 - The queued record (KEYS[5]): user id -> "score|joined ms".
+
+lottery_draw.lua's (a draw, won or not, decoded into a NewDraw):
+- The stream entry (KEYS[5], the order writer's input): a hash of `draw_id, lottery_id,
+  user_id, day` (ISO date), `prize_id` (empty: no win) and `drawn_ms`.
+- The queued record (KEYS[6]): draw id -> "prize id|day|drawn ms|user id".
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import NamedTuple
 
@@ -194,5 +199,48 @@ def parse_queued_place(user_id: str, event_id: int, value: str) -> NewPlace | No
     try:
         score, joined_ms = value.split("|", 1)
         return NewPlace(user_id, event_id, int(score), from_ms(int(joined_ms)))
+    except (ValueError, OverflowError):
+        return None
+
+
+class NewDraw(NamedTuple):
+    """A lottery draw not yet (or just) stored in Postgres; `prize_id` None: no win."""
+
+    id: str  # the draw id
+    lottery_id: int
+    user_id: str
+    day: date
+    prize_id: int | None
+    drawn_at: datetime
+
+
+def parse_draw(fields: dict[str, str]) -> NewDraw | None:
+    """A draws stream entry, or None if it is not readable."""
+    try:
+        prize = fields["prize_id"]
+        return NewDraw(
+            fields["draw_id"],
+            int(fields["lottery_id"]),
+            fields["user_id"],
+            date.fromisoformat(fields["day"]),
+            int(prize) if prize else None,
+            from_ms(int(fields["drawn_ms"])),
+        )
+    except (KeyError, ValueError, OverflowError):
+        return None
+
+
+def parse_queued_draw(draw_id: str, lottery_id: int, value: str) -> NewDraw | None:
+    """A draw's queued record, or None if it is not readable."""
+    try:
+        prize, day, drawn_ms, user_id = value.split("|", 3)
+        return NewDraw(
+            draw_id,
+            lottery_id,
+            user_id,
+            date.fromisoformat(day),
+            int(prize) if prize else None,
+            from_ms(int(drawn_ms)),
+        )
     except (ValueError, OverflowError):
         return None

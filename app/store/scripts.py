@@ -44,6 +44,8 @@ class Scripts:
     promotion_warmup: AsyncScript
     queue: AsyncScript
     queue_load: AsyncScript
+    lottery_draw: AsyncScript
+    lottery_load: AsyncScript
 
     @classmethod
     async def load(cls, redis: RedisClient) -> "Scripts":

@@ -36,6 +36,8 @@ SCRIPTS = (
     "promotion_warmup",
     "queue",
     "queue_load",
+    "lottery_draw",
+    "lottery_load",
 )
 
 

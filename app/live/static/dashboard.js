@@ -407,6 +407,58 @@ $("campaign-form").addEventListener("submit", (e) => {
   const id = $("campaign").value.trim();
   if (/^[1-9][0-9]*$/.test(id)) showCampaign(id); else say("a campaign id is a whole number", true);
 });
+// A lottery's numbers (draws, wins per prize, units left in Redis, approvals waiting),
+// re-read every LOTTERY_REFRESH_MS.
+const LOTTERY_REFRESH_MS = 2000;
+let lotteryTimer = null;
+let lotteryId = "";
+
+function renderLottery(stats) {
+  $("lottery-panel").hidden = false;
+  $("lottery-name").textContent = `#${stats.lottery_id} ${stats.name}`;
+  $("lottery-draws").textContent = stats.draws.toLocaleString();
+  $("lottery-drawers").textContent = stats.drawers.toLocaleString();
+  $("lottery-pending").textContent = stats.pending_approvals.toLocaleString();
+  $("lottery-state").textContent = stats.frozen ? "frozen (recovering)" : "drawing";
+  const prizes = $("lottery-prizes").tBodies[0];
+  prizes.innerHTML = "";
+  for (const prize of stats.prizes) {
+    const row = prizes.insertRow();
+    row.dataset.prize = prize.id;
+    cell(row, prize.name, "name");
+    cell(row, prize.kind, "kind");
+    cell(row, `${prize.won.toLocaleString()} / ${prize.quantity.toLocaleString()}`, "won");
+    cell(row, prize.remaining === null ? "–" : prize.remaining.toLocaleString(), "remaining");
+    cell(row, prize.paid.toLocaleString(), "paid");
+    cell(row, prize.pending_approval.toLocaleString(), "pending");
+    if (prize.remaining === 0) row.className = "reached";
+  }
+  $("lottery-updated").textContent = `read ${new Date().toLocaleTimeString()}, every ${LOTTERY_REFRESH_MS / 1000} s`;
+}
+
+async function refreshLottery(id) {
+  try {
+    const stats = await api("GET", `/api/v1/admin/lotteries/${id}/stats`);
+    if (lotteryId === String(id)) renderLottery(stats);
+  } catch (error) {
+    say(`lottery #${id}: ${error.message}`, true);
+  }
+}
+
+function showLottery(id) {
+  clearInterval(lotteryTimer);
+  lotteryId = String(id);
+  $("lottery-panel").hidden = true;
+  refreshLottery(id);
+  lotteryTimer = setInterval(() => refreshLottery(id), LOTTERY_REFRESH_MS);
+}
+
+$("lottery-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  if (!state.token) { say("type the operator token and connect first", true); return; }
+  const id = $("lottery").value.trim();
+  if (/^[1-9][0-9]*$/.test(id)) showLottery(id); else say("a lottery id is a whole number", true);
+});
 $("event").addEventListener("change", (e) => { if (e.target.value) watch(e.target.value); });
 $("pause").addEventListener("click", () =>
   act(`Pause event #${state.eventId}?`, "POST", `/api/v1/admin/events/${state.eventId}/pause`));

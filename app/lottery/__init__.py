@@ -1,0 +1,1 @@
+"""Lotteries (抽奖) and daily check-ins."""
