@@ -32,6 +32,32 @@ class Unusual(Exception):
     """The request is not one a thin route answers: the framework's route does."""
 
 
+def routed_here(
+    scope: Scope,
+    methods: frozenset[str],
+    prefix: str,
+    suffix: str,
+    *,
+    container: str = "container",
+) -> tuple[str, Any] | None:
+    """For a thin route: the id part of the path and the started app's services (its
+    state's `container`) if this is a plain HTTP request (no query string) by one of
+    `methods` to prefix + id + suffix, else None (the framework answers it)."""
+    path: str = scope.get("path", "")
+    if (
+        scope["type"] != "http"
+        or scope["method"] not in methods
+        or not path.startswith(prefix)
+        or not path.endswith(suffix)
+        or scope.get("query_string")
+    ):
+        return None
+    services = getattr(scope["app"].state, container, None)
+    if services is None:  # the app is not started
+        return None
+    return path[len(prefix) : len(path) - len(suffix)], services
+
+
 def read_headers(scope: Scope, read: frozenset[bytes]) -> dict[bytes, bytes]:
     """The headers in `read` (lower-case names); Unusual if one is sent twice or the body
     is chunked (a chunked body is counted against the limit as it is read)."""

@@ -24,10 +24,12 @@ from app.front import (
     header_text,
     path_id,
     read_headers,
+    routed_here,
 )
 
 PREFIX = "/api/v1/events/"
 SUFFIX = "/queue"
+_GET_OR_POST = frozenset(("GET", "POST"))
 _READ = frozenset((b"authorization", b"content-length", b"x-seckill-pow"))
 
 
@@ -40,22 +42,15 @@ class ThinQueueRoute:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope.get("path", "")
-        container: Container | None = None
-        if (
-            scope["type"] == "http"
-            and scope["method"] in ("GET", "POST")
-            and path.startswith(PREFIX)
-            and path.endswith(SUFFIX)
-            and not scope.get("query_string")
-        ):
-            container = getattr(scope["app"].state, "container", None)
-        if container is None:  # another route, or the app is not started
+        found = routed_here(scope, _GET_OR_POST, PREFIX, SUFFIX)
+        if found is None:
             await self.app(scope, receive, send)
             return
+        container: Container  # app.state's, as create_app put it there
+        event_digits, container = found
         joining = scope["method"] == "POST"
         try:
-            event_id = path_id(path[len(PREFIX) : -len(SUFFIX)])
+            event_id = path_id(event_digits)
             headers = read_headers(scope, _READ)
             if headers.get(b"content-length", b"0") != b"0":
                 raise Unusual  # the route reads no body; the framework says what of one

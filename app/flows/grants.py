@@ -6,20 +6,17 @@ progress. Each user gets exactly one coupon from a grant however often it is res
 user_coupons is unique on (job_id, user_id), and a batch granted again inserts nothing."""
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import ClassVar
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from app.config import Settings
 from app.coupons import repository
+from app.flows.job_runs import JobRunner
 from app.jobs import repository as jobs
 from app.jobs.models import JobKind, JobStatus
 from app.metrics import coupons_granted
-from app.outages import describe
 from app.store.order_ids import new_claim_id
 
 logger = logging.getLogger(__name__)
@@ -30,9 +27,8 @@ _running: set["asyncio.Task[bool]"] = set()
 
 
 @dataclass
-class GrantRunner:
-    sessionmaker: async_sessionmaker[AsyncSession]
-    settings: Settings
+class GrantRunner(JobRunner):
+    kind: ClassVar[JobKind] = JobKind.COUPON_GRANT
 
     async def run(self, job_id: int, progress: Progress | None = None) -> bool:
         """Run (or resume) the grant if nobody else holds it; True if this call took it."""
@@ -81,30 +77,6 @@ class GrantRunner:
             return True
         logger.info("grant job %s done: %d users", job_id, total)
         return True
-
-    async def resume_orphans(self) -> int:
-        """Run every running job nobody holds (the worker's job loop); how many it ran."""
-        async with self.sessionmaker() as session:
-            orphans = await jobs.orphaned_jobs(session, kind=JobKind.COUPON_GRANT.value, limit=10)
-        ran = 0
-        for job_id in orphans:
-            ran += await self.run(job_id)
-        return ran
-
-    async def loop(self, stop: asyncio.Event, *, interval: float = 1.0) -> None:
-        failing = False
-        while not stop.is_set():
-            try:
-                await self.resume_orphans()
-                if failing:
-                    logger.info("job loop: working again")
-                failing = False
-            except Exception as exc:  # Postgres away: the next pass retries; said once
-                if not failing:
-                    logger.warning("job loop failed (%s); retrying", describe(exc))
-                failing = True
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
 
 
 def start_in_background(runner: GrantRunner, job_id: int) -> None:

@@ -6,13 +6,11 @@ worker's job loop continues from the recorded progress, and a win paid before is
 pending any more, so it is never paid again."""
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
+from typing import ClassVar
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from app.config import Settings
+from app.flows.job_runs import JobRunner
 from app.jobs import repository as jobs
 from app.jobs.models import JobKind, JobStatus
 from app.lottery.payouts import pay_next
@@ -22,9 +20,8 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class PayoutRunner:
-    sessionmaker: async_sessionmaker[AsyncSession]
-    settings: Settings
+class PayoutRunner(JobRunner):
+    kind: ClassVar[JobKind] = JobKind.LOTTERY_PAYOUT
 
     async def run(self, job_id: int) -> bool:
         """Run (or resume) the payout if nobody else holds it; True if this call took it."""
@@ -56,25 +53,3 @@ class PayoutRunner:
             return True
         logger.info("payout job %s done: %d wins of lottery %d paid", job_id, done, lottery_id)
         return True
-
-    async def resume_orphans(self) -> int:
-        async with self.sessionmaker() as session:
-            orphans = await jobs.orphaned_jobs(session, kind=JobKind.LOTTERY_PAYOUT.value, limit=10)
-        ran = 0
-        for job_id in orphans:
-            ran += await self.run(job_id)
-        return ran
-
-    async def loop(self, stop: asyncio.Event, *, interval: float = 1.0) -> None:
-        """The worker's: run every payout job nobody holds (new, or its runner died)."""
-        failing = False
-        while not stop.is_set():
-            try:
-                await self.resume_orphans()
-                failing = False
-            except Exception as exc:  # Postgres away: the next pass retries; said once
-                if not failing:
-                    logger.warning("payout loop failed (%s); retrying", describe(exc))
-                failing = True
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)

@@ -12,11 +12,20 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.container import Container
 from app.db import request_transaction_of
-from app.front import Unusual, answer_error, answer_json, bearer_of, path_id, read_headers
+from app.front import (
+    Unusual,
+    answer_error,
+    answer_json,
+    bearer_of,
+    path_id,
+    read_headers,
+    routed_here,
+)
 from app.lottery import service
 
 PREFIX = "/api/v1/lotteries/"
 SUFFIX = "/draw"
+_POST = frozenset(("POST",))
 _READ = frozenset((b"authorization", b"content-length"))
 
 
@@ -25,21 +34,14 @@ class ThinDrawRoute:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope.get("path", "")
-        container: Container | None = None
-        if (
-            scope["type"] == "http"
-            and scope["method"] == "POST"
-            and path.startswith(PREFIX)
-            and path.endswith(SUFFIX)
-            and not scope.get("query_string")
-        ):
-            container = getattr(scope["app"].state, "container", None)
-        if container is None:  # another route, or the app is not started
+        found = routed_here(scope, _POST, PREFIX, SUFFIX)
+        if found is None:
             await self.app(scope, receive, send)
             return
+        container: Container  # app.state's, as create_app put it there
+        lottery_digits, container = found
         try:
-            lottery_id = path_id(path[len(PREFIX) : -len(SUFFIX)])
+            lottery_id = path_id(lottery_digits)
             headers = read_headers(scope, _READ)
             if headers.get(b"content-length", b"0") != b"0":
                 raise Unusual  # the route reads no body; the framework says what of one

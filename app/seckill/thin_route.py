@@ -35,6 +35,7 @@ from app.front import (
     read_body,
     read_headers,
     replaying,
+    routed_here,
 )
 from app.ids import IDEMPOTENCY_KEY_MAX_LENGTH, IDEMPOTENCY_KEY_PATTERN
 from app.metrics import purchase_seconds
@@ -45,6 +46,7 @@ PREFIX = "/api/v1/items/"
 SUFFIX = "/purchase"
 _IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN.removeprefix("^").removesuffix("$"))
 # The headers a purchase reads; any of them sent twice is left to the framework.
+_POST = frozenset(("POST",))
 _READ = frozenset(
     (
         b"authorization",
@@ -104,21 +106,14 @@ class ThinPurchaseRoute:
         self.container = container
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope.get("path", "")
-        container: Container | None = None
-        if (
-            scope["type"] == "http"
-            and scope["method"] == "POST"
-            and path.startswith(self.prefix)
-            and path.endswith(SUFFIX)
-            and not scope.get("query_string")
-        ):
-            container = getattr(scope["app"].state, self.container, None)
-        if container is None:  # another route, or the app is not started
+        found = routed_here(scope, _POST, self.prefix, SUFFIX, container=self.container)
+        if found is None:
             await self.app(scope, receive, send)
             return
+        container: Container  # app.state's, as create_app put it there
+        item_digits, container = found
         try:
-            item_id = path_id(path[len(self.prefix) : -len(SUFFIX)])
+            item_id = path_id(item_digits)
             headers = read_headers(scope, _READ)
             check_length(headers, self.max_body_bytes)
             token = bearer_of(headers)
