@@ -5,6 +5,7 @@ from pydantic import BaseModel, Field
 
 from app.access.stats import AccessStats
 from app.events.schemas import EventState, ItemState
+from app.members.stats import MembersReport
 from app.reminders.schemas import ReminderCounts
 
 
@@ -55,6 +56,10 @@ class EventStats(BaseModel):
     reminders: ReminderCounts = Field(
         description="Reminders (预约): subscribers, and how many were notified, are pending, "
         "were given up."
+    )
+    members: MembersReport = Field(
+        description="Points the sale's orders issued and took back; invites accepted during "
+        "it and rewarded on its orders."
     )
 
 

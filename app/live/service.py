@@ -30,6 +30,7 @@ from app.live.schemas import (
 )
 from app.lottery import repository as lottery_repository
 from app.lottery.errors import LotteryNotFound
+from app.members.stats import MembersReport, members_report
 from app.moments import from_ms
 from app.redis import RedisClient
 from app.reminders import service as reminders
@@ -111,6 +112,7 @@ class _Stored:
     from_ledger: dict[int, int]
     access: AccessStats | None  # a queue or draw sale's numbers
     reminders: ReminderCounts
+    members: MembersReport
 
 
 async def _distinct_users(
@@ -199,7 +201,19 @@ async def _read_stored(session: AsyncSession, event: Event, counters: _Counters)
     from_ledger = await events.remaining_from_ledger(session=session, items=missing)
     access = await access_stats(session=session, event=event)
     subscribed = await reminders.counts_of(session=session, event_id=event.id)
-    return _Stored(orders=orders, from_ledger=from_ledger, access=access, reminders=subscribed)
+    members = await members_report(
+        session=session,
+        scope="event_id",
+        scope_id=event.id,
+        window=(event.starts_at, event.ends_at),
+    )
+    return _Stored(
+        orders=orders,
+        from_ledger=from_ledger,
+        access=access,
+        reminders=subscribed,
+        members=members,
+    )
 
 
 async def compute_stats(*, session: AsyncSession, services: Container, event_id: int) -> EventStats:
@@ -259,6 +273,7 @@ def _assemble(event: Event, counters: _Counters, stored: _Stored) -> EventStats:
         items=items,
         access=stored.access,
         reminders=stored.reminders,
+        members=stored.members,
     )
 
 

@@ -28,6 +28,7 @@ from tests.support.factories import (
     problem_fields,
 )
 from tests.support.lifecycle import rebuild_and_resume, store_orders
+from tests.support.payments import notification, notify
 
 
 def _in(seconds: float) -> str:
@@ -127,6 +128,21 @@ async def test_a_member_pays_the_member_price_and_the_order_is_marked_a_members(
     )
     header, *_ = csv.text.splitlines()
     assert header.endswith("member_units,member_paid_units,member_gmv")
+
+    # Paid through the gateway's webhook (no shopper token): the order's snapshot says it
+    # was a member's, so it earns the members' points.
+    paid = await notify(client, app_services, notification(orders["m1"].id, "3598.00"))
+    assert paid.status_code == 200, paid.text
+    ledger = await client.get("/api/v1/me/points", headers=auth.headers("m1", member=True))
+    assert ledger.json()["balance"] == 3598 * 2, ledger.text
+    report = (
+        await client.get(f"/api/v1/admin/events/{event_id}/report", headers=auth.admin())
+    ).json()
+    assert (report["totals"]["member_paid_units"], report["totals"]["member_gmv"]) == (
+        2,
+        "3598.00",
+    )
+    assert report["members"]["points"]["earned"] == 3598 * 2
 
 
 async def _crowd(

@@ -82,6 +82,12 @@ async def test_dashboard_shows_a_live_sale_and_its_controls_work(
     assert waiting.startswith("0 waiting for "), waiting
     delivery = await page.get_by_test_id("reminders-delivery").text_content()
     assert delivery == "0 sent · 0 pending · 0 failed"
+    # The members' tiles: nothing paid yet, so no points and no invite rewarded.
+    assert await number(page, "member-units") == 0
+    assert await number(page, "points-net") == 0
+    assert await number(page, "invites-rewarded") == 0
+    issued = await page.get_by_test_id("points-issued-detail").text_content()
+    assert issued == "0 earned · 0 taken back"
 
     stop = asyncio.Event()
     async with httpx.AsyncClient(base_url=http_base_url, timeout=60) as shoppers:

@@ -66,6 +66,7 @@ function render(stats) {
   $("accepted_orders").textContent = stats.accepted_orders.toLocaleString();
   $("accepted_units").textContent = stats.accepted_units.toLocaleString();
   $("member_units").textContent = stats.member_units.toLocaleString();
+  renderMembers(stats.members);
   $("paid_orders").textContent = stats.paid_orders.toLocaleString();
   $("gmv").textContent = money(stats.gmv);
   $("conversion").textContent = `${(stats.conversion * 100).toFixed(1)}%`;
@@ -91,6 +92,17 @@ function render(stats) {
 }
 
 // Reminders (预约): "12,345 waiting for 10:00", then how the delivery went.
+function renderMembers(members) {
+  const points = members.points;
+  $("points-net").textContent = points.net.toLocaleString();
+  $("points-issued").textContent =
+    `${points.earned.toLocaleString()} earned · ${points.reversed.toLocaleString()} taken back`;
+  $("invites-rewarded").textContent = members.invites.rewarded_pairs.toLocaleString();
+  $("invites-accepted").textContent =
+    `${members.invites.accepted.toLocaleString()} accepted · ` +
+    `${members.invites.reward_failed.toLocaleString()} failed`;
+}
+
 function renderReminders(reminders, startsAt) {
   const start = new Date(startsAt).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   $("reminders-waiting").textContent = `${reminders.subscribed.toLocaleString()} waiting for ${start}`;
