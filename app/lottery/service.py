@@ -237,12 +237,12 @@ async def _load_missing(session: AsyncSession, services: Container, lottery: Cat
 async def check_in(*, session: AsyncSession, services: Container, user: User) -> CheckInRead:
     """Today's check-in (once a day, 409 `invalid_state` the second time): one more draw
     today in every lottery. Postgres holds it; after the commit every open lottery's Redis
-    is told (a lottery loaded or rebuilt later reads it from Postgres)."""
+    is told (a lottery loaded or rebuilt later reads it from Postgres). A repeat tells
+    Redis again before its 409: if Redis failed after the first one's commit, the retry
+    is what brings the stored check-in's draw back."""
     now = utc_now()
     day = business_day(services.settings, now)
     streak = await repository.check_in(session, user_id=user.id, day=day)
-    if streak is None:
-        raise AlreadyCheckedIn(f"{user.id} checked in on {day.isoformat()} already.")
     lottery_ids = await repository.lottery_ids_not_ended(session, now=now)
 
     async def mark() -> None:
@@ -254,6 +254,9 @@ async def check_in(*, session: AsyncSession, services: Container, user: User) ->
             expires_at=day_keys_expire_at(services.settings, day),
         )
 
+    if streak is None:
+        await mark()  # a flag: marking what Redis has changes nothing
+        raise AlreadyCheckedIn(f"{user.id} checked in on {day.isoformat()} already.")
     after_commit(session, mark)
     return CheckInRead(day=day, streak=streak)
 

@@ -3,7 +3,7 @@ and the check-in, the window, and a draw crowd through real HTTP."""
 
 import asyncio
 from collections import Counter
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -76,6 +76,29 @@ async def test_daily_limit_and_a_check_in_adds_one(client: httpx.AsyncClient, au
     assert_problem(await draw(client, auth, lottery["id"]), 409, "limit_exceeded")
     # Someone else's count is their own.
     assert (await draw(client, auth, lottery["id"], "u2")).status_code == 200
+
+
+async def test_a_check_in_redis_missed_is_brought_back_by_its_retry(
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
+) -> None:
+    """Redis failed after the check-in's commit (its mark is gone): the stored check-in's
+    draw comes back when the user tries again, though the retry is still a 409."""
+    lottery = await create_lottery(
+        client, auth, prizes=[prize_spec(quantity=100)], draws_per_user_per_day=1
+    )
+    assert (await draw(client, auth, lottery["id"])).status_code == 200
+    checked = await client.post("/api/v1/me/check-in", headers=auth.headers("u1"))
+    assert checked.status_code == 200, checked.text
+    keys = LotteryKeys(app_services.settings.redis_key_prefix, lottery["id"])
+    day = date.fromisoformat(checked.json()["day"])
+    await app_services.redis.delete(keys.checked_in(day))
+    assert_problem(await draw(client, auth, lottery["id"]), 409, "limit_exceeded")
+
+    retried = await client.post("/api/v1/me/check-in", headers=auth.headers("u1"))
+
+    assert_problem(retried, 409, "invalid_state")
+    assert (await draw(client, auth, lottery["id"])).status_code == 200
+    assert_problem(await draw(client, auth, lottery["id"]), 409, "limit_exceeded")
 
 
 async def test_a_check_in_before_the_lottery_is_loaded_counts(
