@@ -2,6 +2,7 @@
 
 import asyncio
 import math
+import time
 
 import pytest
 from redis.asyncio import Redis
@@ -127,10 +128,14 @@ async def test_a_burst_of_a_thousand_allows_exactly_the_burst(
         async with in_flight:
             return await hit(any_redis, scripts, bucket=bucket, rate=rate)
 
+    started = time.monotonic()
     verdicts = await asyncio.gather(*(one() for _ in range(1000)))
-    # Refills come every 1.6 s; a thousand calls on one connection pool take far less,
-    # and if they did not, each refill would let exactly one more through.
-    assert sum(v.allowed for v in verdicts) == 37
+    elapsed = time.monotonic() - started
+    # Refills come every 1.6 s; a thousand calls on one connection pool take far less on
+    # a quiet machine (exactly the burst), and on a busy one each refill lets exactly
+    # one more through.
+    refills = math.ceil(elapsed / 1.6)
+    assert 37 <= sum(v.allowed for v in verdicts) <= 37 + refills
 
 
 # -- purchase.lua's inlined limits (outcome 9) ---------------------------------------------
