@@ -1,6 +1,7 @@
 import ipaddress
 import re
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -104,6 +105,17 @@ def parse_groups(value: Any) -> Any:
 
 
 Groups = Annotated[list[str], NoDecode, BeforeValidator(parse_groups)]
+
+
+def parse_dates(value: Any) -> Any:
+    """A comma-separated list of ISO dates (or a list of them), e.g. `2026-12-25,2027-01-01`."""
+    if isinstance(value, str):
+        value = [part for part in (p.strip() for p in value.split(",")) if part]
+    # Strictly dates: pydantic alone would take a midnight datetime as its day.
+    return [v if isinstance(v, date) else date.fromisoformat(str(v)) for v in value or []]
+
+
+Dates = Annotated[frozenset[date], NoDecode, BeforeValidator(parse_dates)]
 
 
 class Settings(BaseSettings):
@@ -306,6 +318,12 @@ class Settings(BaseSettings):
     business_timezone: str = "UTC"
     lottery_max_prizes: int = Field(default=50, ge=1, le=1000)
     lottery_payout_batch_size: PositiveInt = 500
+
+    # Shipping (app/moments.py, ship_by): an event's ship-by is the end of the Nth working
+    # day after its end in business_timezone; Saturdays, Sundays and these dates are not
+    # working days. An event's ship-by is fixed when it is created (or its end moves), so
+    # a holiday added later does not move a promise already made to its buyers.
+    shipping_holidays: Dates = frozenset()
 
     @field_validator("business_timezone")
     @classmethod

@@ -3,8 +3,11 @@ asyncpg as UTC, so moments outside these years are typos that some layer cannot
 represent. `to_ms` / `from_ms` are the one conversion between the two."""
 
 import time
-from datetime import UTC, datetime, timedelta
+from collections.abc import Collection
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as wall_time
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, AwareDatetime
 
@@ -69,3 +72,28 @@ def from_seconds(seconds: float) -> datetime:
 
 # A moment a schema takes: timezone-aware, in UTC once read, 422 outside the years above.
 Moment = Annotated[AwareDatetime, AfterValidator(representable_utc)]
+
+
+# Saturday and Sunday (date.weekday()): never working days.
+_WEEKEND = (5, 6)
+
+
+def is_working_day(day: date, holidays: Collection[date]) -> bool:
+    return day.weekday() not in _WEEKEND and day not in holidays
+
+
+def ship_by(ends_at: datetime, days: int, *, timezone: str, holidays: Collection[date]) -> datetime:
+    """When the orders of a sale that ends at `ends_at` must have shipped, `days` working
+    days after: the end (midnight) of the `days`-th working day after the day the sale
+    ends, that day taken in `timezone` (the business's). Saturdays, Sundays and
+    `holidays` are skipped; the end day itself never counts, whatever it is. With 0 days,
+    the end of the day the sale ends. Returned in UTC."""
+    zone = ZoneInfo(timezone)
+    day = ends_at.astimezone(zone).date()
+    left = days
+    while left > 0:
+        day += timedelta(days=1)
+        if is_working_day(day, holidays):
+            left -= 1
+    # Midnight in the zone, on the wall clock (a DST change that day moves it in UTC).
+    return datetime.combine(day + timedelta(days=1), wall_time(), zone).astimezone(UTC)

@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -341,3 +342,18 @@ def test_production_names_every_problem_at_once(clean_env: pytest.MonkeyPatch) -
     assert len(lines) == 1, result.output
     for name in ("JWT_SECRET", "PAYMENT_WEBHOOK_SECRET", "METRICS_TOKEN", "REDIS_URL"):
         assert f"SECKILL_{name}" in lines[0]
+
+
+def test_shipping_holidays_are_a_list_of_dates(clean_env: pytest.MonkeyPatch) -> None:
+    assert Settings().shipping_holidays == frozenset()
+    clean_env.setenv("SECKILL_SHIPPING_HOLIDAYS", " 2026-12-25, 2027-01-01 ,")
+    assert Settings().shipping_holidays == frozenset({date(2026, 12, 25), date(2027, 1, 1)})
+
+
+@pytest.mark.parametrize("value", ["2026-12-32", "christmas", "2026-12-25T00:00:00+01:00"])
+def test_a_shipping_holiday_that_is_not_a_date_is_refused(
+    clean_env: pytest.MonkeyPatch, value: str
+) -> None:
+    clean_env.setenv("SECKILL_SHIPPING_HOLIDAYS", f"2026-12-24,{value}")
+    with pytest.raises(ValidationError, match="shipping_holidays"):
+        Settings()

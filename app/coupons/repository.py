@@ -337,9 +337,10 @@ class MisusedCoupon:
     problem: str
 
 
-# A used coupon must sit on exactly one order of its owner that is live (pending or paid)
-# or whose return is still owed (cancelled/refunded, stock_returned_at empty); an order
-# that names a coupon must hold it unless its return is done (then the coupon is back).
+# A used coupon must sit on exactly one order of its owner that is live (pending, paid or
+# shipped: app.orders.models, a layer above, names them) or whose return is still owed
+# (cancelled/refunded, stock_returned_at empty); an order that names a coupon must hold
+# it unless its return is done (then the coupon is back).
 _MISUSED = text(
     """
     SELECT u.id, u.order_id, 'used on an order that does not exist' AS problem
@@ -361,7 +362,7 @@ _MISUSED = text(
     UNION ALL
     SELECT o.coupon_id, o.id, 'a live order''s coupon is not used on it'
     FROM orders AS o LEFT JOIN user_coupons AS u ON u.id = o.coupon_id
-    WHERE o.coupon_id IS NOT NULL AND o.status IN ('pending_payment', 'paid')
+    WHERE o.coupon_id IS NOT NULL AND o.status IN ('pending_payment', 'paid', 'shipped')
       AND (u.id IS NULL OR u.order_id IS DISTINCT FROM o.id)
     LIMIT :limit
     """

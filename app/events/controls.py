@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit_log import service as audit_log
 from app.auth import User
+from app.config import Settings
 from app.container import Container
 from app.db import after_commit
 from app.errors import InvalidState, NotFound, Recovering, ValidationFailed
@@ -41,6 +42,7 @@ from app.events.models import Event, EventItem
 from app.events.schemas import EventUpdate, ItemRead, ItemState, ItemUpdate, order_amount_problem
 from app.inventory import service as inventory
 from app.inventory.schemas import MAX_UNITS
+from app.moments import ship_by
 from app.store.adjust_sale import (
     AdjustOutcome,
     AppliedTerms,
@@ -70,6 +72,16 @@ async def _lock_open(lock: Awaitable[Locked | None], *, missing: NotFound, now: 
             "changed (start a new one)."
         )
     return row
+
+
+def ship_by_of(settings: Settings, ends_at: datetime, days: int | None) -> datetime | None:
+    """The ship-by of a sale ending at `ends_at` that promises `days` (None: no promise),
+    with the business timezone and holidays configured now."""
+    if days is None:
+        return None
+    return ship_by(
+        ends_at, days, timezone=settings.business_timezone, holidays=settings.shipping_holidays
+    )
 
 
 def sale_terms(item: EventItem) -> SaleTerms:
@@ -381,6 +393,8 @@ async def _move_end(
     undo = undo or {item.id: sale_terms(item) for item in event.items}
     before = event.ends_at
     event.ends_at = ends_at
+    # The promise is working days after the end: it moves with the end.
+    event.ship_by = ship_by_of(services.settings, ends_at, event.ship_within_days)
     version = await repository.next_terms_version(session)
     for item in event.items:
         item.terms_version = version

@@ -36,6 +36,9 @@ class Event(Base):
     __table_args__ = (
         CheckConstraint("starts_at < ends_at", name="window_ordered"),
         CheckConstraint("member_early_access_seconds >= 0", name="early_access_not_negative"),
+        CheckConstraint(
+            "(ship_within_days IS NULL) = (ship_by IS NULL)", name="ship_by_with_its_days"
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -52,6 +55,10 @@ class Event(Base):
     access: Mapped[dict[str, Any]] = mapped_column(
         JSONB, server_default=text("""'{"mode": "open"}'::jsonb""")
     )
+    # Orders ship within this many working days after the end (None: no promise), that
+    # is by ship_by (app/moments.py), fixed when the event is created or its end moves.
+    ship_within_days: Mapped[int | None] = mapped_column(Integer)
+    ship_by: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     items: Mapped[list["EventItem"]] = relationship(

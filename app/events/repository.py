@@ -23,6 +23,8 @@ async def insert_event(
     member_early_access_seconds: int,
     campaign_id: int | None = None,
     access: dict[str, Any] | None = None,
+    ship_within_days: int | None = None,
+    ship_by: datetime | None = None,
 ) -> Event:
     event = Event(
         name=name,
@@ -32,6 +34,8 @@ async def insert_event(
         paused=False,
         campaign_id=campaign_id,
         access=access or {"mode": "open"},
+        ship_within_days=ship_within_days,
+        ship_by=ship_by,
     )
     session.add(event)
     await session.flush()

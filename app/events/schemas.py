@@ -28,6 +28,9 @@ MAX_ORDER_AMOUNT = Decimal("9999999999.99")
 MAX_EARLY_ACCESS_SECONDS = 24 * 3600
 MAX_ITEMS_PER_EVENT = 100
 MAX_PER_USER_LIMIT = 1000
+# Working days an event may promise to ship within: two months of working days is beyond
+# any promise a sale makes, and keeps typos (700) out of buyers' sight.
+MAX_SHIP_WITHIN_DAYS = 40
 
 
 def order_amount_problem(seckill_price: Decimal, per_user_limit: int) -> str | None:
@@ -117,6 +120,14 @@ class EventCreate(BaseModel):
         ge=1,
         le=MAX_ID,
         description="A slot of this draft campaign (inside its peak); sells once it is approved.",
+    )
+    ship_within_days: StrictInt | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_SHIP_WITHIN_DAYS,
+        description="Orders ship within this many working days after the sale ends "
+        "(Saturdays, Sundays and SECKILL_SHIPPING_HOLIDAYS skipped); 0: by the end of the "
+        "day it ends. Unset: no promise (no ship-by).",
     )
 
     @field_validator("ends_at")
@@ -234,4 +245,10 @@ class EventRead(BaseModel):
     member_early_access_seconds: int
     paused: bool
     state: EventState
+    ship_within_days: int | None = None
+    ship_by: datetime | None = Field(
+        default=None,
+        description="When its paid orders must have shipped: the end (midnight, in the "
+        "business timezone) of the ship_within_days-th working day after the end day.",
+    )
     items: list[ItemRead]

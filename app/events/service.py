@@ -19,7 +19,7 @@ from app.db import after_commit
 from app.errors import InvalidState, ValidationFailed
 from app.events import repository
 from app.events.access import ACCESS, Access, AccessUpdate, OpenAccess, QueueAccess
-from app.events.controls import apply_terms
+from app.events.controls import apply_terms, ship_by_of
 from app.events.controls import sale_terms as _terms
 from app.events.errors import EventNotFound, ItemNotFound
 from app.events.models import Event, EventItem
@@ -70,6 +70,8 @@ async def create_event(
         member_early_access_seconds=data.member_early_access_seconds,
         campaign_id=data.campaign_id,
         access=data.access.model_dump(mode="json"),
+        ship_within_days=data.ship_within_days,
+        ship_by=ship_by_of(services.settings, data.ends_at, data.ship_within_days),
     )
     # Allocate in SKU order so two events sharing SKUs lock them in the same order.
     for spec in sorted(data.items, key=lambda i: i.sku):
@@ -379,6 +381,8 @@ async def read_events(
             campaign_id=event.campaign_id,
             access=access_of(event),
             state=event_state(event, now),
+            ship_within_days=event.ship_within_days,
+            ship_by=event.ship_by,
             items=[_item_read(i, event, remaining[i.id], now) for i in event.items],
         )
         for event in events

@@ -35,7 +35,7 @@ class ItemAudit:
     sku: str
     allocated: int
     remaining: int | None  # None: the sale is not in Redis, so nothing there was checked
-    sold: int  # units in pending_payment/paid orders in Postgres
+    sold: int  # units in pending_payment/paid/shipped orders in Postgres
     in_stream: int  # units of accepted orders not yet in Postgres
     owed: int  # units of cancelled or refunded orders not given back yet
     restocked: int  # units of cancelled or refunded orders sent back on hand, not on sale

@@ -6,6 +6,8 @@ from decimal import Decimal
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.orders.models import SOLD_STATUSES
+
 
 @dataclass(frozen=True, slots=True)
 class ItemOrders:
@@ -21,13 +23,13 @@ class ItemOrders:
 EMPTY = ItemOrders(orders=0, units=0, paid_orders=0, paid_units=0, paid_amount=Decimal("0.00"))
 
 _BY_ITEM = text(
-    """
+    f"""
     SELECT item_id,
            count(*) AS orders,
            coalesce(sum(quantity), 0) AS units,
-           count(*) FILTER (WHERE status = 'paid') AS paid_orders,
-           coalesce(sum(quantity) FILTER (WHERE status = 'paid'), 0) AS paid_units,
-           coalesce(sum(amount) FILTER (WHERE status = 'paid'), 0) AS paid_amount
+           count(*) FILTER (WHERE status IN ({SOLD_STATUSES})) AS paid_orders,
+           coalesce(sum(quantity) FILTER (WHERE status IN ({SOLD_STATUSES})), 0) AS paid_units,
+           coalesce(sum(amount) FILTER (WHERE status IN ({SOLD_STATUSES})), 0) AS paid_amount
     FROM orders
     WHERE event_id = :event_id
     GROUP BY item_id

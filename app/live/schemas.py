@@ -47,7 +47,10 @@ class EventStats(BaseModel):
     member_units: int = Field(description="Units members took (of accepted_units).")
     paid_orders: int
     paid_units: int
-    gmv: Decimal = Field(description="Amount of paid orders.")
+    gmv: Decimal = Field(description="Amount of paid orders (shipped ones included).")
+    overdue_shipments: int = Field(
+        default=0, description="Paid orders not shipped by the event's ship-by (now past)."
+    )
     conversion: float = Field(description="Users with an accepted order / participants.")
     items: list[ItemStats]
     access: AccessStats | None = Field(

@@ -31,7 +31,8 @@ from app.live.schemas import (
 from app.lottery import repository as lottery_repository
 from app.lottery.errors import LotteryNotFound
 from app.members.stats import MembersReport, members_report
-from app.moments import from_ms
+from app.moments import from_ms, utc_now
+from app.orders import shipping
 from app.redis import RedisClient
 from app.reminders import service as reminders
 from app.reminders.schemas import ReminderCounts
@@ -113,6 +114,7 @@ class _Stored:
     access: AccessStats | None  # a queue or draw sale's numbers
     reminders: ReminderCounts
     members: MembersReport
+    overdue_shipments: int
 
 
 async def _distinct_users(
@@ -207,8 +209,10 @@ async def _read_stored(session: AsyncSession, event: Event, counters: _Counters)
         scope_id=event.id,
         window=(event.starts_at, event.ends_at),
     )
+    overdue = await shipping.overdue_count(session=session, now=utc_now(), event_id=event.id)
     return _Stored(
         orders=orders,
+        overdue_shipments=overdue,
         from_ledger=from_ledger,
         access=access,
         reminders=subscribed,
@@ -269,6 +273,7 @@ def _assemble(event: Event, counters: _Counters, stored: _Stored) -> EventStats:
         paid_orders=sum(i.paid_orders for i in items),
         paid_units=sum(i.paid_units for i in items),
         gmv=sum((i.gmv for i in items), Decimal("0.00")),
+        overdue_shipments=stored.overdue_shipments,
         conversion=round(converted / participants, 4) if participants else 0.0,
         items=items,
         access=stored.access,

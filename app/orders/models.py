@@ -30,6 +30,7 @@ class OrderStatus(StrEnum):
     QUEUED = "queued"  # accepted in Redis, not yet in Postgres (never stored in a row)
     PENDING_PAYMENT = "pending_payment"
     PAID = "paid"
+    SHIPPED = "shipped"  # paid, and handed to a carrier: still a sale, as paid is
     CANCELLED = "cancelled"
     REFUNDED = "refunded"
 
@@ -40,6 +41,12 @@ class OrderKind(StrEnum):
 
 
 STORED_STATUSES = ", ".join(f"'{s}'" for s in OrderStatus if s is not OrderStatus.QUEUED)
+# Orders that count as sold (GMV, paid units, the books): paid, shipped or not. Reports,
+# live stats and audits name this, never 'paid' alone.
+SOLD_STATUSES = "'paid', 'shipped'"
+# Bounds of a shipment's carrier name and tracking number (the columns' lengths).
+MAX_CARRIER_LENGTH = 64
+MAX_TRACKING_NUMBER_LENGTH = 128
 # Orders whose units must come back (to the sale or on hand) exactly once.
 RETURNING_STATUSES = "'cancelled', 'refunded'"
 
@@ -53,6 +60,7 @@ class TransitionCause(StrEnum):
     OPERATOR_CANCEL = "operator_cancel"
     PAYMENT_TIMEOUT = "payment_timeout"  # the worker's sweep
     REFUND = "refund"  # an operator refunded a paid order
+    SHIPMENT = "shipment"  # an operator shipped a paid order (carrier, tracking number)
 
 
 class Order(Base):
@@ -84,6 +92,13 @@ class Order(Base):
             "ix_orders_payment_deadline_pending",
             "payment_deadline",
             postgresql_where=text("status = 'pending_payment'"),
+        ),
+        # The overdue-shipments list: paid orders not shipped yet, by event.
+        Index(
+            "ix_orders_unshipped_event_id",
+            "event_id",
+            "paid_at",
+            postgresql_where=text("status = 'paid'"),
         ),
         # The stock-return outbox: cancelled or refunded orders whose units are not back
         # yet. Nearly always empty, so the worker's retry query costs nothing.
@@ -139,6 +154,10 @@ class Order(Base):
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     refunded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     payment_reference: Mapped[str | None] = mapped_column(String(128))
+    # Set once, when an operator ships it (status shipped).
+    shipped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    carrier: Mapped[str | None] = mapped_column(String(MAX_CARRIER_LENGTH))
+    tracking_number: Mapped[str | None] = mapped_column(String(MAX_TRACKING_NUMBER_LENGTH))
     # When a cancelled or refunded order's units were back (on sale or on hand), set in
     # the transaction that writes its `released` or `restocked` ledger row.
     stock_returned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

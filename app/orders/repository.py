@@ -20,7 +20,11 @@ from app.store.idempotency import KeyedOrder
 from app.store.records import NewOrder
 
 # Orders whose units are gone from the sale: everything but a cancellation or refund.
-LIVE_STATUSES = (OrderStatus.PENDING_PAYMENT.value, OrderStatus.PAID.value)
+LIVE_STATUSES = (
+    OrderStatus.PENDING_PAYMENT.value,
+    OrderStatus.PAID.value,
+    OrderStatus.SHIPPED.value,
+)
 RETURNING_STATUS_VALUES = (OrderStatus.CANCELLED.value, OrderStatus.REFUNDED.value)
 
 
@@ -291,6 +295,7 @@ _STAMPED = {
     OrderStatus.PAID: "paid_at",
     OrderStatus.CANCELLED: "cancelled_at",
     OrderStatus.REFUNDED: "refunded_at",
+    OrderStatus.SHIPPED: "shipped_at",
 }
 
 

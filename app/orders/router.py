@@ -18,15 +18,22 @@ from app.errors import (
 from app.ids import MAX_ID, ORDER_ID_PATH, IdempotencyKey, OrderId
 from app.inventory.errors import InsufficientStock
 from app.moments import utc_now
-from app.orders import checkout, service
+from app.orders import checkout, service, shipping
 from app.orders.errors import CHANGE_PROBLEMS, OrderNotFound
 from app.orders.models import OrderStatus, TransitionCause
-from app.orders.schemas import CheckoutCreate, OrderRead, QuoteRead
+from app.orders.schemas import (
+    CheckoutCreate,
+    OrderRead,
+    OverdueShipmentRead,
+    QuoteRead,
+    ShipmentCreate,
+)
 from app.pagination import NEXT_CURSOR_HEADER, CursorPageDep, PageDep
 from app.ratelimit.service import CheckingOutUser, QuotingUser
 
 router = APIRouter(prefix="/api/v1/orders", tags=["orders"])
 admin = APIRouter(prefix="/api/v1/admin/orders", tags=["orders (admin)"])
+shipments = APIRouter(prefix="/api/v1/admin/shipments", tags=["orders (admin)"])
 # The pay and refund routes are the payments domain's (app/payments/router.py).
 
 
@@ -163,3 +170,35 @@ async def list_all_orders(
     if found.next_cursor is not None:
         response.headers[NEXT_CURSOR_HEADER] = found.next_cursor
     return found.orders
+
+
+@admin.post(
+    f"/{ORDER_ID_PATH}/ship",
+    responses=problem_responses(*CHANGE_PROBLEMS, Forbidden, ValidationFailed),
+)
+async def ship_order(
+    order_id: OrderId,
+    data: ShipmentCreate,
+    session: SessionDep,
+    services: ContainerDep,
+    user: AdminUser,
+) -> OrderRead:
+    """Hand a `paid` order to a carrier: it becomes `shipped`, with its carrier and
+    tracking number. Shipping it again with the same carrier and tracking number answers
+    the shipped order; anything else that is not `paid`: 409 `invalid_state`."""
+    shipped = await shipping.ship(
+        session=session, services=services, user=user, order_id=order_id, data=data
+    )
+    return OrderRead.model_validate(shipped)
+
+
+@shipments.get("/overdue", responses=problem_responses(Unauthorized, Forbidden))
+async def list_overdue_shipments(
+    session: SessionDep, _: AdminUser, page: PageDep
+) -> list[OverdueShipmentRead]:
+    """Paid orders not shipped by their event's ship-by (`ship_within_days` working days
+    after the sale's end), the most overdue first. Regular-checkout orders have no
+    ship-by and are never listed."""
+    return await shipping.overdue(
+        session=session, now=utc_now(), limit=page.limit, offset=page.offset
+    )

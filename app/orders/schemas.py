@@ -13,7 +13,12 @@ from pydantic import (
 )
 
 from app.inventory.schemas import MAX_UNITS, SkuCode
-from app.orders.models import OrderKind, OrderStatus
+from app.orders.models import (
+    MAX_CARRIER_LENGTH,
+    MAX_TRACKING_NUMBER_LENGTH,
+    OrderKind,
+    OrderStatus,
+)
 from app.promotions.schemas import AppliedPromotion
 
 MAX_CHECKOUT_LINES = 100
@@ -59,6 +64,9 @@ class OrderRead(BaseModel):
     cancelled_at: datetime | None = None
     refunded_at: datetime | None = None
     payment_reference: str | None = None
+    shipped_at: datetime | None = None
+    carrier: str | None = Field(default=None, description="Shipped orders: who carries it.")
+    tracking_number: str | None = Field(default=None, description="Shipped orders: the carrier's.")
     campaign_id: int | None = Field(default=None, description="The campaign it belongs to.")
     rules_version: int | None = Field(
         default=None, description="The campaign's rules version in force when accepted."
@@ -124,3 +132,20 @@ class QuoteRead(BaseModel):
         default=None, description="The daily promotion the order would take (no coupon)."
     )
     lines: list[QuoteLineRead]
+
+
+class ShipmentCreate(BaseModel):
+    """A paid order handed to a carrier."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    carrier: str = Field(min_length=1, max_length=MAX_CARRIER_LENGTH)
+    tracking_number: str = Field(
+        min_length=1, max_length=MAX_TRACKING_NUMBER_LENGTH, pattern=r"^[0-9A-Za-z._/-]+$"
+    )
+
+
+class OverdueShipmentRead(OrderRead):
+    """A paid order not shipped by its event's ship-by."""
+
+    ship_by: datetime = Field(description="When it should have shipped (the event's ship-by).")

@@ -4,6 +4,8 @@ and the lifecycle's rules. Never commits: the request's session owns the transac
 through the session's after-commit hook.
 
     queued -> pending_payment -> paid -> refunded
+                      |          |
+                      |          +-> shipped   (an operator, app/orders/shipping.py)
                       |
                       +-> cancelled   (by the owner, an operator, or the payment timeout)
 """
@@ -177,11 +179,15 @@ SOURCE_STATUS = {
     OrderStatus.PAID: OrderStatus.PENDING_PAYMENT,
     OrderStatus.CANCELLED: OrderStatus.PENDING_PAYMENT,
     OrderStatus.REFUNDED: OrderStatus.PAID,
+    # A shipped order is not refunded directly (its goods are with the buyer): it comes
+    # back through a return, which refunds it once the goods are back.
+    OrderStatus.SHIPPED: OrderStatus.PAID,
 }
 ACTION = {
     OrderStatus.PAID: "paid",
     OrderStatus.CANCELLED: "cancelled",
     OrderStatus.REFUNDED: "refunded",
+    OrderStatus.SHIPPED: "shipped",
 }
 
 

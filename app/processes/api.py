@@ -60,6 +60,7 @@ from app.members.points_router import router as points_router
 from app.middleware import ADMIN_PREFIX, Protection
 from app.orders.router import admin as orders_admin
 from app.orders.router import router as orders_router
+from app.orders.router import shipments as orders_shipments
 from app.outages import install_outage_handlers
 from app.payments.router import orders as payments_orders
 from app.payments.router import orders_admin as payments_orders_admin
@@ -159,6 +160,7 @@ ROUTERS = (
     inventory_router,
     orders_router,
     orders_admin,
+    orders_shipments,
     payments_orders,
     payments_orders_admin,
     payments_router,

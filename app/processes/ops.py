@@ -19,6 +19,7 @@ from app.flows.freshness import CLAIMS, LOTTERIES, SALES, frozen_entities
 from app.lottery.repository import lottery_ids_not_ended
 from app.metrics import exposition
 from app.moments import utc_now
+from app.orders import shipping
 from app.store.keys import ItemKeys
 
 router = APIRouter(tags=["operations"])
@@ -204,6 +205,18 @@ async def _stream_gauges(services: ContainerDep) -> str:
     return "\n".join(lines) + "\n"
 
 
+async def _shipping_gauge(services: Container) -> str:
+    """Paid orders past their event's ship-by, counted in Postgres at scrape time (one
+    indexed count; every process answers the same number)."""
+    async with services.sessionmaker() as session:
+        overdue = await shipping.overdue_count(session=session, now=utc_now(), event_id=None)
+    return (
+        "# HELP seckill_orders_past_ship_by Paid orders not shipped by their event's ship-by.\n"
+        "# TYPE seckill_orders_past_ship_by gauge\n"
+        f"seckill_orders_past_ship_by {overdue}\n"
+    )
+
+
 @router.get("/metrics", response_class=Response, responses=problem_responses(Unauthorized))
 async def metrics(services: ContainerDep, request: Request) -> Response:
     """Prometheus text format. With SECKILL_METRICS_TOKEN set, only for
@@ -221,4 +234,8 @@ async def metrics(services: ContainerDep, request: Request) -> Response:
         body += await _stream_gauges(services)
     except Exception:  # metrics must answer even when Redis does not
         body += "# redis gauges unavailable\n"
+    try:
+        body += await asyncio.wait_for(_shipping_gauge(services), PROBE_TIMEOUT_SECONDS)
+    except Exception:  # nor when Postgres does not
+        body += "# postgres gauges unavailable\n"
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")

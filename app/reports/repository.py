@@ -7,10 +7,12 @@ from decimal import Decimal
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-# What every report counts as sold: an order paid and not refunded (a refund moves it to
-# `refunded`); the amounts of those orders are the GMV. The sale's and the campaign's
-# reports both build their statements from these two.
-PAID = "status = 'paid'"
+from app.orders.models import SOLD_STATUSES
+
+# What every report counts as sold: an order paid (shipped or not) and not refunded (a
+# refund moves it to `refunded`); the amounts of those orders are the GMV. The sale's and
+# the campaign's reports both build their statements from these two.
+PAID = f"status IN ({SOLD_STATUSES})"
 GMV = f"coalesce(sum(amount) FILTER (WHERE {PAID}), 0)"
 
 
@@ -195,3 +197,44 @@ async def units_per_bucket(
     return [
         BucketRow(item_id=row.item_id, bucket=int(row.bucket), units=int(row.units)) for row in rows
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class Shipping:
+    shipped_orders: int
+    awaiting_orders: int
+    overdue_orders: int
+    shipped_late_orders: int
+    median_hours_to_ship: float | None
+    p95_hours_to_ship: float | None
+
+
+_SHIPPING = text(
+    """
+    SELECT count(*) FILTER (WHERE o.status = 'shipped') AS shipped_orders,
+           count(*) FILTER (WHERE o.status = 'paid') AS awaiting_orders,
+           count(*) FILTER (WHERE o.status = 'paid' AND e.ship_by <= now()) AS overdue_orders,
+           count(*) FILTER (WHERE o.status = 'shipped' AND o.shipped_at > e.ship_by)
+               AS shipped_late_orders,
+           percentile_cont(0.5) WITHIN GROUP (
+               ORDER BY extract(epoch FROM o.shipped_at - o.paid_at) / 3600
+           ) FILTER (WHERE o.status = 'shipped') AS median_hours,
+           percentile_cont(0.95) WITHIN GROUP (
+               ORDER BY extract(epoch FROM o.shipped_at - o.paid_at) / 3600
+           ) FILTER (WHERE o.status = 'shipped') AS p95_hours
+    FROM orders AS o JOIN events AS e ON e.id = o.event_id
+    WHERE o.event_id = :event_id
+    """
+)
+
+
+async def shipping(session: AsyncSession, event_id: int) -> Shipping:
+    row = (await session.execute(_SHIPPING, {"event_id": event_id})).one()
+    return Shipping(
+        shipped_orders=int(row.shipped_orders),
+        awaiting_orders=int(row.awaiting_orders),
+        overdue_orders=int(row.overdue_orders),
+        shipped_late_orders=int(row.shipped_late_orders),
+        median_hours_to_ship=None if row.median_hours is None else round(row.median_hours, 3),
+        p95_hours_to_ship=None if row.p95_hours is None else round(row.p95_hours, 3),
+    )

@@ -39,6 +39,19 @@ class ReportTotals(BaseModel):
     member_gmv: Decimal = Field(description="Amount of members' paid orders (of gmv).")
 
 
+class ShippingReport(BaseModel):
+    """How the sale's paid orders shipped against its promise (app/orders/shipping.py)."""
+
+    ship_within_days: int | None = Field(description="The promise (null: none made).")
+    ship_by: datetime | None
+    shipped_orders: int
+    awaiting_orders: int = Field(description="Paid, not shipped yet.")
+    overdue_orders: int = Field(description="Paid, not shipped, and past ship_by now.")
+    shipped_late_orders: int = Field(description="Shipped after ship_by.")
+    median_hours_to_ship: float | None = Field(description="From paid to shipped.")
+    p95_hours_to_ship: float | None = Field(description="From paid to shipped.")
+
+
 class ItemReport(BaseModel):
     id: int
     sku: str
@@ -97,6 +110,9 @@ class EventReport(BaseModel):
         default=None,
         description="Points the sale's orders issued and took back; invites accepted during "
         "the sale and rewarded on its orders.",
+    )
+    shipping: ShippingReport | None = Field(
+        default=None, description="Shipments: counts, late ones, hours from paid to shipped."
     )
 
 

@@ -23,6 +23,7 @@ from app.reports.schemas import (
     ItemReport,
     MinutePoint,
     ReportTotals,
+    ShippingReport,
     Timeline,
 )
 
@@ -144,6 +145,7 @@ async def build_report(
         )
         for row in await repository.per_minute(session, event_id)
     ]
+    shipped = await repository.shipping(session, event_id)
     report = EventReport(
         event_id=event.id,
         name=event.name,
@@ -155,6 +157,16 @@ async def build_report(
         series=series,
         access=await access_stats(session=session, event=event),
         reminders=await reminders.counts_of(session=session, event_id=event_id),
+        shipping=ShippingReport(
+            ship_within_days=event.ship_within_days,
+            ship_by=event.ship_by,
+            shipped_orders=shipped.shipped_orders,
+            awaiting_orders=shipped.awaiting_orders,
+            overdue_orders=shipped.overdue_orders,
+            shipped_late_orders=shipped.shipped_late_orders,
+            median_hours_to_ship=shipped.median_hours_to_ship,
+            p95_hours_to_ship=shipped.p95_hours_to_ship,
+        ),
         members=await members_report(
             session=session,
             scope="event_id",

@@ -64,6 +64,7 @@ def event_spec(
     member_early_access_seconds: int = 0,
     items: list[dict[str, Any]] | None = None,
     campaign_id: int | None = None,
+    ship_within_days: int | None = None,
 ) -> dict[str, Any]:
     starts_at = datetime.now(UTC) + starts_in
     spec = {
@@ -75,6 +76,8 @@ def event_spec(
     }
     if campaign_id is not None:
         spec["campaign_id"] = campaign_id
+    if ship_within_days is not None:
+        spec["ship_within_days"] = ship_within_days
     return spec
 
 

@@ -69,6 +69,7 @@ function render(stats) {
   renderMembers(stats.members);
   $("paid_orders").textContent = stats.paid_orders.toLocaleString();
   $("gmv").textContent = money(stats.gmv);
+  $("overdue_shipments").textContent = stats.overdue_shipments.toLocaleString();
   $("conversion").textContent = `${(stats.conversion * 100).toFixed(1)}%`;
   $("ends").textContent = when(stats.ends_at);
   renderReminders(stats.reminders, stats.starts_at);
