@@ -112,10 +112,11 @@ def parse_dates(value: Any) -> Any:
     if isinstance(value, str):
         value = [part for part in (p.strip() for p in value.split(",")) if part]
     # Strictly dates: pydantic alone would take a midnight datetime as its day.
-    return [v if isinstance(v, date) else date.fromisoformat(str(v)) for v in value or []]
+    days = {v if isinstance(v, date) else date.fromisoformat(str(v)) for v in value or []}
+    return tuple(sorted(days))
 
 
-Dates = Annotated[frozenset[date], NoDecode, BeforeValidator(parse_dates)]
+Dates = Annotated[tuple[date, ...], NoDecode, BeforeValidator(parse_dates)]
 
 
 class Settings(BaseSettings):
@@ -323,7 +324,7 @@ class Settings(BaseSettings):
     # day after its end in business_timezone; Saturdays, Sundays and these dates are not
     # working days. An event's ship-by is fixed when it is created (or its end moves), so
     # a holiday added later does not move a promise already made to its buyers.
-    shipping_holidays: Dates = frozenset()
+    shipping_holidays: Dates = ()
 
     @field_validator("business_timezone")
     @classmethod

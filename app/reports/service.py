@@ -4,6 +4,7 @@ import asyncio
 import csv
 import io
 import logging
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -158,14 +159,7 @@ async def build_report(
         access=await access_stats(session=session, event=event),
         reminders=await reminders.counts_of(session=session, event_id=event_id),
         shipping=ShippingReport(
-            ship_within_days=event.ship_within_days,
-            ship_by=event.ship_by,
-            shipped_orders=shipped.shipped_orders,
-            awaiting_orders=shipped.awaiting_orders,
-            overdue_orders=shipped.overdue_orders,
-            shipped_late_orders=shipped.shipped_late_orders,
-            median_hours_to_ship=shipped.median_hours_to_ship,
-            p95_hours_to_ship=shipped.p95_hours_to_ship,
+            ship_within_days=event.ship_within_days, ship_by=event.ship_by, **asdict(shipped)
         ),
         members=await members_report(
             session=session,

@@ -35,6 +35,16 @@ async def sale_item(
     return event.items[0].id
 
 
+async def a_paid_order(client: httpx.AsyncClient, auth: Auth, services: Container) -> str:
+    """A paid order of a sale that promises 2 working days."""
+    return await paid_order(client, auth, services, await sale_item(client, auth))
+
+
+async def shipments(services: Container, order_id: str) -> list[tuple[str, str, str]]:
+    """The order's transitions to `shipped`."""
+    return [t for t in await transitions(services, order_id) if t[1] == "shipped"]
+
+
 async def move_ship_by(services: Container, item_id: int, ago: timedelta) -> None:
     """Move the item's event into the past in Postgres: its end, and its ship-by (fixed
     from the end when the event was created) `ago` before now."""
@@ -118,8 +128,7 @@ async def test_a_bad_ship_within_days_is_refused(
 async def test_an_operator_ships_a_paid_order(
     client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
-    item_id = await sale_item(client, auth)
-    order_id = await paid_order(client, auth, app_services, item_id)
+    order_id = await a_paid_order(client, auth, app_services)
 
     response = await ship(client, auth, order_id)
 
@@ -133,7 +142,7 @@ async def test_an_operator_ships_a_paid_order(
     mine = (await client.get(f"/api/v1/orders/{order_id}", headers=auth.headers())).json()
     assert mine["status"] == "shipped"
     assert mine["tracking_number"] == "JD0123456789"
-    assert (await transitions(app_services, order_id))[-1] == ("paid", "shipped", "shipment")
+    assert await shipments(app_services, order_id) == [("paid", "shipped", "shipment")]
     logged = await client.get("/api/v1/admin/audit-log", headers=auth.admin())
     assert logged.status_code == 200, logged.text
     assert any(
@@ -144,8 +153,7 @@ async def test_an_operator_ships_a_paid_order(
 async def test_shipping_again_with_the_same_tracking_number_changes_nothing(
     client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
-    item_id = await sale_item(client, auth)
-    order_id = await paid_order(client, auth, app_services, item_id)
+    order_id = await a_paid_order(client, auth, app_services)
     first = await ship(client, auth, order_id)
     again = await ship(
         client, auth, order_id, {"carrier": " DHL ", "tracking_number": "JD0123456789"}
@@ -157,8 +165,7 @@ async def test_shipping_again_with_the_same_tracking_number_changes_nothing(
     assert body["order_status"] == "shipped"
     row = await order_row(app_services, order_id)
     assert row.tracking_number == "JD0123456789"
-    shipped = [t for t in await transitions(app_services, order_id) if t[1] == "shipped"]
-    assert len(shipped) == 1
+    assert len(await shipments(app_services, order_id)) == 1
 
 
 async def test_only_a_paid_order_ships(
@@ -177,8 +184,7 @@ async def test_only_a_paid_order_ships(
 async def test_a_shipped_order_is_not_refunded_directly(
     client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
-    item_id = await sale_item(client, auth)
-    order_id = await paid_order(client, auth, app_services, item_id)
+    order_id = await a_paid_order(client, auth, app_services)
     assert (await ship(client, auth, order_id)).status_code == 200
     assert_problem(await refund(client, auth.admin(), order_id), 409, "invalid_state")
     assert (await order_row(app_services, order_id)).status == "shipped"
@@ -187,9 +193,8 @@ async def test_a_shipped_order_is_not_refunded_directly(
 async def test_shipping_refusals(
     client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
-    item_id = await sale_item(client, auth)
-    order_id = await paid_order(client, auth, app_services, item_id)
-    missing = f"01JZZZZZZZZZZZZZZZZZZZZZZZ-{item_id}"
+    order_id = await a_paid_order(client, auth, app_services)
+    missing = f"01JZZZZZZZZZZZZZZZZZZZZZZZ-{order_id.rsplit('-', 1)[1]}"
     assert_problem(await ship(client, auth, missing), 404, "not_found")
     shopper = await client.post(
         f"/api/v1/admin/orders/{order_id}/ship", json=SHIPMENT, headers=auth.headers()
@@ -212,16 +217,14 @@ async def test_shipping_refusals(
 async def test_concurrent_shipments_make_one_transition(
     client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
-    item_id = await sale_item(client, auth)
-    order_id = await paid_order(client, auth, app_services, item_id)
+    order_id = await a_paid_order(client, auth, app_services)
     bodies = [{"carrier": "DHL", "tracking_number": f"T{i}"} for i in range(6)]
     answers = await asyncio.gather(*(ship(client, auth, order_id, b) for b in bodies))
     assert sorted(a.status_code for a in answers) == [200] + [409] * 5
     won = next(a.json() for a in answers if a.status_code == 200)
     row = await order_row(app_services, order_id)
     assert row.tracking_number == won["tracking_number"]
-    shipped = [t for t in await transitions(app_services, order_id) if t[1] == "shipped"]
-    assert shipped == [("paid", "shipped", "shipment")]
+    assert await shipments(app_services, order_id) == [("paid", "shipped", "shipment")]
 
 
 # -- the overdue list -------------------------------------------------------------------
