@@ -236,6 +236,8 @@ async def _copy_events(
                 ],
                 "campaign_id": target.id,
                 "access": _shifted_access(event.access, shift),
+                # The same promise, its ship-by computed anew from the moved end.
+                "ship_within_days": event.ship_within_days,
             },
             f"event {event.id}",
         )

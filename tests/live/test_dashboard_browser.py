@@ -86,6 +86,8 @@ async def test_dashboard_shows_a_live_sale_and_its_controls_work(
     assert await number(page, "member-units") == 0
     assert await number(page, "points-net") == 0
     assert await number(page, "invites-rewarded") == 0
+    # The shipping tile: a live sale has no order past a ship-by.
+    assert await number(page, "overdue-shipments") == 0
     issued = await page.get_by_test_id("points-issued-detail").text_content()
     assert issued == "0 earned · 0 taken back"
 

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from app.container import Container
+from app.flows.audit import audit
 from app.moments import ship_by
 from tests.support.factories import Auth, assert_problem, create_event, event_spec, item_spec
 from tests.support.lifecycle import order_row, stored_order, transitions
@@ -225,6 +226,23 @@ async def test_concurrent_shipments_make_one_transition(
     row = await order_row(app_services, order_id)
     assert row.tracking_number == won["tracking_number"]
     assert await shipments(app_services, order_id) == [("paid", "shipped", "shipment")]
+
+
+async def test_a_shipped_order_keeps_the_books_balanced(
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
+) -> None:
+    item_id = await sale_item(client, auth)
+    order_id = await paid_order(client, auth, app_services, item_id, quantity=3)
+    assert (await ship(client, auth, order_id)).status_code == 200
+    event_id = (await order_row(app_services, order_id)).event_id
+    assert event_id is not None
+
+    report = await audit(services=app_services, event_id=event_id)
+
+    assert report.ok, report.problems
+    (item,) = report.items
+    # Its units stay sold: not back on sale, not owed back.
+    assert (item.sold, item.remaining, item.owed) == (3, 17, 0)
 
 
 # -- the overdue list -------------------------------------------------------------------
