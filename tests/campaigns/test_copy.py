@@ -24,7 +24,11 @@ async def test_copy_shifts_every_time_and_is_a_draft(
     campaign = await create_campaign(client, auth)
     cid = campaign["id"]
     event = await create_event(
-        client, auth, campaign_id=cid, items=[item_spec(sku="PHONE-9", stock=30)]
+        client,
+        auth,
+        campaign_id=cid,
+        ship_within_days=2,
+        items=[item_spec(sku="PHONE-9", stock=30)],
     )
     # The SKU's stock for the copy's allocation too.
     received = await client.post(
@@ -72,6 +76,10 @@ async def test_copy_shifts_every_time_and_is_a_draft(
     assert datetime.fromisoformat(copy_of_event["starts_at"]) == event.starts_at + timedelta(days=7)
     assert datetime.fromisoformat(copy_of_event["ends_at"]) == event.ends_at + timedelta(days=7)
     assert [(i["sku"], i["stock"]) for i in copy_of_event["items"]] == [("PHONE-9", 30)]
+    # The same promise; a week later ends on the same weekday, so ships a week later.
+    assert copy_of_event["ship_within_days"] == 2
+    assert event.ship_by is not None
+    assert datetime.fromisoformat(copy_of_event["ship_by"]) == event.ship_by + timedelta(days=7)
     # A draft's event is no shopper's.
     assert (await client.get(f"/api/v1/events/{new_event_id}")).status_code == 404
 
