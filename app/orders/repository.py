@@ -290,6 +290,15 @@ async def orders_by_idempotency_key(
 
 # -- the lifecycle: status changes --------------------------------------------------
 
+
+@dataclass(frozen=True, slots=True)
+class Shipment:
+    """What an order ships with (status shipped)."""
+
+    carrier: str
+    tracking_number: str
+
+
 # The column stamped with the time of each status change.
 _STAMPED = {
     OrderStatus.PAID: "paid_at",
@@ -308,7 +317,9 @@ def _move_statement(to_status: OrderStatus) -> TextClause:
         WITH moved AS (
             UPDATE orders
             SET status = :to_status, {_STAMPED[to_status]} = now(), updated_at = now(),
-                payment_reference = coalesce(:reference, payment_reference)
+                payment_reference = coalesce(:reference, payment_reference),
+                carrier = coalesce(:carrier, carrier),
+                tracking_number = coalesce(:tracking_number, tracking_number)
             WHERE id = ANY(CAST(:ids AS text[])) AND status = :from_status
             RETURNING id
         )
@@ -327,9 +338,11 @@ async def move_orders(
     to_status: OrderStatus,
     cause: TransitionCause,
     payment_reference: str | None = None,
+    shipment: Shipment | None = None,
 ) -> list[str]:
     """Move the orders still in `from_status` to `to_status`, recording each transition;
-    returns the ids that moved (the others were not in `from_status`)."""
+    returns the ids that moved (the others were not in `from_status`). A `shipment`
+    (carrier, tracking number) is recorded on the moved orders."""
     if not order_ids:
         return []
     rows = await session.scalars(
@@ -340,6 +353,8 @@ async def move_orders(
             "to_status": to_status.value,
             "cause": cause.value,
             "reference": payment_reference,
+            "carrier": None if shipment is None else shipment.carrier,
+            "tracking_number": None if shipment is None else shipment.tracking_number,
         },
     )
     return list(rows.all())

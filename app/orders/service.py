@@ -244,6 +244,7 @@ async def move(
     to_status: OrderStatus,
     cause: TransitionCause,
     payment_reference: str | None = None,
+    shipment: repository.Shipment | None = None,
 ) -> bool:
     """Change the order's status if it is still in the one status `to_status` comes from;
     False if another change got there first (nothing is written then)."""
@@ -254,6 +255,7 @@ async def move(
         to_status=to_status,
         cause=cause,
         payment_reference=payment_reference,
+        shipment=shipment,
     )
     if moved:
         order_transitions.labels(to_status.value, cause.value).inc()

@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit_log import service as audit_log
 from app.auth import User
 from app.container import Container
-from app.metrics import order_transitions
 from app.orders import service as orders
 from app.orders import shipping_repository as repository
 from app.orders.models import Order, OrderStatus, TransitionCause
+from app.orders.repository import Shipment
 from app.orders.schemas import OrderRead, OverdueShipmentRead, ShipmentCreate
 
 
@@ -38,18 +38,18 @@ async def ship(
     if _same_shipment(order, data):
         return order
     orders.ensure_status(order, OrderStatus.SHIPPED)
-    if not await repository.ship_order(
-        session,
-        order_id=order.id,
-        carrier=data.carrier,
-        tracking_number=data.tracking_number,
+    if not await orders.move(
+        session=session,
+        order=order,
+        to_status=OrderStatus.SHIPPED,
+        cause=TransitionCause.SHIPMENT,
+        shipment=Shipment(carrier=data.carrier, tracking_number=data.tracking_number),
     ):
         # Another change got there first: the same shipment racing is answered as one.
         current = await orders.reload_order(session=session, order_id=order.id)
         if _same_shipment(current, data):
             return current
         orders.ensure_status(current, OrderStatus.SHIPPED)
-    order_transitions.labels(OrderStatus.SHIPPED.value, TransitionCause.SHIPMENT.value).inc()
     shipped = await orders.reload_order(session=session, order_id=order.id)
     await audit_log.record(
         session=session,

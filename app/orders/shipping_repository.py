@@ -1,46 +1,12 @@
-"""The orders domain's SQL for shipments: marking a paid order shipped, and listing the
-paid orders whose event's ship-by has passed."""
+"""The orders domain's SQL for shipments: the paid orders whose event's ship-by has
+passed (marking one shipped is a status change: repository.move_orders)."""
 
 from datetime import datetime
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.orders.models import Order, TransitionCause
-
-# As every status change (repository._move_statement): one conditional UPDATE decides a
-# race, and the transition row is written by the same statement for the moved order only.
-_SHIP = text(
-    """
-    WITH moved AS (
-        UPDATE orders
-        SET status = 'shipped', shipped_at = now(), updated_at = now(),
-            carrier = :carrier, tracking_number = :tracking_number
-        WHERE id = :id AND status = 'paid'
-        RETURNING id
-    )
-    INSERT INTO order_transitions (order_id, from_status, to_status, cause)
-    SELECT id, 'paid', 'shipped', CAST(:cause AS text) FROM moved
-    RETURNING order_id
-    """
-)
-
-
-async def ship_order(
-    session: AsyncSession, *, order_id: str, carrier: str, tracking_number: str
-) -> bool:
-    """Mark the order shipped if it is still paid; False if it was not (nothing written)."""
-    moved = await session.scalar(
-        _SHIP,
-        {
-            "id": order_id,
-            "carrier": carrier,
-            "tracking_number": tracking_number,
-            "cause": TransitionCause.SHIPMENT.value,
-        },
-    )
-    return moved is not None
-
+from app.orders.models import Order
 
 # Paid, unshipped orders of events whose ship-by has passed (a regular order has no
 # event, so no ship-by). Walks events by ship_by (ix_events_ship_by) and each one's paid
