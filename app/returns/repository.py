@@ -2,10 +2,11 @@
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.members.stats_repository import Scope
 from app.returns.models import OrderReturn, ReturnStatus
 
 
@@ -91,3 +92,47 @@ async def list_returns(
         query = query.where(OrderReturn.status == status)
     rows = await session.scalars(query.order_by(OrderReturn.id.desc()).limit(limit).offset(offset))
     return list(rows.all())
+
+
+# The reports' and the live stats' figures, for an event's or a campaign's orders (and
+# one item's, for the sale report's rows).
+_ITEM = "(CAST(:item_id AS bigint) IS NULL OR o.item_id = :item_id)"
+
+
+async def returns_by_reason(
+    session: AsyncSession, *, scope: Scope, scope_id: int, item_id: int | None = None
+) -> dict[str, int]:
+    """Returns asked for, whatever their decision, per reason (reasons with none left out)."""
+    rows = await session.execute(
+        text(
+            f"""
+            SELECT r.reason, count(*) AS returns
+            FROM order_returns AS r JOIN orders AS o ON o.id = r.order_id
+            WHERE o.{scope} = :scope_id AND {_ITEM}
+            GROUP BY r.reason
+            """
+        ),
+        {"scope_id": scope_id, "item_id": item_id},
+    )
+    return {reason: int(returns) for reason, returns in rows}
+
+
+async def refund_counts(
+    session: AsyncSession, *, scope: Scope, scope_id: int, item_id: int | None = None
+) -> tuple[int, int]:
+    """(refunded orders, orders ever paid): paid_at stays set through a refund (and a
+    shipment), so the second counts every order that was paid once."""
+    row = (
+        await session.execute(
+            text(
+                f"""
+                SELECT count(*) FILTER (WHERE o.status = 'refunded') AS refunded,
+                       count(*) FILTER (WHERE o.paid_at IS NOT NULL) AS paid
+                FROM orders AS o
+                WHERE o.{scope} = :scope_id AND {_ITEM}
+                """
+            ),
+            {"scope_id": scope_id, "item_id": item_id},
+        )
+    ).one()
+    return int(row.refunded), int(row.paid)
