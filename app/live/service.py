@@ -35,6 +35,7 @@ from app.moments import from_ms
 from app.redis import RedisClient
 from app.reminders import service as reminders
 from app.reminders.schemas import ReminderCounts
+from app.returns.stats import AfterSales, after_sales
 from app.store.keys import EventKeys, ItemKeys
 from app.store.lottery import read_stock
 from app.store.lottery_keys import LotteryKeys
@@ -113,6 +114,7 @@ class _Stored:
     access: AccessStats | None  # a queue or draw sale's numbers
     reminders: ReminderCounts
     members: MembersReport
+    returns: AfterSales
 
 
 async def _distinct_users(
@@ -213,6 +215,7 @@ async def _read_stored(session: AsyncSession, event: Event, counters: _Counters)
         access=access,
         reminders=subscribed,
         members=members,
+        returns=await after_sales(session=session, scope="event_id", scope_id=event.id),
     )
 
 
@@ -274,6 +277,8 @@ def _assemble(event: Event, counters: _Counters, stored: _Stored) -> EventStats:
         access=stored.access,
         reminders=stored.reminders,
         members=stored.members,
+        returns_by_reason=stored.returns.returns_by_reason,
+        refund_rate=stored.returns.refund_rate,
     )
 
 

@@ -31,6 +31,7 @@ from tests.support.returns import (
     reject,
     requested_return,
 )
+from tests.support.waiting import eventually
 
 REASONS = ["damaged", "wrong_item", "not_as_described", "changed_mind", "other"]
 
@@ -343,3 +344,35 @@ async def test_every_reason_is_accepted(
     for reason in REASONS:
         order_id = await paid_order(client, auth, app_services, item.id)
         assert (await ask_return(client, auth, order_id, reason=reason)).status_code == 201
+
+
+async def test_the_live_stats_show_returns_and_the_refund_rate(
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
+) -> None:
+    item = await create_live_item(client, auth, stock=10, per_user_limit=5)
+    url = f"/api/v1/admin/events/{item.event_id}/stats"
+
+    async def shown() -> dict[str, Any]:
+        response = await client.get(url, headers=auth.admin())
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    before = await shown()
+    assert before["refund_rate"] is None
+    assert before["returns_by_reason"] == dict.fromkeys(REASONS, 0)
+    kept = await paid_order(client, auth, app_services, item.id)
+    returned = await paid_order(client, auth, app_services, item.id)
+    await requested_return(client, auth, kept, reason="other")
+    assert (await approve(client, auth, await requested_return(client, auth, returned))).is_success
+
+    async def updated() -> bool:
+        rate: float | None = (await shown())["refund_rate"]
+        return rate == 0.5
+
+    await eventually(updated)
+    assert (await shown())["returns_by_reason"] == {
+        **dict.fromkeys(REASONS, 0),
+        "damaged": 1,
+        "other": 1,
+    }
