@@ -8,13 +8,16 @@ import httpx
 import pytest
 
 from app.container import Container
-from app.gateways.payment import SimulatedGateway
+from app.events import service as events
+from app.flows.audit import audit
+from app.store.keys import ItemKeys
 from tests.support.factories import Auth, assert_problem, create_live_item
 from tests.support.lifecycle import (
     books,
     closing_sale,
     on_hand,
     order_row,
+    rebuild_and_resume,
     redis_bought,
     redis_stock,
     returns_of,
@@ -23,7 +26,7 @@ from tests.support.lifecycle import (
     wait_past,
 )
 from tests.support.members import my_points, point_books
-from tests.support.payments import paid_order, refund
+from tests.support.payments import paid_order, refund, simulated
 from tests.support.returns import (
     approve,
     ask_return,
@@ -34,11 +37,6 @@ from tests.support.returns import (
 from tests.support.waiting import eventually
 
 REASONS = ["damaged", "wrong_item", "not_as_described", "changed_mind", "other"]
-
-
-def simulated(services: Container) -> SimulatedGateway:
-    assert isinstance(services.gateway, SimulatedGateway)
-    return services.gateway
 
 
 async def test_the_owner_asks_and_the_operator_approves(
@@ -376,3 +374,25 @@ async def test_the_live_stats_show_returns_and_the_refund_rate(
         "damaged": 1,
         "other": 1,
     }
+
+
+async def test_a_rebuilt_sale_keeps_returned_units_sold(
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
+) -> None:
+    # Returned goods went on hand, not into the sale: a sale rebuilt from Postgres after
+    # Redis lost it must not put them on sale too (nor give the buyer their limit back).
+    item = await create_live_item(client, auth, sku="RET-R", stock=5, per_user_limit=2)
+    order_id = await paid_order(client, auth, app_services, item.id, quantity=2)
+    assert (await approve(client, auth, await requested_return(client, auth, order_id))).is_success
+    assert await redis_stock(app_services, item.id) == 3
+    keys = ItemKeys(app_services.settings.redis_key_prefix, item.id)
+    await app_services.redis.delete(*keys.all())  # Redis lost the sale
+    async with app_services.sessionmaker() as session:
+        assert await events.warm_up(session=session, services=app_services) == 0  # frozen
+    assert len(await rebuild_and_resume(app_services)) == 1
+
+    assert await redis_stock(app_services, item.id) == 3
+    assert await redis_bought(app_services, item.id) == {"shopper-1": 2}
+    (await books(app_services, item.id)).assert_balanced()
+    report = await audit(services=app_services)
+    assert report.ok, report.problems
