@@ -326,6 +326,11 @@ class Settings(BaseSettings):
     # a holiday added later does not move a promise already made to its buyers.
     shipping_holidays: Dates = ()
 
+    # Returns (app/returns): a paid (or shipped) order may be returned this many days
+    # after its payment; a return's note and a rejection's reason are at most this long.
+    return_window_days: int = Field(default=7, ge=0, le=3650)
+    return_note_max_length: int = Field(default=1000, ge=1, le=10_000)
+
     @field_validator("business_timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:

@@ -68,6 +68,12 @@ stock_returns = Counter(
     ["to"],
     registry=registry,
 )
+order_returns = Counter(
+    "seckill_returns_total",
+    "Returns requested, approved (refunded) and rejected, by reason.",
+    ["outcome", "reason"],
+    registry=registry,
+)
 coupon_claims = Counter(
     "seckill_coupon_claims_total",
     "Coupon claim attempts by outcome (claimed, replayed, exhausted, limit_exceeded, ...).",

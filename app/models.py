@@ -16,6 +16,7 @@ from app.members.points_models import PointBalance, PointEntry
 from app.orders.models import Order, OrderLine, OrderTransition
 from app.promotions.models import Promotion
 from app.reminders.models import ReminderBatch, ReminderSubscription
+from app.returns.models import OrderReturn
 
 __all__ = [
     "Base",
@@ -40,6 +41,7 @@ __all__ = [
     "OperatorAction",
     "Order",
     "OrderLine",
+    "OrderReturn",
     "OrderTransition",
     "PointBalance",
     "PointEntry",

@@ -81,6 +81,7 @@ def test_alerts_cover_the_sale_and_name_only_exposed_metrics() -> None:
         "seckill_purchases_total",  # error rate
         "seckill_purchase_seconds_bucket",  # p99
         "seckill_orders_past_ship_by",  # orders not shipped in time
+        'seckill_order_transitions_total{to_status="refunded"}',  # refund rate
     ):
         assert needed in expressions
 

@@ -7,6 +7,8 @@ from app.access.stats import AccessStats
 from app.events.schemas import EventState, ItemState
 from app.members.stats import MembersReport
 from app.reminders.schemas import ReminderCounts
+from app.returns.models import ReturnReason
+from app.returns.stats import REFUND_RATE, RETURNS_BY_REASON
 
 
 class ItemStats(BaseModel):
@@ -64,6 +66,8 @@ class EventStats(BaseModel):
         description="Points the sale's orders issued and took back; invites accepted during "
         "it and rewarded on its orders."
     )
+    returns_by_reason: dict[ReturnReason, int] = Field(description=RETURNS_BY_REASON)
+    refund_rate: float | None = Field(description=REFUND_RATE)
 
 
 class LiveItem(BaseModel):

@@ -36,6 +36,7 @@ from app.orders import shipping
 from app.redis import RedisClient
 from app.reminders import service as reminders
 from app.reminders.schemas import ReminderCounts
+from app.returns.stats import AfterSales, after_sales
 from app.store.keys import EventKeys, ItemKeys
 from app.store.lottery import read_stock
 from app.store.lottery_keys import LotteryKeys
@@ -115,6 +116,7 @@ class _Stored:
     reminders: ReminderCounts
     members: MembersReport
     overdue_shipments: int
+    returns: AfterSales
 
 
 async def _distinct_users(
@@ -217,6 +219,7 @@ async def _read_stored(session: AsyncSession, event: Event, counters: _Counters)
         access=access,
         reminders=subscribed,
         members=members,
+        returns=await after_sales(session=session, scope="event_id", scope_id=event.id),
     )
 
 
@@ -279,6 +282,8 @@ def _assemble(event: Event, counters: _Counters, stored: _Stored) -> EventStats:
         access=stored.access,
         reminders=stored.reminders,
         members=stored.members,
+        returns_by_reason=stored.returns.returns_by_reason,
+        refund_rate=stored.returns.refund_rate,
     )
 
 

@@ -49,6 +49,9 @@ MAX_CARRIER_LENGTH = 64
 MAX_TRACKING_NUMBER_LENGTH = 128
 # Orders whose units must come back (to the sale or on hand) exactly once.
 RETURNING_STATUSES = "'cancelled', 'refunded'"
+# The statuses a buyer may return an order from (app/returns): paid, and shipped where
+# the status exists. The one place that says so; approving a return refunds from these.
+RETURNABLE_STATUSES = tuple(s for s in OrderStatus if s.value in ("paid", "shipped"))
 
 
 class TransitionCause(StrEnum):
@@ -61,6 +64,7 @@ class TransitionCause(StrEnum):
     PAYMENT_TIMEOUT = "payment_timeout"  # the worker's sweep
     REFUND = "refund"  # an operator refunded a paid order
     SHIPMENT = "shipment"  # an operator shipped a paid order (carrier, tracking number)
+    RETURN = "return"  # an operator approved the buyer's return (app/returns): refunded
 
 
 class Order(Base):
@@ -161,6 +165,10 @@ class Order(Base):
     # When a cancelled or refunded order's units were back (on sale or on hand), set in
     # the transaction that writes its `released` or `restocked` ledger row.
     stock_returned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The buyer sent the goods back (an approved return, app/returns): the units go back
+    # on hand, never on sale, even while the sale is live: a returned unit is not resold
+    # in the flash sale. A rebuild of the sale counts them as sold (repository._HOLDS_UNITS).
+    goods_returned: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
     # A regular order's SKUs (none for a seckill order).
     lines: Mapped[list["OrderLine"]] = relationship(order_by="OrderLine.sku", lazy="selectin")

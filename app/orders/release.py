@@ -11,9 +11,12 @@ between two Postgres transactions, and a crash anywhere must not lose the units.
    told to drop its sold-out mark; the order joins the item's `released` set, so a retry
    after a crash finds it released and changes nothing. Once the window has closed, the
    script refuses and the units go back on hand instead (the SKU's on_hand), in Postgres
-   only. A sale not in Redis (being rebuilt) leaves the order owed: its rebuild counted
-   the units as still sold (repository._HOLDS_UNITS), and the next sweep releases them;
-   unless the sale has ended meanwhile, when the units go back on hand.
+   only. An approved return's goods (`goods_returned`) skip release.lua and go back on
+   hand, whatever the sale's state: a unit the buyer sent back is not resold in the
+   flash sale (nor is the buyer's count lowered). A sale not in Redis (being rebuilt)
+   leaves the order owed: its rebuild counted the units as still sold
+   (repository._HOLDS_UNITS), and the next sweep releases them; unless the sale has
+   ended meanwhile, when the units go back on hand.
 3. A regular order's (checkout) lines go back on hand, its coupon becomes available
    again to its owner, and a cancelled one's daily promotion place goes back to the day
    it took it on (promotion_release.lua: once, whatever the retries).
@@ -78,7 +81,12 @@ async def return_stock(
     batch = limit or services.settings.timeout_sweep_batch_size
     async with services.sessionmaker() as session, session.begin():
         due = await returns_repository.lock_stock_returns(session, order_ids=order_ids, limit=batch)
-        decided = await release_in_redis(services, [d for d in due if d.item_id is not None])
+        on_sale = [d for d in due if d.item_id is not None and not d.goods_returned]
+        decided = await release_in_redis(services, on_sale)
+        # Returned goods (app/returns) go on hand without asking the sale: never resold.
+        decided |= {
+            d.order_id: ReturnTo.HAND for d in due if d.item_id is not None and d.goods_returned
+        }
         released = await returns_repository.record_released(
             session, [i for i, where in decided.items() if where is ReturnTo.SALE]
         )

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, TextClause, and_, func, or_, select, text
+from sqlalchemy import ColumnElement, TextClause, and_, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.orders.models import (
@@ -32,9 +32,12 @@ RETURNING_STATUS_VALUES = (OrderStatus.CANCELLED.value, OrderStatus.REFUNDED.val
 # one's until its return is booked (stock_returned_at). Only release.lua ever puts those
 # back on sale, exactly once; a rebuild that counted them as back would let release.lua
 # add them a second time (and lower the buyer's count twice).
+# Returned goods (goods_returned) went on hand, never back into the sale's Redis stock,
+# so they stay taken from the sale (and from their buyer's limit) for good.
 _HOLDS_UNITS = or_(
     Order.status.in_(LIVE_STATUSES),
     and_(Order.status.in_(RETURNING_STATUS_VALUES), Order.stock_returned_at.is_(None)),
+    Order.goods_returned.is_(True),
 )
 
 
@@ -358,6 +361,10 @@ async def move_orders(
         },
     )
     return list(rows.all())
+
+
+async def mark_goods_returned(session: AsyncSession, order_id: str) -> None:
+    await session.execute(update(Order).where(Order.id == order_id).values(goods_returned=True))
 
 
 async def lock_overdue_orders(session: AsyncSession, *, limit: int) -> list[str]:

@@ -29,13 +29,16 @@ class StockReturn:
     promotion_id: int | None = None
     promotion_day: date | None = None
     cancelled: bool = False
+    # An approved return's goods: back on hand whatever the sale's state (never on sale).
+    goods_returned: bool = False
 
 
 # A regular order (no item) always goes back on hand: it never came from a sale.
 _LOCK_RETURNS = f"""
     SELECT o.id, o.user_id, o.item_id, o.quantity,
            o.item_id IS NOT NULL AND now() < e.ends_at AS sale_open,
-           o.promotion_id, o.promotion_day, o.status = 'cancelled' AS cancelled
+           o.promotion_id, o.promotion_day, o.status = 'cancelled' AS cancelled,
+           o.goods_returned
     FROM orders AS o
     LEFT JOIN event_items AS i ON i.id = o.item_id
     LEFT JOIN events AS e ON e.id = i.event_id
@@ -58,6 +61,7 @@ def _stock_returns(rows: Iterable[Row[Any]]) -> list[StockReturn]:
             promotion_id=row.promotion_id,
             promotion_day=row.promotion_day,
             cancelled=bool(row.cancelled),
+            goods_returned=bool(row.goods_returned),
         )
         for row in rows
     ]
@@ -173,7 +177,8 @@ async def record_restocked(session: AsyncSession, order_ids: Sequence[str]) -> i
 _RETURNS_DUE = text(
     f"""
     SELECT o.id, o.user_id, o.item_id, o.quantity, now() < e.ends_at AS sale_open,
-           o.promotion_id, o.promotion_day, o.status = 'cancelled' AS cancelled
+           o.promotion_id, o.promotion_day, o.status = 'cancelled' AS cancelled,
+           o.goods_returned
     FROM orders AS o
     JOIN event_items AS i ON i.id = o.item_id
     JOIN events AS e ON e.id = i.event_id

@@ -245,13 +245,15 @@ async def move(
     cause: TransitionCause,
     payment_reference: str | None = None,
     shipment: repository.Shipment | None = None,
+    from_status: OrderStatus | None = None,
 ) -> bool:
-    """Change the order's status if it is still in the one status `to_status` comes from;
-    False if another change got there first (nothing is written then)."""
+    """Change the order's status if it is still in the one status `to_status` comes from
+    (or in `from_status`: a return refunds a paid or a shipped order); False if another
+    change got there first (nothing is written then)."""
     moved = await repository.move_orders(
         session,
         order_ids=[order.id],
-        from_status=SOURCE_STATUS[to_status],
+        from_status=from_status or SOURCE_STATUS[to_status],
         to_status=to_status,
         cause=cause,
         payment_reference=payment_reference,
@@ -269,20 +271,21 @@ async def move_or_refuse(
     to_status: OrderStatus,
     cause: TransitionCause,
     payment_reference: str | None = None,
+    from_status: OrderStatus | None = None,
 ) -> Order:
     """move(), raising WrongOrderState (409 invalid_state) for the loser of a race; returns
     the order as changed."""
+    source = from_status or SOURCE_STATUS[to_status]
     if not await move(
         session=session,
         order=order,
         to_status=to_status,
         cause=cause,
         payment_reference=payment_reference,
+        from_status=source,
     ):
         current = await reload_order(session=session, order_id=order.id)
-        raise WrongOrderState(
-            order.id, current.status, ACTION[to_status], SOURCE_STATUS[to_status].value
-        )
+        raise WrongOrderState(order.id, current.status, ACTION[to_status], source.value)
     return await reload_order(session=session, order_id=order.id)
 
 
@@ -319,6 +322,12 @@ async def cancel(
         )
     give_back_after_commit(session=session, services=services, order=cancelled)
     return cancelled
+
+
+async def mark_goods_returned(*, session: AsyncSession, order_id: str) -> None:
+    """The buyer sent the order's goods back (an approved return): once it is refunded, its
+    units go back on hand, never on sale (app/orders/release.py)."""
+    await repository.mark_goods_returned(session, order_id)
 
 
 def give_back_after_commit(*, session: AsyncSession, services: Container, order: Order) -> None:

@@ -112,14 +112,35 @@ async def refund(*, session: AsyncSession, services: Container, user: User, orde
         session=session, services=services, user=user, order_id=order_id, operator=True
     )
     orders.ensure_status(order, OrderStatus.REFUNDED)
-    assert order.payment_reference is not None, "a paid order has a payment reference"
     await orders.end_read(session, order)
+    return await refund_order(session=session, services=services, user=user, order=order)
+
+
+async def refund_order(
+    *,
+    session: AsyncSession,
+    services: Container,
+    user: User,
+    order: Order,
+    cause: TransitionCause = TransitionCause.REFUND,
+) -> Order:
+    """Refund this order, read in the status it is refunded from (paid; a return's also
+    shipped): the gateway's refund, the order `refunded`, its points taken back, the
+    audit entry, and its units back after the commit. An approved return (app/returns)
+    calls it holding the return's row lock."""
+    assert order.payment_reference is not None, "a paid order has a payment reference"
+    # Read now: reloading the refunded order refreshes `order` too when it is attached.
+    source = OrderStatus(order.status)
     # Money first: a refund the gateway has not made must never show as `refunded`. A
     # racing second refund reaches the gateway with the same reference (idempotent) and
     # then loses the conditional update below.
     await services.gateway.refund(reference=order.payment_reference, amount=order.amount)
     refunded = await orders.move_or_refuse(
-        session=session, order=order, to_status=OrderStatus.REFUNDED, cause=TransitionCause.REFUND
+        session=session,
+        order=order,
+        to_status=OrderStatus.REFUNDED,
+        cause=cause,
+        from_status=source,
     )
     # The points go back in the refund's transaction: two refunds racing take them once.
     await members.order_refunded(session=session, order=refunded)
@@ -129,7 +150,7 @@ async def refund(*, session: AsyncSession, services: Container, user: User, orde
         action="order.refund",
         target=f"order:{order.id}",
         event_id=order.event_id,
-        before={"status": OrderStatus.PAID.value},
+        before={"status": source.value},
         after={"status": refunded.status, "amount": refunded.amount},
     )
     orders.give_back_after_commit(session=session, services=services, order=refunded)

@@ -76,6 +76,8 @@ from app.reminders.router import router as reminders_router
 from app.reports.router import campaigns as campaign_reports_router
 from app.reports.router import lotteries as lottery_reports_router
 from app.reports.router import router as reports_router
+from app.returns.router import admin as returns_admin
+from app.returns.router import orders as returns_orders
 from app.seckill.router import router as seckill_router
 from app.seckill.thin_route import ThinPurchaseRoute
 
@@ -163,6 +165,8 @@ ROUTERS = (
     orders_shipments,
     payments_orders,
     payments_orders_admin,
+    returns_orders,
+    returns_admin,
     payments_router,
     coupons_public,
     coupons_admin,

@@ -6,6 +6,8 @@ from pydantic import BaseModel, Field
 from app.campaigns.models import CampaignStatus, Phase
 from app.campaigns.schemas import PhasesRead
 from app.members.stats import MembersReport
+from app.returns.models import ReturnReason
+from app.returns.stats import REFUND_RATE, RETURNS_BY_REASON
 
 
 class Figures(BaseModel):
@@ -118,3 +120,5 @@ class CampaignReport(BaseModel):
         description="Points the campaign's orders issued and took back; invites accepted "
         "from its first phase's start to its last phase's end and rewarded on its orders.",
     )
+    returns_by_reason: dict[ReturnReason, int] = Field(description=RETURNS_BY_REASON)
+    refund_rate: float | None = Field(description=REFUND_RATE)

@@ -33,6 +33,8 @@ from app.reports.campaign_schemas import (
     TargetsProgress,
 )
 from app.reports.service import CENT, average_order_value, change, csv_cell, ratio
+from app.returns.models import ReturnReason
+from app.returns.stats import after_sales
 
 # Where the CSV puts the orders that came without a channel (JSON: null). Not a code a
 # campaign could list: codes are lower-case letters, digits and `_.-`.
@@ -199,6 +201,7 @@ async def build_campaign_report(*, session: AsyncSession, campaign_id: int) -> C
         baseline = _baseline(other, summary, theirs)
     totals = summary.totals
     shown = campaigns.public_view(campaign, now=now)
+    returned = await after_sales(session=session, scope="campaign_id", scope_id=campaign.id)
     return CampaignReport(
         campaign_id=campaign.id,
         name=campaign.name,
@@ -224,6 +227,8 @@ async def build_campaign_report(*, session: AsyncSession, campaign_id: int) -> C
             scope_id=campaign.id,
             window=_span(campaign),
         ),
+        returns_by_reason=returned.returns_by_reason,
+        refund_rate=returned.refund_rate,
     )
 
 
@@ -238,9 +243,10 @@ FIGURES = ("orders", "units", "paid_orders", "gmv", "aov")
 
 def campaign_csv(report: CampaignReport) -> str:
     """One figure a row (`section`, `name`, `metric`, `value`), ready for a pivot table:
-    the campaign's totals, each phase's and channel's figures, each target's target,
-    actual and completion, and each baseline figure's value and change. Empty: none
-    (an average without a paid order, an ROI without a cost)."""
+    the campaign's totals (with its refund rate), its returns per reason, each phase's
+    and channel's figures, each target's target, actual and completion, and each baseline
+    figure's value and change. Empty: none (an average without a paid order, an ROI
+    without a cost)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
@@ -248,8 +254,10 @@ def campaign_csv(report: CampaignReport) -> str:
     def row(section: str, name: str, metric: str, value: object) -> None:
         writer.writerow([csv_cell(v) for v in (section, name, metric, value)])
 
-    for metric in (*FIGURES, "new_buyers"):
+    for metric in (*FIGURES, "new_buyers", "refund_rate"):
         row("campaign", report.name, metric, getattr(report, metric))
+    for reason in ReturnReason:
+        row("returns", reason.value, "returns", report.returns_by_reason[reason])
     for phase, figures in report.by_phase.items():
         for metric in FIGURES:
             row("phase", phase, metric, getattr(figures, metric))

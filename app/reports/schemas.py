@@ -7,6 +7,8 @@ from pydantic import BaseModel, Field
 from app.access.stats import AccessStats
 from app.members.stats import MembersReport
 from app.reminders.schemas import ReminderCounts
+from app.returns.models import ReturnReason
+from app.returns.stats import REFUND_RATE, RETURNS_BY_REASON
 
 
 class ReportTotals(BaseModel):
@@ -69,6 +71,8 @@ class ItemReport(BaseModel):
     first_sale_at: datetime | None
     sold_out_at: datetime | None
     sell_out_seconds: float | None = Field(description="From the sale's start to sold out.")
+    returns_by_reason: dict[ReturnReason, int] = Field(description=RETURNS_BY_REASON)
+    refund_rate: float | None = Field(description=REFUND_RATE)
 
 
 class MinutePoint(BaseModel):
@@ -114,6 +118,8 @@ class EventReport(BaseModel):
     shipping: ShippingReport | None = Field(
         default=None, description="Shipments: counts, late ones, hours from paid to shipped."
     )
+    returns_by_reason: dict[ReturnReason, int] = Field(description=RETURNS_BY_REASON)
+    refund_rate: float | None = Field(description=REFUND_RATE)
 
 
 @dataclass(frozen=True, slots=True)

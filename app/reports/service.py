@@ -27,6 +27,8 @@ from app.reports.schemas import (
     ShippingReport,
     Timeline,
 )
+from app.returns.models import ReturnReason
+from app.returns.stats import after_sales
 
 logger = logging.getLogger(__name__)
 CENT = Decimal("0.01")
@@ -115,6 +117,9 @@ async def build_report(
     items = []
     for item in event.items:
         found = await repository.totals(session, event_id, item.id)
+        returned = await after_sales(
+            session=session, scope="event_id", scope_id=event_id, item_id=item.id
+        )
         items.append(
             ItemReport(
                 id=item.id,
@@ -133,6 +138,8 @@ async def build_report(
                 first_sale_at=found.first_sale_at,
                 sold_out_at=sold_out.get(item.id),
                 sell_out_seconds=_seconds(sold_out.get(item.id), event.starts_at),
+                returns_by_reason=returned.returns_by_reason,
+                refund_rate=returned.refund_rate,
             )
         )
     series = [
@@ -147,6 +154,7 @@ async def build_report(
         for row in await repository.per_minute(session, event_id)
     ]
     shipped = await repository.shipping(session, event_id)
+    returned = await after_sales(session=session, scope="event_id", scope_id=event.id)
     report = EventReport(
         event_id=event.id,
         name=event.name,
@@ -167,6 +175,8 @@ async def build_report(
             scope_id=event.id,
             window=(event.starts_at, event.ends_at),
         ),
+        returns_by_reason=returned.returns_by_reason,
+        refund_rate=returned.refund_rate,
     )
     if compare_with is not None:
         other = await build_report(session=session, services=services, event_id=compare_with)
@@ -244,6 +254,8 @@ CSV_COLUMNS = (
     "member_units",
     "member_paid_units",
     "member_gmv",
+    "refund_rate",
+    *(f"returns_{reason}" for reason in ReturnReason),
 )
 
 
@@ -291,6 +303,8 @@ def report_csv(report: EventReport) -> str:
                     item.member_units,
                     item.member_paid_units,
                     item.member_gmv,
+                    item.refund_rate,
+                    *(item.returns_by_reason[r] for r in ReturnReason),
                 )
             ]
         )
@@ -315,6 +329,8 @@ def report_csv(report: EventReport) -> str:
                 t.member_units,
                 t.member_paid_units,
                 t.member_gmv,
+                report.refund_rate,
+                *(report.returns_by_reason[r] for r in ReturnReason),
             )
         ]
     )

@@ -90,6 +90,9 @@ async def test_dashboard_shows_a_live_sale_and_its_controls_work(
     assert await number(page, "overdue-shipments") == 0
     issued = await page.get_by_test_id("points-issued-detail").text_content()
     assert issued == "0 earned · 0 taken back"
+    # The returns' tile: no payment yet, so no refund rate, and no return.
+    assert await page.get_by_test_id("refund-rate").text_content() == "–"
+    assert await page.get_by_test_id("returns-by-reason").text_content() == "no returns"
 
     stop = asyncio.Event()
     async with httpx.AsyncClient(base_url=http_base_url, timeout=60) as shoppers:

@@ -7,7 +7,6 @@ from decimal import Decimal
 import httpx
 
 from app.container import Container
-from app.gateways.payment import SimulatedGateway
 from tests.support.factories import Auth, assert_problem, create_live_item
 from tests.support.lifecycle import (
     books,
@@ -21,18 +20,13 @@ from tests.support.lifecycle import (
     transitions,
     wait_past,
 )
-from tests.support.payments import paid_order
+from tests.support.payments import paid_order, simulated
 
 
 def refund(client: httpx.AsyncClient, auth: Auth, order_id: str) -> "asyncio.Task[httpx.Response]":
     return asyncio.create_task(
         client.post(f"/api/v1/admin/orders/{order_id}/refund", headers=auth.admin())
     )
-
-
-def simulated(services: Container) -> SimulatedGateway:
-    assert isinstance(services.gateway, SimulatedGateway)
-    return services.gateway
 
 
 async def test_a_refund_gives_the_money_and_the_units_back(

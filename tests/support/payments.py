@@ -6,11 +6,18 @@ from typing import Any
 import httpx
 
 from app.container import Container
+from app.gateways.payment import SimulatedGateway
 from app.payments.signatures import SIGNATURE_HEADER, sign
 from tests.support.factories import Auth
 from tests.support.lifecycle import stored_order
 
 CALLBACK = "/api/v1/payments/callback"
+
+
+def simulated(services: Container) -> SimulatedGateway:
+    """The tests' gateway (its charges and refunds)."""
+    assert isinstance(services.gateway, SimulatedGateway)
+    return services.gateway
 
 
 def notification(order_id: str, amount: str, reference: str = "gw_1001", **extra: Any) -> bytes:

@@ -73,6 +73,7 @@ function render(stats) {
   $("conversion").textContent = `${(stats.conversion * 100).toFixed(1)}%`;
   $("ends").textContent = when(stats.ends_at);
   renderReminders(stats.reminders, stats.starts_at);
+  renderReturns(stats.returns_by_reason, stats.refund_rate);
 
   const warnings = $("warnings");
   warnings.innerHTML = "";
@@ -102,6 +103,16 @@ function renderMembers(members) {
   $("invites-accepted").textContent =
     `${members.invites.accepted.toLocaleString()} accepted · ` +
     `${members.invites.reward_failed.toLocaleString()} failed`;
+}
+
+// Returns: the refund rate (refunded / ever paid; "–" before a payment), and the returns
+// asked for per reason, the reasons with none left out ("none" when there is none).
+function renderReturns(byReason, refundRate) {
+  $("refund-rate").textContent = refundRate === null ? "–" : `${(refundRate * 100).toFixed(1)}%`;
+  const asked = Object.entries(byReason).filter(([, n]) => n > 0);
+  $("returns-by-reason").textContent = asked.length
+    ? asked.map(([reason, n]) => `${reason.replaceAll("_", " ")} ${n.toLocaleString()}`).join(" · ")
+    : "no returns";
 }
 
 function renderReminders(reminders, startsAt) {
