@@ -44,6 +44,8 @@ class NotificationOutcome(StrEnum):
     RECORDED = "recorded"  # the order is now paid
     DUPLICATE = "duplicate"  # this payment was recorded before: nothing changed
     IGNORED = "ignored"  # a failed charge: the order waits for another payment
+    # The order was cancelled (or paid by another charge) first: this charge was refunded.
+    REFUNDED = "refunded"
 
 
 class NotificationAck(BaseModel):
