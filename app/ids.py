@@ -13,6 +13,7 @@ MAX_INT = 2**31 - 1
 EventId = Annotated[int, Path(ge=1, le=MAX_ID)]
 ItemId = Annotated[int, Path(ge=1, le=MAX_ID)]
 CampaignId = Annotated[int, Path(ge=1, le=MAX_ID)]
+ReconciliationId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 def parse_id(text: str) -> int | None:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
-from app.errors import AppError
+from app.errors import ValidationFailed
 
 HEADER = ("charge_id", "order_id", "kind", "amount", "at")
 MAX_ID_LENGTH = 128
@@ -31,12 +31,13 @@ class SettlementEntry:
     at: datetime
 
 
-class MalformedSettlement(AppError):
+class MalformedSettlement(ValidationFailed):
     """A settlement file that cannot be read; the detail names the line."""
 
-    status = 422
-    code = "validation_error"
     title = "Malformed settlement file"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, field="body")
 
 
 def encode(entries: Iterable[SettlementEntry]) -> str:

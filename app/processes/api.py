@@ -61,6 +61,7 @@ from app.middleware import ADMIN_PREFIX, Protection
 from app.orders.router import admin as orders_admin
 from app.orders.router import router as orders_router
 from app.outages import install_outage_handlers
+from app.payments.reconciliation_router import router as reconciliation_admin
 from app.payments.router import orders as payments_orders
 from app.payments.router import orders_admin as payments_orders_admin
 from app.payments.router import router as payments_router
@@ -162,6 +163,7 @@ ROUTERS = (
     payments_orders,
     payments_orders_admin,
     payments_router,
+    reconciliation_admin,
     coupons_public,
     coupons_admin,
     promotions_public,
