@@ -108,18 +108,13 @@ async def record_notification(
             session=session, services=services, order=order, reference=notification.reference
         )
         return NotificationOutcome.REFUNDED
-    try:
-        paid = await _settle(
-            session=session,
-            services=services,
-            order=order,
-            reference=notification.reference,
-            cause=TransitionCause.PAYMENT_CALLBACK,
-        )
-    except WrongOrderState:  # lost the race to a cancel: _settle gave the charge back
-        return NotificationOutcome.REFUNDED
-    # None: the same notification, delivered twice at once, was recorded by the other.
-    return NotificationOutcome.RECORDED if paid else NotificationOutcome.DUPLICATE
+    return await _settle_unattended(
+        session=session,
+        services=services,
+        order=order,
+        reference=notification.reference,
+        cause=TransitionCause.PAYMENT_CALLBACK,
+    )
 
 
 async def settle_found_charge(
@@ -141,17 +136,14 @@ async def settle_found_charge(
             session=session, services=services, order=order, reference=charge.reference
         )
         return False
-    try:
-        paid = await _settle(
-            session=session,
-            services=services,
-            order=order,
-            reference=charge.reference,
-            cause=TransitionCause.PAYMENT_CHECK,
-        )
-    except WrongOrderState:
-        return False
-    return paid is not None
+    outcome = await _settle_unattended(
+        session=session,
+        services=services,
+        order=order,
+        reference=charge.reference,
+        cause=TransitionCause.PAYMENT_CHECK,
+    )
+    return outcome is NotificationOutcome.RECORDED
 
 
 async def refund(*, session: AsyncSession, services: Container, user: User, order_id: str) -> Order:
@@ -216,6 +208,26 @@ async def _settle(
     # meanwhile: the customer must not pay for nothing.
     await _give_back(session=session, services=services, order=current, reference=reference)
     raise WrongOrderState(order.id, current.status, "paid", OrderStatus.PENDING_PAYMENT.value)
+
+
+async def _settle_unattended(
+    *,
+    session: AsyncSession,
+    services: Container,
+    order: Order,
+    reference: str,
+    cause: TransitionCause,
+) -> NotificationOutcome:
+    """_settle for a charge no shopper waits on (the webhook, the sweep): a race lost to a
+    cancel is answered `refunded` (the charge was given back), not raised."""
+    try:
+        paid = await _settle(
+            session=session, services=services, order=order, reference=reference, cause=cause
+        )
+    except WrongOrderState:
+        return NotificationOutcome.REFUNDED
+    # None: the same charge, settled twice at once, was recorded by the other.
+    return NotificationOutcome.RECORDED if paid else NotificationOutcome.DUPLICATE
 
 
 async def _give_back(
