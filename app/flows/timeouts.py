@@ -4,10 +4,11 @@ Each pass is two small steps, each its own transaction:
 
 1. cancel_overdue: lock a batch of unpaid orders past their deadline (oldest first,
    FOR UPDATE SKIP LOCKED, so several workers share the work); ask the gateway about
-   each first (find_charge): one it charged whose confirmation never came is marked
-   paid by that charge instead; cancel the rest with the conditional update and their
-   transition rows, commit. A webhook arriving meanwhile waits for the row lock, then
-   finds the order paid by its charge (`duplicate`) or cancelled (refunded);
+   them first (find_charges, one call per batch): one it charged whose confirmation
+   never came is marked paid by that charge instead; cancel the rest with the
+   conditional update and their transition rows, commit. A webhook arriving meanwhile
+   waits for the row lock, then finds the order paid by its charge (`duplicate`) or
+   cancelled (refunded);
 2. return_owed: give back the units of a batch of cancelled or refunded orders still
    owed a return: the ones step 1 just cancelled, and any a crash left behind.
 
@@ -127,9 +128,9 @@ class TimeoutSweeper:
     async def settle_charged(self, session: AsyncSession, order_ids: list[str]) -> set[str]:
         """The locked orders the gateway did charge (a lost confirmation), now paid."""
         paid = set()
-        for order_id in order_ids:
-            charge = await self.services.gateway.find_charge(order_id)
-            if charge is not None and await settle_found_charge(
+        charges = await self.services.gateway.find_charges(order_ids) if order_ids else {}
+        for order_id, charge in charges.items():
+            if await settle_found_charge(
                 session=session, services=self.services, order_id=order_id, charge=charge
             ):
                 paid.add(order_id)

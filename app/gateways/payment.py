@@ -8,6 +8,7 @@ a notification delivered twice, gives the money back once).
 
 import asyncio
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -54,9 +55,10 @@ class PaymentGateway(Protocol):
         reference. True if this call made the refund, False if it was made before."""
         ...
 
-    async def find_charge(self, order_id: str) -> Charge | None:
-        """The order's charge, if the gateway took one (asked by the payment sweep when
-        no confirmation came)."""
+    async def find_charges(self, order_ids: Sequence[str]) -> dict[str, Charge]:
+        """The charges the gateway took for these orders, by order id (asked by the
+        payment sweep about orders whose confirmation never came). One call per batch,
+        not per order: the sweep asks about every overdue order."""
         ...
 
     async def settlement(self, *, since: datetime, until: datetime) -> list[SettlementEntry]:
@@ -101,12 +103,13 @@ class SimulatedGateway:
         self.refunds.setdefault(reference, amount)
         return first
 
-    async def find_charge(self, order_id: str) -> Charge | None:
+    async def find_charges(self, order_ids: Sequence[str]) -> dict[str, Charge]:
         async with self.sessionmaker() as session:
-            row = await repository.find_charge(session, order_id)
-        if row is None:
-            return None
-        return Charge(reference=row.charge_id, order_id=row.order_id, amount=row.amount)
+            rows = await repository.find_charges(session, order_ids)
+        return {
+            r.order_id: Charge(reference=r.charge_id, order_id=r.order_id, amount=r.amount)
+            for r in rows
+        }
 
     async def settlement(self, *, since: datetime, until: datetime) -> list[SettlementEntry]:
         async with self.sessionmaker() as session:

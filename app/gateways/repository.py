@@ -1,5 +1,6 @@
 """The simulated gateway's SQL: its settlement ledger (app/gateways/models.py)."""
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -35,6 +36,15 @@ async def find_charge(session: AsyncSession, order_id: str) -> GatewaySettlement
         )
     )
     return row
+
+
+async def find_charges(session: AsyncSession, order_ids: Sequence[str]) -> list[GatewaySettlement]:
+    rows = await session.scalars(
+        select(GatewaySettlement).where(
+            GatewaySettlement.order_id.in_(order_ids), GatewaySettlement.kind == "charge"
+        )
+    )
+    return list(rows.all())
 
 
 async def insert_refund(
