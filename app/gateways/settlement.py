@@ -15,6 +15,7 @@ from app.errors import ValidationFailed
 
 HEADER = ("charge_id", "order_id", "kind", "amount", "at")
 MAX_ID_LENGTH = 128
+CENT = Decimal("0.01")
 
 
 class SettlementKind(StrEnum):
@@ -75,15 +76,18 @@ def _entry(row: list[str], line: int) -> SettlementEntry:
     if len(row) != len(HEADER):
         raise MalformedSettlement(f"Line {line}: {len(row)} fields, {len(HEADER)} expected.")
     charge_id, order_id, kind, amount, at = row
-    if not charge_id or not order_id or max(len(charge_id), len(order_id)) > MAX_ID_LENGTH:
+    if not (0 < len(charge_id) <= MAX_ID_LENGTH and 0 < len(order_id) <= MAX_ID_LENGTH):
         raise MalformedSettlement(f"Line {line}: charge_id and order_id are 1 to 128 characters.")
+    if "\x00" in charge_id or "\x00" in order_id:  # Postgres text cannot hold it
+        raise MalformedSettlement(f"Line {line}: an id holds a NUL character.")
     if kind not in ("charge", "refund"):
         raise MalformedSettlement(f"Line {line}: kind {kind!r} is not charge or refund.")
     try:
         money = Decimal(amount)
-    except InvalidOperation:
-        money = Decimal("NaN")
-    if not money.is_finite() or money < 0 or money != money.quantize(Decimal("0.01")):
+        exact = money.is_finite() and money >= 0 and money == money.quantize(CENT)
+    except InvalidOperation:  # not a number, or too large to quantize
+        exact = False
+    if not exact:
         raise MalformedSettlement(f"Line {line}: amount {amount!r} is not a decimal like 19.90.")
     try:
         moment = datetime.fromisoformat(at)

@@ -167,6 +167,9 @@ async def test_malformed_files_are_refused_with_their_line(
         f"{','.join(HEADER)}\nsim_4,01D,chargeback,1.00,2026-12-06T00:00:00Z\n": "Line 2",
         f"{','.join(HEADER)}\nsim_5,01E,charge,1.00,yesterday\n": "Line 2",
         f'{",".join(HEADER)}\nsim_6,"01F,charge,1.00,2026-12-06T00:00:00Z\n': "Line",
+        f"{','.join(HEADER)}\nsim_7,01G,charge,1e999999,2026-12-06T00:00:00Z\n": "Line 2",
+        f"{','.join(HEADER)}\nsim_8\x00,01H,charge,1.00,2026-12-06T00:00:00Z\n": "Line 2",
+        f"{','.join(HEADER)}\n{'s' * 129},01I,charge,1.00,2026-12-06T00:00:00Z\n": "Line 2",
     }
     for body, line in cases.items():
         problem = assert_problem(await reconcile(client, auth, body), 422, "validation_error")
