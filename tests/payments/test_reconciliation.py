@@ -5,11 +5,14 @@ all matched, each kind of mismatch named, malformed files refused with their lin
 import csv
 import io
 import json
-from datetime import UTC, datetime
+from collections.abc import Awaitable
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 
 from app.container import Container
 from app.flows import audit as sale_audit
@@ -233,3 +236,23 @@ async def test_the_audit_reports_the_latest_reconciliations_mismatches(
     assert len(found) == 1, found
     assert "sim_x" in found[0].detail
     assert not report.ok
+
+
+@pytest.mark.parametrize("settings_overrides", [{"business_timezone": "Pacific/Kiritimati"}])
+async def test_the_settlement_date_is_a_business_day(
+    client: httpx.AsyncClient, auth: Auth, app_services: Container
+) -> None:
+    await two_paid_one_refunded(client, auth, app_services)
+    day = datetime.now(ZoneInfo("Pacific/Kiritimati")).date()  # UTC+14
+
+    def on(when: date) -> Awaitable[httpx.Response]:
+        return client.get(SETTLEMENT, params={"date": when.isoformat()}, headers=auth.admin())
+
+    assert len(rows((await on(day)).text)) == 4
+    assert rows((await on(day - timedelta(days=1))).text) == []
+    assert rows((await on(day + timedelta(days=1))).text) == []
+    assert_problem(
+        await client.get(SETTLEMENT, params={"date": "2026-13-01"}, headers=auth.admin()),
+        422,
+        "validation_error",
+    )
