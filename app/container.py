@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.auth import TokenVerifier
 from app.config import Settings
-from app.gateways.payment import PaymentGateway, SimulatedGateway
+from app.gateways.payment import PaymentGateway
 from app.outages import BackendWatch
 from app.redis import RedisClient
 from app.store.acks import AckPolicy
@@ -42,7 +42,7 @@ class Container:
     scripts: Scripts
     sold_out: SoldOutMarks
     # Charges and refunds; the simulated gateway until a real one is plugged in.
-    gateway: PaymentGateway = field(default_factory=SimulatedGateway)
+    gateway: PaymentGateway
     # Replicated acceptance (SECKILL_REDIS_MIN_REPLICA_ACKS), None when off.
     acks: AckPolicy | None = None
     # On a cluster: at most redis_max_connections hot-path calls at once (see purchase).

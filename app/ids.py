@@ -14,6 +14,7 @@ EventId = Annotated[int, Path(ge=1, le=MAX_ID)]
 ItemId = Annotated[int, Path(ge=1, le=MAX_ID)]
 CampaignId = Annotated[int, Path(ge=1, le=MAX_ID)]
 ReturnId = Annotated[int, Path(ge=1, le=MAX_ID)]
+ReconciliationId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 def parse_id(text: str) -> int | None:

@@ -62,6 +62,13 @@ order_transitions = Counter(
     ["to_status", "cause"],
     registry=registry,
 )
+charges_given_back = Counter(
+    "seckill_charges_given_back_total",
+    "Charges refunded because they paid no order (a late notification, a lost race), by "
+    "the order's status then.",
+    ["order_status"],
+    registry=registry,
+)
 stock_returns = Counter(
     "seckill_stock_returns_total",
     "Cancelled or refunded orders whose units came back: on_sale (released) or on_hand.",

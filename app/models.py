@@ -7,6 +7,7 @@ from app.campaigns.models import Campaign, CampaignApproval, CampaignChannel, Ca
 from app.coupons.models import Coupon, UserCoupon
 from app.db import Base
 from app.events.models import Event, EventItem
+from app.gateways.models import GatewaySettlement
 from app.generations.models import CounterGeneration
 from app.inventory.models import Sku, StockMovement
 from app.jobs.models import Job
@@ -14,6 +15,7 @@ from app.lottery.models import CheckIn, Lottery, LotteryDraw, LotteryPrize, Lott
 from app.members.invites_models import Invite, InviteCode
 from app.members.points_models import PointBalance, PointEntry
 from app.orders.models import Order, OrderLine, OrderTransition
+from app.payments.reconciliation_models import Reconciliation
 from app.promotions.models import Promotion
 from app.reminders.models import ReminderBatch, ReminderSubscription
 from app.returns.models import OrderReturn
@@ -31,6 +33,7 @@ __all__ = [
     "DrawRegistration",
     "Event",
     "EventItem",
+    "GatewaySettlement",
     "Invite",
     "InviteCode",
     "Job",
@@ -47,6 +50,7 @@ __all__ = [
     "PointEntry",
     "Promotion",
     "QueuePlace",
+    "Reconciliation",
     "ReminderBatch",
     "ReminderSubscription",
     "Sku",

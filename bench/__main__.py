@@ -17,6 +17,7 @@ from bench.environment import bench_environment, machine_info
 from bench.fairness import FairnessResult, measure_fairness, print_fairness
 from bench.load import require_wrk
 from bench.purchase import HttpOptions, HttpPhase, measure_http
+from bench.reconciliation import ReconciliationResult, measure_reconciliation
 from bench.reminders import ReminderResult, measure_reminders
 from bench.report import (
     goals,
@@ -24,6 +25,7 @@ from bench.report import (
     print_drain,
     print_goals,
     print_http,
+    print_reconciliation,
     print_reminders,
     results_document,
     write_results,
@@ -104,6 +106,12 @@ def parse_args() -> argparse.Namespace:
         default=100_000,
         help="the reminders phase's subscribers, delivered to a local receiver (0: none)",
     )
+    parser.add_argument(
+        "--reconciliation-rows",
+        type=int,
+        default=100_000,
+        help="the reconciliation phase's settlement rows, one per paid order (0: none)",
+    )
     parser.add_argument("--skip-http", action="store_true", help="no HTTP phase")
     parser.add_argument("--skip-drain", action="store_true", help="no drain phase")
     parser.add_argument(
@@ -123,6 +131,7 @@ async def run(args: argparse.Namespace) -> None:
     crowd: CrowdResult | None = None
     fairness: FairnessResult | None = None
     reminders: ReminderResult | None = None
+    reconciled: ReconciliationResult | None = None
     options = HttpOptions(
         connections=args.connections,
         threads=args.threads,
@@ -163,6 +172,10 @@ async def run(args: argparse.Namespace) -> None:
             print(f"\ndelivering {args.reminder_subscribers:,} reminders...", flush=True)
             reminders = await measure_reminders(env, subscribers=args.reminder_subscribers)
             print_reminders(reminders)
+        if args.reconciliation_rows:
+            print(f"\nreconciling {args.reconciliation_rows:,} settlement rows...", flush=True)
+            reconciled = await measure_reconciliation(env, rows=args.reconciliation_rows)
+            print_reconciliation(reconciled)
         if args.crowd_buyers:
             print(flush=True)
             with tempfile.TemporaryDirectory(prefix="seckill-crowd-") as workdir:
@@ -182,7 +195,7 @@ async def run(args: argparse.Namespace) -> None:
         # Other work on the machine skews every figure: the load before and after says how much.
         machine["load_average_after"] = list(os.getloadavg())
 
-    found = goals(http, drain, args.connections, crowd, fairness, reminders)
+    found = goals(http, drain, args.connections, crowd, fairness, reminders, reconciled)
     print_goals(found)
 
     document = results_document(
@@ -194,6 +207,7 @@ async def run(args: argparse.Namespace) -> None:
             "crowd_buyers": args.crowd_buyers,
             "crowd_stock": args.crowd_stock,
             "reminder_subscribers": args.reminder_subscribers,
+            "reconciliation_rows": args.reconciliation_rows,
             "quick": args.quick,
         },
         http=http,
@@ -201,6 +215,7 @@ async def run(args: argparse.Namespace) -> None:
         crowd=crowd,
         fairness=fairness,
         reminders=reminders,
+        reconciled=reconciled,
         found=found,
     )
     path = write_results(started_at=started_at, document=document)

@@ -12,6 +12,7 @@ from bench.drain import DrainResult
 from bench.fairness import FairnessResult
 from bench.load import LoadResult
 from bench.purchase import HttpPhase, TargetRuns
+from bench.reconciliation import ReconciliationResult
 from bench.reminders import ReminderResult
 
 RESULTS_DIR = Path(__file__).with_name("results")
@@ -78,8 +79,20 @@ def goals(
     crowd: CrowdResult | None = None,
     fairness: FairnessResult | None = None,
     reminders: ReminderResult | None = None,
+    reconciled: ReconciliationResult | None = None,
 ) -> list[Goal]:
     found: list[Goal] = []
+    if reconciled is not None:
+        per_100k = reconciled.seconds_per_100k
+        found.append(
+            Goal(
+                "reconciliation: 100k settlement rows",
+                per_100k,
+                f"{per_100k:.1f} s{'' if reconciled.complete else ' (INCOMPLETE)'}",
+                "< 5 s",
+                per_100k < 5 and reconciled.complete,
+            )
+        )
     if reminders is not None:
         per_100k = reminders.seconds_per_100k
         found.append(
@@ -312,6 +325,24 @@ def print_reminders(result: ReminderResult) -> None:
     print(f"  (subscriptions written in one statement: {result.fill_seconds:.2f} s)")
 
 
+def print_reconciliation(result: ReconciliationResult) -> None:
+    print(
+        f"\nReconciliation: {result.rows:,} settlement rows ({result.file_bytes / 1e6:.1f} MB) "
+        f"against {result.rows:,} paid orders in {result.reconcile_seconds:.2f} s = "
+        f"{result.per_second:,.0f} rows/s"
+    )
+    print(
+        f"  vs parsing the file alone: {result.rows / result.parse_seconds:,.0f} rows/s "
+        f"({result.parse_seconds:.2f} s; reconciling takes "
+        f"{result.reconcile_seconds / result.parse_seconds:.1f}x as long)"
+    )
+    print(
+        f"  matched {result.matched:,}, {result.mismatches} mismatches "
+        f"({'complete' if result.complete else 'INCOMPLETE'}); orders written in one "
+        f"statement: {result.fill_seconds:.2f} s"
+    )
+
+
 def print_crowd(crowd: CrowdResult) -> None:
     def seconds(value: float | None) -> str:
         return f"{value:.2f} s" if value is not None else "never"
@@ -356,6 +387,7 @@ def results_document(
     crowd: CrowdResult | None = None,
     fairness: FairnessResult | None = None,
     reminders: ReminderResult | None = None,
+    reconciled: ReconciliationResult | None = None,
 ) -> dict[str, Any]:
     return {
         "started_at": started_at.isoformat(),
@@ -373,6 +405,7 @@ def results_document(
         "crowd": None if crowd is None else crowd.as_dict(),
         "fairness": None if fairness is None else fairness.as_dict(),
         "reminders": None if reminders is None else reminders.as_dict(),
+        "reconciliation": None if reconciled is None else reconciled.as_dict(),
         "goals": [g.as_dict() for g in found],
     }
 

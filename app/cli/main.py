@@ -22,6 +22,7 @@ COMMANDS: tuple[Callable[..., None], ...] = (
     operations.token,
     operations.recover,
     operations.audit,
+    operations.reconcile,
     operations.grant,
     operations.report,
 )

@@ -1,5 +1,5 @@
-"""`seckill migrate`, `token`, `recover`, `audit`, `grant`, `report` and `dead-letters`:
-the operators' tools beside the event and order commands."""
+"""`seckill migrate`, `token`, `recover`, `audit`, `reconcile`, `grant`, `report` and
+`dead-letters`: the operators' tools beside the event and order commands."""
 
 import asyncio
 from pathlib import Path
@@ -9,7 +9,7 @@ import typer
 from pydantic import ValidationError
 
 from app.auth import mint_token
-from app.cli.shared import load_settings, logger, servers
+from app.cli.shared import in_transaction, load_settings, logger, servers
 from app.config import Settings
 from app.db import migrate as run_migrations
 from app.processes.services import build_services
@@ -17,6 +17,7 @@ from app.processes.services import build_services
 if TYPE_CHECKING:
     from app.flows.audit_report import AuditReport
     from app.flows.coupon_audit import CouponAuditReport
+    from app.payments.schemas import ReconciliationRead
     from app.reports.campaign_schemas import CampaignReport
     from app.reports.schemas import EventReport
 
@@ -161,6 +162,45 @@ async def _audit(
     async with build_services(settings) as services:
         report = await sale_audit.audit(services=services, event_id=event_id)
         return report, await audit_coupons(services=services)
+
+
+def reconcile(
+    file: Annotated[
+        Path,
+        typer.Argument(exists=True, dir_okay=False, readable=True, help="A settlement file (CSV)."),
+    ],
+) -> None:
+    """Compare a payment settlement file with the orders and store the result, as POST
+    /api/v1/admin/reconciliations does; printed as JSON. Exit code 0 if every row matched
+    and no order is missing from the file, 1 if any id is listed, 2 if the file is
+    malformed (the line is named)."""
+    from app.gateways.settlement import MalformedSettlement
+
+    data = file.read_bytes()
+    with servers(load_settings()) as settings:
+        try:
+            result = asyncio.run(_reconcile(settings, data))
+        except MalformedSettlement as exc:
+            _refuse(f"{file}: {exc.detail}")
+    print(result.model_dump_json(indent=2))
+    raise typer.Exit(1 if result.mismatches else 0)
+
+
+async def _reconcile(settings: Settings, data: bytes) -> "ReconciliationRead":
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from app.payments import reconciliation
+    from app.payments.schemas import ReconciliationRead
+
+    async with build_services(settings) as services:
+
+        async def change(session: AsyncSession) -> ReconciliationRead:
+            row = await reconciliation.reconcile(
+                session=session, services=services, data=data, source="cli"
+            )
+            return ReconciliationRead.model_validate(row)
+
+        return await in_transaction(services, change)
 
 
 def grant(

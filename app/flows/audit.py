@@ -16,7 +16,10 @@ draining). For every item it checks:
   ledger has yet to book, is what Redis has left;
 - writer: no accepted order has waited in its stream (not stored yet, or refused by
   Postgres) longer than `audit_stuck_writer_seconds`: a stuck or failing order writer;
-- and that the dead-letter stream holds nothing.
+- and that the dead-letter stream holds nothing;
+- reconciliation: the latest stored reconciliation of a payment settlement file
+  (`seckill reconcile`) named no mismatch (it is not re-run here: the audit reads the
+  orders, the settlement file is the gateway's).
 
 Orders in flight are not problems: accepted but not yet written (in the stream), and
 cancelled but not yet given back (the stock-return outbox, app/orders/release.py), even
@@ -52,6 +55,7 @@ from app.inventory import repository as inventory
 from app.orders import repository as orders
 from app.orders import returns_repository
 from app.orders.returns_repository import StockReturn
+from app.payments import reconciliation
 from app.redis import RedisClient
 from app.store.freezes import BEHIND, FROZEN, FROZEN_WHY, why_frozen
 from app.store.keys import ItemKeys
@@ -560,9 +564,32 @@ async def audit(*, services: Container, event_id: int | None = None) -> AuditRep
         results: list[ItemAudit] = []
         for event in audited:
             results += await _audit_items(session, event.items, redis_sides, context)
+        payments = await _check_reconciliation(session)
     return AuditReport(
         event_ids=tuple(e.id for e in audited),
         items=tuple(results),
         dead_letters=tuple(dead),
         dead_letters_total=dead_total,
+        payments=payments,
+    )
+
+
+async def _check_reconciliation(session: AsyncSession) -> tuple[Problem, ...]:
+    """The latest stored reconciliation (seckill reconcile, POST /admin/reconciliations):
+    its mismatches stand until a newer file reconciles clean."""
+    latest = await reconciliation.latest(session=session)
+    if latest is None or not latest.mismatches:
+        return ()
+    lists = {
+        "missing in the gateway": latest.missing_in_gateway,
+        "missing in the orders": latest.missing_in_orders,
+        "amount mismatch": latest.amount_mismatch,
+        "duplicated": latest.duplicates,
+    }
+    named = "; ".join(f"{len(ids)} {what}: {_examples(ids)}" for what, ids in lists.items() if ids)
+    return (
+        Problem(
+            Check.RECONCILIATION,
+            f"reconciliation {latest.id} ({latest.first_day} to {latest.last_day}): {named}",
+        ),
     )

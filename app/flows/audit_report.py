@@ -19,6 +19,7 @@ class Check(StrEnum):
     DEAD_LETTER = "dead_letter"
     FROZEN = "frozen"
     WRITER = "writer"  # an order entry waiting or failing too long: the writer is stuck
+    RECONCILIATION = "reconciliation"  # the latest settlement file named mismatches
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +62,12 @@ class AuditReport:
     items: tuple[ItemAudit, ...]
     dead_letters: tuple[DeadLetter, ...]  # those of the audited items (or unattributable)
     dead_letters_total: int  # in the whole dead-letter stream, other events' included
+    # The latest reconciliation's mismatches (payments are not per event: every audit).
+    payments: tuple[Problem, ...] = ()
 
     @property
     def problems(self) -> list[Problem]:
-        found = [p for item in self.items for p in item.problems]
+        found = [p for item in self.items for p in item.problems] + list(self.payments)
         if self.dead_letters:
             listed = "; ".join(
                 f"{d.entry_id} order {d.order_id or '?'} item {d.item_id or '?'}: {d.reason}"

@@ -3,8 +3,12 @@
 Each pass is two small steps, each its own transaction:
 
 1. cancel_overdue: lock a batch of unpaid orders past their deadline (oldest first,
-   FOR UPDATE SKIP LOCKED, so several workers share the work), cancel them with the
-   conditional update and their transition rows, commit;
+   FOR UPDATE SKIP LOCKED, so several workers share the work); ask the gateway about
+   them first (find_charges, one call per batch): one it charged whose confirmation
+   never came is marked paid by that charge instead; cancel the rest with the
+   conditional update and their transition rows, commit. A webhook arriving meanwhile
+   waits for the row lock, then finds the order paid by its charge (`duplicate`) or
+   cancelled (refunded);
 2. return_owed: give back the units of a batch of cancelled or refunded orders still
    owed a return: the ones step 1 just cancelled, and any a crash left behind.
 
@@ -19,12 +23,15 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from app.container import Container
 from app.metrics import order_transitions
 from app.orders import repository
 from app.orders.models import OrderStatus, TransitionCause
 from app.orders.release import return_stock
 from app.orders.service import SOURCE_STATUS
+from app.payments.service import settle_found_charge
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +40,7 @@ FIRST_RETRY_SECONDS = 0.1
 
 @dataclass(frozen=True, slots=True)
 class SweepResult:
-    cancelled: int  # orders cancelled for want of payment
+    cancelled: int  # orders cancelled for want of payment (or paid by a charge found)
     returned: int  # orders whose units came back (on sale or on hand)
     batch_size: int
 
@@ -50,6 +57,7 @@ class TimeoutSweeper:
         self.batch_size = services.settings.timeout_sweep_batch_size
         self.cancelled = 0
         self.returned = 0
+        self.repaired = 0  # charged orders whose confirmation never came, marked paid
 
     # -- the loop -------------------------------------------------------------------
 
@@ -101,9 +109,10 @@ class TimeoutSweeper:
     async def cancel_overdue(self) -> int:
         async with self.services.sessionmaker() as session, session.begin():
             overdue = await repository.lock_overdue_orders(session, limit=self.batch_size)
+            paid = await self.settle_charged(session, overdue)
             cancelled = await repository.move_orders(
                 session,
-                order_ids=overdue,
+                order_ids=[order_id for order_id in overdue if order_id not in paid],
                 from_status=SOURCE_STATUS[OrderStatus.CANCELLED],
                 to_status=OrderStatus.CANCELLED,
                 cause=TransitionCause.PAYMENT_TIMEOUT,
@@ -114,7 +123,21 @@ class TimeoutSweeper:
                 OrderStatus.CANCELLED.value, TransitionCause.PAYMENT_TIMEOUT.value
             ).inc(len(cancelled))
         self.cancelled += len(cancelled)
-        return len(cancelled)
+        return len(cancelled) + len(paid)
+
+    async def settle_charged(self, session: AsyncSession, order_ids: list[str]) -> set[str]:
+        """The locked orders the gateway did charge (a lost confirmation), now paid."""
+        paid = set()
+        charges = await self.services.gateway.find_charges(order_ids) if order_ids else {}
+        for order_id, charge in charges.items():
+            if await settle_found_charge(
+                session=session, services=self.services, order_id=order_id, charge=charge
+            ):
+                paid.add(order_id)
+        if paid:
+            logger.warning("paid %d overdue orders by charges never confirmed", len(paid))
+        self.repaired += len(paid)
+        return paid
 
     async def return_owed(self) -> int:
         returned = await return_stock(services=self.services, limit=self.batch_size)

@@ -8,11 +8,17 @@ a notification delivered twice, gives the money back once).
 
 import asyncio
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from app.errors import AppError
+from app.gateways import repository
+from app.gateways.settlement import SettlementEntry, SettlementKind
 
 
 class PaymentDeclined(AppError):
@@ -37,22 +43,41 @@ class Charge:
 
 
 class PaymentGateway(Protocol):
+    """What a provider's adapter implements (README: "A real payment provider")."""
+
     async def charge(self, *, order_id: str, amount: Decimal, payment_token: str) -> Charge:
         """Take `amount` for the order; idempotent per order id (asking again returns
         the first charge). Raises PaymentDeclined."""
         ...
 
-    async def refund(self, *, reference: str, amount: Decimal) -> None:
+    async def refund(self, *, reference: str, order_id: str, amount: Decimal) -> bool:
         """Give a charge's money back (a void if it is not captured yet); idempotent per
-        reference."""
+        reference. True if this call made the refund, False if it was made before."""
+        ...
+
+    async def find_charges(self, order_ids: Sequence[str]) -> dict[str, Charge]:
+        """The charges the gateway took for these orders, by order id (asked by the
+        payment sweep about orders whose confirmation never came). One call per batch,
+        not per order: the sweep asks about every overdue order."""
+        ...
+
+    async def settlement(self, *, since: datetime, until: datetime) -> list[SettlementEntry]:
+        """The charges and refunds made in [since, until), oldest first."""
         ...
 
 
 class SimulatedGateway:
-    """Charges always succeed (except DECLINED_TOKEN), instantly or after `latency`;
-    keeps what it did in memory for tests and demos."""
+    """Charges always succeed (except DECLINED_TOKEN), instantly or after `latency`.
 
-    def __init__(self, *, latency_seconds: float = 0.0) -> None:
+    Its ledger is in Postgres (gateway_settlements), shared by every process, so a charge
+    is idempotent per order across them. A charge made through it with no webhook to
+    follow is what a lost confirmation looks like (tests: `charge` directly).
+    `charges` and `refunds` are this object's own calls, for tests to look at."""
+
+    def __init__(
+        self, *, sessionmaker: async_sessionmaker[AsyncSession], latency_seconds: float = 0.0
+    ) -> None:
+        self.sessionmaker = sessionmaker
         self.latency_seconds = latency_seconds
         self.charges: dict[str, Charge] = {}  # by order id
         self.refunds: dict[str, Decimal] = {}  # by charge reference
@@ -61,16 +86,39 @@ class SimulatedGateway:
         await asyncio.sleep(self.latency_seconds)
         if payment_token == DECLINED_TOKEN:
             raise PaymentDeclined(f"The card was declined for order {order_id!r}.")
-        first = self.charges.get(order_id)
-        if first is not None:
-            return first
-        charge = Charge(reference=f"sim_{secrets.token_hex(12)}", order_id=order_id, amount=amount)
+        async with self.sessionmaker() as session, session.begin():
+            row = await repository.insert_charge(
+                session, charge_id=f"sim_{secrets.token_hex(12)}", order_id=order_id, amount=amount
+            )
+        charge = Charge(reference=row.charge_id, order_id=row.order_id, amount=row.amount)
         self.charges[order_id] = charge
         return charge
 
-    async def refund(self, *, reference: str, amount: Decimal) -> None:
+    async def refund(self, *, reference: str, order_id: str, amount: Decimal) -> bool:
         await asyncio.sleep(self.latency_seconds)
+        async with self.sessionmaker() as session, session.begin():
+            first = await repository.insert_refund(
+                session, charge_id=reference, order_id=order_id, amount=amount
+            )
         self.refunds.setdefault(reference, amount)
+        return first
 
-    def refunded(self, reference: str) -> bool:
-        return reference in self.refunds
+    async def find_charges(self, order_ids: Sequence[str]) -> dict[str, Charge]:
+        async with self.sessionmaker() as session:
+            rows = await repository.find_charges(session, order_ids)
+        return {
+            r.order_id: Charge(reference=r.charge_id, order_id=r.order_id, amount=r.amount)
+            for r in rows
+        }
+
+    async def settlement(self, *, since: datetime, until: datetime) -> list[SettlementEntry]:
+        async with self.sessionmaker() as session:
+            rows = await repository.entries_between(session, since=since, until=until)
+        return [
+            SettlementEntry(r.charge_id, r.order_id, SettlementKind(r.kind), r.amount, r.at)
+            for r in rows
+        ]
+
+    async def refunded(self, reference: str) -> bool:
+        async with self.sessionmaker() as session:
+            return await repository.is_refunded(session, reference)

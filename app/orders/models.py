@@ -62,6 +62,8 @@ class TransitionCause(StrEnum):
     USER_CANCEL = "user_cancel"
     OPERATOR_CANCEL = "operator_cancel"
     PAYMENT_TIMEOUT = "payment_timeout"  # the worker's sweep
+    # The sweep found a charge whose confirmation never came (app/flows/timeouts.py).
+    PAYMENT_CHECK = "payment_check"
     REFUND = "refund"  # an operator refunded a paid order
     SHIPMENT = "shipment"  # an operator shipped a paid order (carrier, tracking number)
     RETURN = "return"  # an operator approved the buyer's return (app/returns): refunded

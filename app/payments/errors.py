@@ -1,4 +1,4 @@
-from app.errors import AppError
+from app.errors import AppError, NotFound
 
 
 class InvalidSignature(AppError):
@@ -15,3 +15,15 @@ class AmountMismatch(AppError):
     status = 409
     code = "amount_mismatch"
     title = "The paid amount does not match the order"
+
+
+class UnsupportedSettlementType(AppError):
+    """A reconciliation's body that is not a CSV settlement file."""
+
+    status = 415
+    code = "unsupported_media_type"
+    title = "Unsupported media type"
+
+
+class ReconciliationNotFound(NotFound):
+    title = "No such reconciliation"

@@ -1,3 +1,4 @@
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -44,7 +45,34 @@ class NotificationOutcome(StrEnum):
     RECORDED = "recorded"  # the order is now paid
     DUPLICATE = "duplicate"  # this payment was recorded before: nothing changed
     IGNORED = "ignored"  # a failed charge: the order waits for another payment
+    # The order was cancelled (or paid by another charge) first: this charge was refunded.
+    REFUNDED = "refunded"
 
 
 class NotificationAck(BaseModel):
     outcome: NotificationOutcome
+
+
+class ReconciliationSummary(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    created_at: datetime
+    source: str = Field(description="`api` or `cli` (seckill reconcile).")
+    first_day: date | None = Field(description="The business days the file's rows fall on.")
+    last_day: date | None
+    rows: int
+    matched: int = Field(description="Rows whose order agrees.")
+    mismatches: int = Field(description="Ids listed in the four lists, in all.")
+
+
+class ReconciliationRead(ReconciliationSummary):
+    missing_in_gateway: list[str] = Field(
+        description="Orders paid (or refunded) in the period whose charge (refund) is not "
+        "in the file."
+    )
+    missing_in_orders: list[str] = Field(
+        description="Charge ids naming no order, or an order not paid or refunded by them."
+    )
+    amount_mismatch: list[str] = Field(description="Charge ids for another amount.")
+    duplicates: list[str] = Field(description="Charge ids charged, or refunded, twice.")

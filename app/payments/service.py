@@ -3,7 +3,9 @@ the transaction (app/db.py), and a refunded order's stock goes back after its co
 
 Money and status can disagree only for a moment: when the gateway has charged but the
 order's conditional update loses (the payment timeout or a cancellation got there first),
-the charge is given back through the gateway before answering 409.
+the charge is given back through the gateway (before answering the shopper 409, or the
+gateway's late notification 200 `refunded`). A charge whose confirmation never came is
+found by the payment-timeout sweep before it cancels (settle_found_charge).
 """
 
 import logging
@@ -13,7 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit_log import service as audit_log
 from app.auth import User
 from app.container import Container
+from app.gateways.payment import Charge
 from app.members import settlement as members
+from app.metrics import charges_given_back
 from app.orders import service as orders
 from app.orders.errors import WrongOrderState
 from app.orders.models import Order, OrderStatus, TransitionCause
@@ -51,7 +55,9 @@ async def pay(
         if order.payment_reference == charge.reference:
             return await orders.reload_order(session=session, order_id=order.id)
         # Paid by another charge: this one must not cost the customer anything.
-        await services.gateway.refund(reference=charge.reference, amount=order.amount)
+        await _give_back(
+            session=session, services=services, order=order, reference=charge.reference
+        )
         raise WrongOrderState(order.id, order.status, "paid", OrderStatus.PENDING_PAYMENT.value)
     paid = await _settle(
         session=session,
@@ -94,15 +100,50 @@ async def record_notification(
         )
     if order.payment_reference == notification.reference:
         return NotificationOutcome.DUPLICATE
-    paid = await _settle(
+    if order.status != OrderStatus.PENDING_PAYMENT.value:
+        # Late (the timeout or the shopper cancelled first) or a second charge: money
+        # without an order goes back. Answered 200, else the gateway would retry forever;
+        # a second delivery finds the refund made and records nothing more.
+        await _give_back(
+            session=session, services=services, order=order, reference=notification.reference
+        )
+        return NotificationOutcome.REFUNDED
+    return await _settle_unattended(
         session=session,
         services=services,
         order=order,
         reference=notification.reference,
         cause=TransitionCause.PAYMENT_CALLBACK,
     )
-    # None: the same notification, delivered twice at once, was recorded by the other.
-    return NotificationOutcome.RECORDED if paid else NotificationOutcome.DUPLICATE
+
+
+async def settle_found_charge(
+    *, session: AsyncSession, services: Container, order_id: str, charge: Charge
+) -> bool:
+    """A charge the gateway took for a pending order whose confirmation never came (the
+    payment sweep asked the gateway): the order is paid by it, as the webhook would have
+    done. True if this paid the order; a charge for another amount is given back."""
+    order = await orders.reload_order(session=session, order_id=order_id)
+    if charge.amount != order.amount:
+        logger.error(
+            "charge %s for order %s: %s charged, %s due; given back",
+            charge.reference,
+            order.id,
+            charge.amount,
+            order.amount,
+        )
+        await _give_back(
+            session=session, services=services, order=order, reference=charge.reference
+        )
+        return False
+    outcome = await _settle_unattended(
+        session=session,
+        services=services,
+        order=order,
+        reference=charge.reference,
+        cause=TransitionCause.PAYMENT_CHECK,
+    )
+    return outcome is NotificationOutcome.RECORDED
 
 
 async def refund(*, session: AsyncSession, services: Container, user: User, order_id: str) -> Order:
@@ -134,7 +175,9 @@ async def refund_order(
     # Money first: a refund the gateway has not made must never show as `refunded`. A
     # racing second refund reaches the gateway with the same reference (idempotent) and
     # then loses the conditional update below.
-    await services.gateway.refund(reference=order.payment_reference, amount=order.amount)
+    await services.gateway.refund(
+        reference=order.payment_reference, order_id=order.id, amount=order.amount
+    )
     refunded = await orders.move_or_refuse(
         session=session,
         order=order,
@@ -184,6 +227,48 @@ async def _settle(
         return None
     # Charged for an order that timed out, was cancelled, or was paid by another charge
     # meanwhile: the customer must not pay for nothing.
-    logger.warning("order %s is %s: giving back charge %s", order.id, current.status, reference)
-    await services.gateway.refund(reference=reference, amount=order.amount)
+    await _give_back(session=session, services=services, order=current, reference=reference)
     raise WrongOrderState(order.id, current.status, "paid", OrderStatus.PENDING_PAYMENT.value)
+
+
+async def _settle_unattended(
+    *,
+    session: AsyncSession,
+    services: Container,
+    order: Order,
+    reference: str,
+    cause: TransitionCause,
+) -> NotificationOutcome:
+    """_settle for a charge no shopper waits on (the webhook, the sweep): a race lost to a
+    cancel is answered `refunded` (the charge was given back), not raised."""
+    try:
+        paid = await _settle(
+            session=session, services=services, order=order, reference=reference, cause=cause
+        )
+    except WrongOrderState:
+        return NotificationOutcome.REFUNDED
+    # None: the same charge, settled twice at once, was recorded by the other.
+    return NotificationOutcome.RECORDED if paid else NotificationOutcome.DUPLICATE
+
+
+async def _give_back(
+    *, session: AsyncSession, services: Container, order: Order, reference: str
+) -> None:
+    """Refund a charge that paid nothing (the order is `order.status`). The gateway's
+    refund is idempotent per charge; only the first is logged, counted and put in the
+    audit log (kept when the caller commits: the webhook's answer, the sweep)."""
+    if not await services.gateway.refund(
+        reference=reference, order_id=order.id, amount=order.amount
+    ):
+        return
+    logger.warning("order %s is %s: gave back charge %s", order.id, order.status, reference)
+    charges_given_back.labels(order.status).inc()
+    await audit_log.record(
+        session=session,
+        actor=_GATEWAY,
+        action="payment.given_back",
+        target=f"order:{order.id}",
+        event_id=order.event_id,
+        before={"status": order.status},
+        after={"charge": reference, "amount": order.amount},
+    )

@@ -62,6 +62,7 @@ from app.orders.router import admin as orders_admin
 from app.orders.router import router as orders_router
 from app.orders.router import shipments as orders_shipments
 from app.outages import install_outage_handlers
+from app.payments.reconciliation_router import router as reconciliation_admin
 from app.payments.router import orders as payments_orders
 from app.payments.router import orders_admin as payments_orders_admin
 from app.payments.router import router as payments_router
@@ -168,6 +169,7 @@ ROUTERS = (
     returns_orders,
     returns_admin,
     payments_router,
+    reconciliation_admin,
     coupons_public,
     coupons_admin,
     promotions_public,

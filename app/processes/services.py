@@ -27,14 +27,15 @@ async def build_services(settings: Settings) -> AsyncIterator[Container]:
         stack.push_async_callback(engine.dispose)
         redis = create_redis(settings, urls.redis_url)
         stack.push_async_callback(redis.aclose)
+        sessionmaker = create_sessionmaker(engine)
         services = Container(
             settings=settings,
             engine=engine,
-            sessionmaker=create_sessionmaker(engine),
+            sessionmaker=sessionmaker,
             redis=redis,
             scripts=await Scripts.load(redis),
             sold_out=SoldOutMarks(ttl_seconds=settings.sold_out_mark_seconds),
-            gateway=SimulatedGateway(),
+            gateway=SimulatedGateway(sessionmaker=sessionmaker),
             acks=await ack_policy(redis, settings),
         )
         runner = GrantRunner(sessionmaker=services.sessionmaker, settings=settings)

@@ -22,8 +22,8 @@ from tests.support.payments import notification, notify
 class HeldGateway(SimulatedGateway):
     """Charges wait until the test lets them finish, so it can act in between."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, services: Container) -> None:
+        super().__init__(sessionmaker=services.sessionmaker)
         self.charging = asyncio.Event()
         self.proceed = asyncio.Event()
 
@@ -90,7 +90,7 @@ async def test_paying_twice_answers_the_paid_order_and_charges_once(
 async def test_paying_after_the_gateway_notified_this_charge_answers_the_paid_order(
     client: httpx.AsyncClient, auth: Auth, app_services: Container
 ) -> None:
-    gateway = HeldGateway()
+    gateway = HeldGateway(app_services)
     app_services.gateway = gateway
     item = await create_live_item(client, auth, stock=5, seckill_price="19.90")
     order_id = await stored_order(client, auth, app_services, item.id)
@@ -133,7 +133,9 @@ async def test_paying_an_order_another_charge_paid_is_refused(
     assert (row.status, row.payment_reference) == ("paid", "gw_other")
     gateway = app_services.gateway
     assert isinstance(gateway, SimulatedGateway)
-    assert gateway.refunded(gateway.charges[order_id].reference), "the second charge is given back"
+    assert await gateway.refunded(gateway.charges[order_id].reference), (
+        "the second charge is given back"
+    )
 
 
 async def test_a_queued_order_asks_for_a_retry_then_is_paid(
@@ -201,7 +203,7 @@ async def test_a_charge_that_loses_to_a_cancellation_is_given_back(
 ) -> None:
     item = await create_live_item(client, auth, stock=5)
     order_id = await stored_order(client, auth, app_services, item.id)
-    gateway = HeldGateway()
+    gateway = HeldGateway(app_services)
     app_services.gateway = gateway
 
     paying = pay(client, auth.headers(), order_id)

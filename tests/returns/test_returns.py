@@ -111,9 +111,9 @@ async def test_twenty_approvals_at_once_refund_once(
     calls: list[str] = []
     refund_once = gateway.refund
 
-    async def counted(**kwargs: Any) -> None:
+    async def counted(**kwargs: Any) -> bool:
         calls.append(kwargs["reference"])
-        await refund_once(**kwargs)
+        return await refund_once(**kwargs)
 
     gateway.refund = counted  # type: ignore[method-assign]
     try:
