@@ -127,7 +127,7 @@ async def test_a_member_pays_the_member_price_and_the_order_is_marked_a_members(
         f"/api/v1/admin/events/{event_id}/report?format=csv", headers=auth.admin()
     )
     header, *_ = csv.text.splitlines()
-    assert header.endswith("member_units,member_paid_units,member_gmv")
+    assert "member_units,member_paid_units,member_gmv" in header
 
     # Paid through the gateway's webhook (no shopper token): the order's snapshot says it
     # was a member's, so it earns the members' points.
