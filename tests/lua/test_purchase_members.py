@@ -15,12 +15,28 @@ from app.store.warmup import Build, load_sale
 from tests.support.lua import (
     GROUP,
     MINUTE_MS,
+    LuaSale,
     open_sale,
     redis_now_ms,
     sale_terms,
     sleep_past,
     wider_client,
 )
+
+
+async def reserved_for_a_minute(
+    redis: Redis, prefix: str, *, stock: int, limit: int, reserved: int
+) -> LuaSale:
+    """An open sale with `reserved` of its `stock` for members, for a minute more."""
+    now = await redis_now_ms(redis)
+    return await open_sale(
+        redis,
+        prefix=prefix,
+        stock=stock,
+        limit=limit,
+        member_reserved=reserved,
+        reserved_until_ms=now + MINUTE_MS,
+    )
 
 
 async def test_a_member_pays_the_member_price_and_the_order_says_so(
@@ -56,15 +72,7 @@ async def test_a_member_price_above_a_lowered_price_gives_way_to_it(
 
 
 async def test_non_members_cannot_take_the_reserve(any_redis: Redis, key_prefix: str) -> None:
-    now = await redis_now_ms(any_redis)
-    sale = await open_sale(
-        any_redis,
-        prefix=key_prefix,
-        stock=10,
-        limit=10,
-        member_reserved=4,
-        reserved_until_ms=now + MINUTE_MS,
-    )
+    sale = await reserved_for_a_minute(any_redis, key_prefix, stock=10, limit=10, reserved=4)
 
     first = await sale.buy("s1", 6)
     refused = await sale.buy("s2", 1)
@@ -76,15 +84,7 @@ async def test_non_members_cannot_take_the_reserve(any_redis: Redis, key_prefix:
 
 
 async def test_members_take_the_reserve_first(any_redis: Redis, key_prefix: str) -> None:
-    now = await redis_now_ms(any_redis)
-    sale = await open_sale(
-        any_redis,
-        prefix=key_prefix,
-        stock=10,
-        limit=10,
-        member_reserved=4,
-        reserved_until_ms=now + MINUTE_MS,
-    )
+    sale = await reserved_for_a_minute(any_redis, key_prefix, stock=10, limit=10, reserved=4)
 
     assert (await sale.buy("m1", 3, member=True)).outcome is Outcome.ACCEPTED
     # One reserved unit is left: the other six are everyone's.
@@ -98,15 +98,7 @@ async def test_members_take_the_reserve_first(any_redis: Redis, key_prefix: str)
 async def test_members_buying_past_the_reserve_leave_it_used_up(
     any_redis: Redis, key_prefix: str
 ) -> None:
-    now = await redis_now_ms(any_redis)
-    sale = await open_sale(
-        any_redis,
-        prefix=key_prefix,
-        stock=10,
-        limit=10,
-        member_reserved=2,
-        reserved_until_ms=now + MINUTE_MS,
-    )
+    sale = await reserved_for_a_minute(any_redis, key_prefix, stock=10, limit=10, reserved=2)
 
     assert (await sale.buy("m1", 5, member=True)).outcome is Outcome.ACCEPTED
     assert (await sale.buy("s1", 5)).outcome is Outcome.ACCEPTED
@@ -132,15 +124,7 @@ async def test_what_members_left_is_everyones_once_the_reserve_ends(
 async def test_a_reserve_of_the_whole_stock_sells_to_members_only(
     any_redis: Redis, key_prefix: str
 ) -> None:
-    now = await redis_now_ms(any_redis)
-    sale = await open_sale(
-        any_redis,
-        prefix=key_prefix,
-        stock=3,
-        limit=3,
-        member_reserved=3,
-        reserved_until_ms=now + MINUTE_MS,
-    )
+    sale = await reserved_for_a_minute(any_redis, key_prefix, stock=3, limit=3, reserved=3)
 
     assert (await sale.buy("s1", 1)).outcome is Outcome.SOLD_OUT
     assert (await sale.buy("m1", 3, member=True)).outcome is Outcome.ACCEPTED
@@ -186,15 +170,7 @@ async def test_a_crowd_of_members_and_shoppers_splits_the_stock_exactly(
 ) -> None:
     """300 buyers at once, half members: members get at least the reserve, non-members
     never more than the general stock, and not a unit more than the stock is sold."""
-    now = await redis_now_ms(any_redis)
-    sale = await open_sale(
-        any_redis,
-        prefix=key_prefix,
-        stock=100,
-        limit=1,
-        member_reserved=40,
-        reserved_until_ms=now + MINUTE_MS,
-    )
+    sale = await reserved_for_a_minute(any_redis, key_prefix, stock=100, limit=1, reserved=40)
     crowd = wider_client(any_redis, 300)
     try:
         through = sale.through(crowd)
